@@ -1,0 +1,120 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Hosting;
+using Akka.Cluster.Hosting.SBR;
+using Akka.Cluster.Sharding;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+using Serve.Actors.Models;
+using Serve.Actors.Placement;
+using Serve.Actors.Protocol;
+using Serve.Actors.Registry;
+
+namespace Serve.Actors.Hosting;
+
+/// <summary>Akka.Hosting building blocks shared by the gateway, the worker and the standalone node.</summary>
+public static class ServeAkkaExtensions
+{
+    public const string RegistrySingletonName = "model-registry";
+
+    /// <summary>Remoting, clustering, split-brain resolver, sharding defaults and the protocol serializer.</summary>
+    public static AkkaConfigurationBuilder WithServeCluster(
+        this AkkaConfigurationBuilder builder, ServeClusterOptions options, IReadOnlyCollection<string> roles)
+    {
+        builder
+            .WithRemoting(new RemoteOptions
+            {
+                HostName = options.Hostname,
+                Port = options.Port,
+                PublicHostName = options.PublicHostname,
+                MaxFrameSize = options.MaximumFrameSizeBytes,
+                SendBufferSize = options.MaximumFrameSizeBytes * 2,
+                ReceiveBufferSize = options.MaximumFrameSizeBytes * 2,
+            })
+            .WithClustering(new ClusterOptions
+            {
+                Roles = [.. roles],
+                SeedNodes = options.Seeds.Length > 0 ? options.Seeds : null,
+                SplitBrainResolver = SplitBrainResolverOption.Default,
+            })
+            .AddHocon(
+                $$"""
+                akka.cluster.split-brain-resolver.stable-after = {{(int)options.StableAfter.TotalMilliseconds}}ms
+                akka.cluster.singleton-proxy.log-singleton-identification-failure = off
+                akka.cluster.sharding {
+                  # Replicas hold loaded models: never stop one for being idle.
+                  passivate-idle-entity-after = off
+                  state-store-mode = ddata
+                  remember-entities = off
+                  # The LMDB durable store does not work with the LightningDB version served; nothing needs it.
+                  distributed-data.durable.keys = []
+                  rebalance-interval = 5s
+                }
+                """,
+                HoconAddMode.Prepend)
+            .WithCustomSerializer(ServeSerialization.SerializerName, [typeof(IServeMessage)], ServeSerialization.Create);
+
+        if (options.Seeds.Length == 0)
+        {
+            // No seeds: a cluster of one (standalone). Join ourselves once remoting knows its real port.
+            builder.WithActors((system, _) => Cluster.Get(system).Join(Cluster.Get(system).SelfAddress));
+        }
+
+        return builder;
+    }
+
+    /// <summary>
+    /// Worker role: the shard region that hosts model replicas, placed by <see cref="ReplicaAllocationStrategy"/>.
+    /// Replicas reach the registry through the <see cref="ModelRegistry"/> proxy, resolved when each starts.
+    /// </summary>
+    public static AkkaConfigurationBuilder WithModelReplicaShards(
+        this AkkaConfigurationBuilder builder, IInferenceBackend backend, ModelActorSettings settings)
+    {
+        return builder.StartActors(async (system, registry) =>
+        {
+            var sharding = ClusterSharding.Get(system);
+            var shardingSettings = ClusterShardingSettings.Create(system)
+                .WithRole(ServeRoles.Worker)
+                .WithRememberEntities(false)
+                .WithStateStoreMode(StateStoreMode.DData)
+                .WithPassivateIdleAfter(TimeSpan.Zero);
+            var region = await sharding.StartAsync(
+                ReplicaMessageExtractor.TypeName,
+                entityId => ReplicaId.TryParse(entityId, out var replica)
+                    ? ModelActor.Props(replica, backend, registry.Get<ModelRegistry>(), settings)
+                    : throw new ArgumentException($"'{entityId}' is not a replica id (model/version/index)"),
+                shardingSettings,
+                new ReplicaMessageExtractor(),
+                new ReplicaAllocationStrategy(),
+                HandOff.Instance);
+            registry.Register<ModelReplicaRegion>(region);
+        });
+    }
+
+    /// <summary>Gateway-only nodes reach the replicas on workers through a shard region proxy.</summary>
+    public static AkkaConfigurationBuilder WithModelReplicaProxy(this AkkaConfigurationBuilder builder) =>
+        builder.WithShardRegionProxy<ModelReplicaRegion>(
+            ReplicaMessageExtractor.TypeName, ServeRoles.Worker, new ReplicaMessageExtractor());
+
+    /// <summary>The registry singleton (on the oldest gateway) and a proxy to it on this node.</summary>
+    public static AkkaConfigurationBuilder WithModelRegistry(this AkkaConfigurationBuilder builder, RegistrySettings settings) =>
+        builder.WithSingleton<ModelRegistry>(
+            RegistrySingletonName,
+            (_, registry, _) => ModelRegistryActor.Props(registry.Get<ModelReplicaRegion>(), settings),
+            new ClusterSingletonOptions { Role = ServeRoles.Gateway, LogSingletonIdentificationFailure = false },
+            createProxyToo: true);
+
+    /// <summary>Worker-only nodes talk to the registry through a proxy.</summary>
+    public static AkkaConfigurationBuilder WithModelRegistryProxy(this AkkaConfigurationBuilder builder) =>
+        builder.WithSingletonProxy<ModelRegistry>(
+            RegistrySingletonName,
+            new ClusterSingletonOptions { Role = ServeRoles.Gateway, LogSingletonIdentificationFailure = false });
+
+    /// <summary>Keeps <paramref name="view"/> in step with the registry's catalog.</summary>
+    public static AkkaConfigurationBuilder WithCatalogView(this AkkaConfigurationBuilder builder, CatalogView view) =>
+        builder.WithActors((system, registry) =>
+        {
+            var subscriber = system.ActorOf(CatalogSubscriber.Props(view, registry.Get<ModelRegistry>()), "catalog-subscriber");
+            registry.Register<CatalogSubscriberKey>(subscriber);
+        });
+}

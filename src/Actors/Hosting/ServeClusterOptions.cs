@@ -1,0 +1,70 @@
+namespace Serve.Actors.Hosting;
+
+/// <summary>Cluster membership and remoting for one node. Section <c>Serve:Cluster</c>.</summary>
+public sealed class ServeClusterOptions
+{
+    public const string Section = "Serve:Cluster";
+
+    /// <summary>Name of the actor system; every node of one cluster must use the same. Env: Serve__Cluster__SystemName.</summary>
+    public string SystemName { get; set; } = "serve";
+
+    /// <summary>Address remoting binds to; loopback unless configured. Env: Serve__Cluster__Hostname.</summary>
+    public string Hostname { get; set; } = "127.0.0.1";
+
+    /// <summary>Remoting port; 0 picks a free one (only useful for a standalone node). Env: Serve__Cluster__Port.</summary>
+    public int Port { get; set; } = 4053;
+
+    /// <summary>Address other nodes use to reach this one, when it differs from <see cref="Hostname"/> (NAT, containers).</summary>
+    public string? PublicHostname { get; set; }
+
+    /// <summary>
+    /// Seed node addresses (<c>akka.tcp://serve@host:port</c>). Empty: this node forms a cluster of its own
+    /// (standalone). Env: Serve__Cluster__Seeds__0, Serve__Cluster__Seeds__1, ...
+    /// </summary>
+    public string[] Seeds { get; set; } = [];
+
+    /// <summary>
+    /// Largest remoting frame: bounds the largest request or response that crosses nodes. Must be the same
+    /// on every node (a receiver with a smaller limit drops the connection). Env: Serve__Cluster__MaximumFrameSizeBytes.
+    /// </summary>
+    public long MaximumFrameSizeBytes { get; set; } = 16L * 1024 * 1024;
+
+    /// <summary>How long membership must be stable before the split-brain resolver downs unreachable nodes.</summary>
+    public TimeSpan StableAfter { get; set; } = TimeSpan.FromSeconds(10);
+
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        if (string.IsNullOrWhiteSpace(SystemName))
+        {
+            problems.Add("Serve:Cluster:SystemName must not be empty");
+        }
+
+        if (Port is < 0 or > 65535)
+        {
+            problems.Add($"Serve:Cluster:Port must be 0-65535, not {Port}");
+        }
+
+        if (MaximumFrameSizeBytes < 128_000)
+        {
+            problems.Add($"Serve:Cluster:MaximumFrameSizeBytes must be at least 128000, not {MaximumFrameSizeBytes}");
+        }
+
+        foreach (var seed in Seeds)
+        {
+            if (!seed.StartsWith($"akka.tcp://{SystemName}@", StringComparison.Ordinal))
+            {
+                problems.Add($"seed '{seed}' must look like akka.tcp://{SystemName}@host:port");
+            }
+        }
+
+        return problems;
+    }
+}
+
+/// <summary>Cluster roles. A standalone node has both.</summary>
+public static class ServeRoles
+{
+    public const string Gateway = "gateway";
+    public const string Worker = "worker";
+}

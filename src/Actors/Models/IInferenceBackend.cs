@@ -1,0 +1,47 @@
+using Serve.Actors.Protocol;
+
+namespace Serve.Actors.Models;
+
+/// <summary>
+/// The seam between the actors and libtorch. The worker node implements it with TorchSharp; the actors
+/// only see inputs, outputs and failures.
+/// </summary>
+public interface IInferenceBackend
+{
+    /// <summary>
+    /// Loads one replica's model on a device the node chooses. Throws <see cref="ModelLoadException"/>
+    /// with a message that names the file and the cause.
+    /// </summary>
+    Task<ILoadedModel> LoadAsync(ReplicaId replica, ModelDefinition definition, CancellationToken cancellationToken);
+}
+
+/// <summary>A model loaded on one device, ready to run batches.</summary>
+public interface ILoadedModel : IAsyncDisposable
+{
+    /// <summary>The device it runs on, e.g. <c>cuda:0</c> or <c>cpu:1</c>.</summary>
+    string Device { get; }
+
+    ModelSignature Signature { get; }
+
+    /// <summary>
+    /// Runs one batch. A request the model cannot take (bad input) fails alone, as an outcome; a fault of
+    /// the model itself throws <see cref="ModelExecutionException"/> and fails the whole batch.
+    /// </summary>
+    Task<BatchResult> InferAsync(IReadOnlyList<InferenceInput> batch, CancellationToken cancellationToken);
+}
+
+public sealed record BatchResult(IReadOnlyList<InferenceOutcome> Outcomes, TimeSpan DeviceTime);
+
+/// <summary>The result for one request of a batch.</summary>
+public abstract record InferenceOutcome
+{
+    public sealed record Success(InferenceOutput Output) : InferenceOutcome;
+
+    public sealed record Failure(ServeError Error) : InferenceOutcome;
+}
+
+/// <summary>Loading a model failed; the message says which file and why.</summary>
+public sealed class ModelLoadException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The model failed while running, not because of its input; the replica restarts.</summary>
+public sealed class ModelExecutionException(string message, Exception? inner = null) : Exception(message, inner);

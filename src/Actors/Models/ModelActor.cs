@@ -1,0 +1,476 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Serve.Actors.Batching;
+using Serve.Actors.Protocol;
+
+namespace Serve.Actors.Models;
+
+public sealed record ModelActorSettings(RestartBackoff Backoff, TimeSpan StatusInterval, TimeSpan ResolveRetryInterval)
+{
+    public static ModelActorSettings Default { get; } =
+        new(RestartBackoff.Default, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2));
+}
+
+/// <summary>
+/// One replica of one model version: a sharded entity bound to one device of the node that hosts it.
+/// It queues requests (bounded by job_queue_size), forms batches (batch_size, max_batch_delay) and hands
+/// them to the device through <see cref="ILoadedModel"/>; results come back as messages, so the mailbox
+/// never waits on the device. Load or execution failures restart the model with exponential backoff; a
+/// crash loop ends in <see cref="ReplicaState.Failed"/>. Every state change is reported to the registry.
+/// </summary>
+[SuppressMessage("Design", "CA1001", Justification = "Actors release resources in PostStop, not Dispose.")]
+public sealed class ModelActor : ReceiveActor, IWithTimers
+{
+    private const string BatchTimer = "batch";
+    private const string RetryTimer = "retry";
+    private const string ResolveTimer = "resolve";
+    private const string StatusTimer = "status";
+
+    private readonly ReplicaId _replica;
+    private readonly IInferenceBackend _backend;
+    private readonly IActorRef _registry;
+    private readonly ModelActorSettings _settings;
+    private readonly string _nodeAddress;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly LinkedList<Pending> _queue = new();
+    private readonly Dictionary<string, LinkedListNode<Pending>> _queuedById = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _lifetime = new();
+
+    private ModelDefinition? _definition;
+    private ILoadedModel? _model;
+    private ReplicaState _state = ReplicaState.Starting;
+    private DateTime _stateSinceUtc = DateTime.UtcNow;
+    private int _generation;
+    private int _consecutiveFailures;
+    private int _restarts;
+    private string? _lastError;
+    private List<Pending>? _runningBatch;
+    private bool _handingOff;
+
+    public ModelActor(ReplicaId replica, IInferenceBackend backend, IActorRef registry, ModelActorSettings settings)
+    {
+        _replica = replica;
+        _backend = backend;
+        _registry = registry;
+        _settings = settings;
+        _nodeAddress = Cluster.Get(Context.System).SelfAddress.ToString();
+
+        Receive<EnsureReplica>(m => Adopt(m.Definition));
+        Receive<ModelResolved>(OnResolved);
+        Receive<InferenceRequest>(Enqueue);
+        Receive<CancelInference>(CancelQueued);
+        Receive<Loaded>(OnLoaded);
+        Receive<LoadFailed>(OnLoadFailed);
+        Receive<BatchCompleted>(OnBatchCompleted);
+        Receive<BatchCrashed>(OnBatchCrashed);
+        Receive<BatchDelayElapsed>(_ => TryDispatch());
+        Receive<RetryLoad>(m =>
+        {
+            if (m.Generation == _generation && _state == ReplicaState.Restarting)
+            {
+                StartLoad();
+            }
+        });
+        Receive<ResolveTick>(_ => _registry.Tell(new ResolveModel(_replica.Key)));
+        Receive<ReportStatusTick>(_ => ReportStatus());
+        Receive<HandOff>(_ => BeginHandOff());
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(ReplicaId replica, IInferenceBackend backend, IActorRef registry, ModelActorSettings settings) =>
+        Akka.Actor.Props.Create(() => new ModelActor(replica, backend, registry, settings));
+
+    protected override void PreStart()
+    {
+        Timers.StartPeriodicTimer(StatusTimer, ReportStatusTick.Instance, _settings.StatusInterval);
+        // Normally the registry's EnsureReplica arrives first; ask for the definition only if it does not.
+        Timers.StartPeriodicTimer(ResolveTimer, ResolveTick.Instance, TimeSpan.FromMilliseconds(200), _settings.ResolveRetryInterval);
+        ReportStatus();
+    }
+
+    protected override void PostStop()
+    {
+        _lifetime.Cancel();
+        var reason = $"replica {_replica} stopped (moved to another node or removed); retry the request";
+        FailQueued(new ServeError(ServeErrorKind.Unavailable, reason));
+        if (_runningBatch is not null)
+        {
+            Reply(_runningBatch, new ServeError(ServeErrorKind.Unavailable, reason));
+        }
+
+        DisposeModel();
+        _state = ReplicaState.Stopped;
+        ReportStatus();
+        _lifetime.Dispose();
+    }
+
+    private void Adopt(ModelDefinition definition)
+    {
+        if (definition.Key != _replica.Key)
+        {
+            _log.Warning("Replica {0} ignored a definition for {1}", _replica, definition.Key);
+            return;
+        }
+
+        var previous = _definition;
+        _definition = definition;
+        Timers.Cancel(ResolveTimer);
+        if (previous is null)
+        {
+            StartLoad();
+        }
+        else if (!SameModel(previous, definition))
+        {
+            _log.Info("Replica {0}: model definition changed, reloading", _replica);
+            _consecutiveFailures = 0;
+            DisposeModel();
+            StartLoad();
+        }
+        else
+        {
+            // Only serving settings changed (batching, queue size, timeout): they apply from the next batch.
+            TryDispatch();
+        }
+    }
+
+    private void OnResolved(ModelResolved resolved)
+    {
+        if (resolved.Definition is not null)
+        {
+            Adopt(resolved.Definition);
+        }
+        else if (_definition is null)
+        {
+            _log.Warning("Replica {0}: the registry does not know model {1}; stopping", _replica, _replica.Key);
+            FailQueued(new ServeError(ServeErrorKind.NotFound, $"Model not found: {_replica.Model} version {_replica.Version}"));
+            Context.Parent.Tell(new Passivate(HandOff.Instance));
+        }
+    }
+
+    private static bool SameModel(ModelDefinition a, ModelDefinition b) =>
+        a.Source == b.Source && a.Handler == b.Handler && a.LabelsPath == b.LabelsPath;
+
+    private void StartLoad()
+    {
+        var generation = ++_generation;
+        SetState(ReplicaState.Loading);
+        _log.Info("Replica {0}: loading {1}", _replica, _definition!.Source);
+        _backend.LoadAsync(_replica, _definition, _lifetime.Token).PipeTo(
+            Self,
+            success: model => new Loaded(generation, model),
+            failure: error => new LoadFailed(generation, error));
+    }
+
+    private void OnLoaded(Loaded loaded)
+    {
+        if (loaded.Generation != _generation || _handingOff)
+        {
+            _ = loaded.Model.DisposeAsync().AsTask();
+            return;
+        }
+
+        _model = loaded.Model;
+        _log.Info("Replica {0}: ready on {1}", _replica, _model.Device);
+        SetState(ReplicaState.Ready);
+        TryDispatch();
+    }
+
+    private void OnLoadFailed(LoadFailed failed)
+    {
+        if (failed.Generation == _generation)
+        {
+            Fail($"loading failed: {Describe(failed.Error)}");
+        }
+    }
+
+    private void Fail(string cause)
+    {
+        _consecutiveFailures++;
+        _lastError = cause;
+        DisposeModel();
+        FailQueued(new ServeError(ServeErrorKind.Unavailable, $"Model \"{_replica.Model}\" replica {_replica.Index} {cause}"));
+        if (_settings.Backoff.GivesUpAfter(_consecutiveFailures))
+        {
+            _log.Error("Replica {0}: {1}. Failed {2} times in a row; not retrying until its definition changes",
+                _replica, cause, _consecutiveFailures);
+            SetState(ReplicaState.Failed);
+            return;
+        }
+
+        var delay = _settings.Backoff.DelayAfter(_consecutiveFailures);
+        _log.Error("Replica {0}: {1}. Restarting in {2}", _replica, cause, delay);
+        _restarts++;
+        SetState(ReplicaState.Restarting);
+        Timers.StartSingleTimer(RetryTimer, new RetryLoad(_generation), delay);
+    }
+
+    private void Enqueue(InferenceRequest request)
+    {
+        if (_state is ReplicaState.Failed or ReplicaState.Restarting || _handingOff)
+        {
+            var why = _handingOff ? "is moving to another node" : $"is {_state.ToString().ToLowerInvariant()}: {_lastError}";
+            Sender.Tell(new InferenceFailed(request.RequestId,
+                new ServeError(ServeErrorKind.Unavailable, $"Model \"{_replica.Model}\" replica {_replica.Index} {why}")));
+            return;
+        }
+
+        var capacity = _definition?.JobQueueSize ?? ModelDefinition.DefaultJobQueueSize;
+        if (_queue.Count >= capacity)
+        {
+            Sender.Tell(new InferenceFailed(request.RequestId, new ServeError(ServeErrorKind.Overloaded,
+                $"Model \"{_replica.Model}\" version {_replica.Version} has {capacity} requests queued (job_queue_size); try again later")));
+            return;
+        }
+
+        if (request.DeadlineUtc <= DateTime.UtcNow)
+        {
+            Sender.Tell(new InferenceFailed(request.RequestId, DeadlinePassed()));
+            return;
+        }
+
+        var node = _queue.AddLast(new Pending(request, Sender, Stopwatch.GetTimestamp()));
+        _queuedById.TryAdd(request.RequestId, node);
+        TryDispatch();
+    }
+
+    private void CancelQueued(CancelInference cancel)
+    {
+        if (_queuedById.Remove(cancel.RequestId, out var node))
+        {
+            _queue.Remove(node);
+            node.Value.ReplyTo.Tell(new InferenceFailed(cancel.RequestId,
+                new ServeError(ServeErrorKind.Cancelled, "The client cancelled the request before it ran")));
+        }
+    }
+
+    private void TryDispatch()
+    {
+        if (_state != ReplicaState.Ready || _model is null || _definition is null)
+        {
+            return;
+        }
+
+        while (true)
+        {
+            var oldestWaited = _queue.First is { } first
+                ? Stopwatch.GetElapsedTime(first.Value.ArrivedTimestamp)
+                : TimeSpan.Zero;
+            var decision = BatchingPolicy.Decide(_queue.Count, oldestWaited, _runningBatch is not null,
+                _definition.BatchSize, TimeSpan.FromMilliseconds(_definition.MaxBatchDelayMs));
+            switch (decision.Action)
+            {
+                case BatchAction.Wait:
+                    if (!Timers.IsTimerActive(BatchTimer))
+                    {
+                        Timers.StartSingleTimer(BatchTimer, BatchDelayElapsed.Instance, decision.Wait);
+                    }
+
+                    return;
+                case BatchAction.Dispatch:
+                    Timers.Cancel(BatchTimer);
+                    if (Dispatch(decision.Count))
+                    {
+                        return;
+                    }
+
+                    // Every request taken had expired; decide again with what is left.
+                    continue;
+                default:
+                    return;
+            }
+        }
+    }
+
+    private bool Dispatch(int count)
+    {
+        var now = DateTime.UtcNow;
+        var batch = new List<Pending>(count);
+        while (batch.Count < count && _queue.First is { } node)
+        {
+            _queue.RemoveFirst();
+            _queuedById.Remove(node.Value.Request.RequestId);
+            if (node.Value.Request.DeadlineUtc <= now)
+            {
+                node.Value.ReplyTo.Tell(new InferenceFailed(node.Value.Request.RequestId, DeadlinePassed()));
+                continue;
+            }
+
+            batch.Add(node.Value);
+        }
+
+        if (batch.Count == 0)
+        {
+            return false;
+        }
+
+        _runningBatch = batch;
+        var generation = _generation;
+        var dispatched = Stopwatch.GetTimestamp();
+        var inputs = batch.Select(p => p.Request.Input).ToArray();
+        _model!.InferAsync(inputs, _lifetime.Token).PipeTo(
+            Self,
+            success: result => new BatchCompleted(generation, batch, result, dispatched),
+            failure: error => new BatchCrashed(generation, batch, error));
+        return true;
+    }
+
+    private void OnBatchCompleted(BatchCompleted completed)
+    {
+        _runningBatch = null;
+        var outcomes = completed.Result.Outcomes;
+        if (outcomes.Count != completed.Batch.Count)
+        {
+            OnBatchCrashed(new BatchCrashed(completed.Generation, completed.Batch, new ModelExecutionException(
+                $"the handler returned {outcomes.Count} results for a batch of {completed.Batch.Count}")));
+            return;
+        }
+
+        _consecutiveFailures = 0;
+        var device = _model?.Device ?? string.Empty;
+        for (var i = 0; i < outcomes.Count; i++)
+        {
+            var pending = completed.Batch[i];
+            var requestId = pending.Request.RequestId;
+            object reply = outcomes[i] switch
+            {
+                InferenceOutcome.Success s => new InferenceSucceeded(requestId, s.Output, new InferenceTiming(
+                    QueueMicros: (long)Stopwatch.GetElapsedTime(pending.ArrivedTimestamp, completed.DispatchedTimestamp).TotalMicroseconds,
+                    DeviceMicros: (long)completed.Result.DeviceTime.TotalMicroseconds,
+                    BatchSize: completed.Batch.Count,
+                    Replica: _replica.EntityId,
+                    Device: device)),
+                InferenceOutcome.Failure f => new InferenceFailed(requestId, f.Error),
+                _ => new InferenceFailed(requestId, new ServeError(ServeErrorKind.Internal, "unknown outcome")),
+            };
+            pending.ReplyTo.Tell(reply);
+        }
+
+        if (_handingOff)
+        {
+            Context.Stop(Self);
+            return;
+        }
+
+        TryDispatch();
+    }
+
+    private void OnBatchCrashed(BatchCrashed crashed)
+    {
+        _runningBatch = null;
+        var cause = Describe(crashed.Error);
+        var kind = crashed.Error is OperationCanceledException ? ServeErrorKind.Unavailable : ServeErrorKind.ModelFailed;
+        Reply(crashed.Batch, new ServeError(kind, $"Model \"{_replica.Model}\" failed while running: {cause}"));
+        if (_handingOff)
+        {
+            Context.Stop(Self);
+            return;
+        }
+
+        if (crashed.Generation == _generation)
+        {
+            Fail($"failed while running: {cause}");
+        }
+    }
+
+    private void BeginHandOff()
+    {
+        _handingOff = true;
+        if (_runningBatch is null)
+        {
+            Context.Stop(Self);
+        }
+    }
+
+    private void FailQueued(ServeError error)
+    {
+        foreach (var pending in _queue)
+        {
+            pending.ReplyTo.Tell(new InferenceFailed(pending.Request.RequestId, error));
+        }
+
+        _queue.Clear();
+        _queuedById.Clear();
+    }
+
+    private static void Reply(IEnumerable<Pending> batch, ServeError error)
+    {
+        foreach (var pending in batch)
+        {
+            pending.ReplyTo.Tell(new InferenceFailed(pending.Request.RequestId, error));
+        }
+    }
+
+    private ServeError DeadlinePassed() => new(ServeErrorKind.DeadlineExceeded,
+        $"The request's deadline passed while it waited for model \"{_replica.Model}\"");
+
+    private void DisposeModel()
+    {
+        if (_model is not null)
+        {
+            var model = _model;
+            _model = null;
+            _ = model.DisposeAsync().AsTask();
+        }
+    }
+
+    private void SetState(ReplicaState state)
+    {
+        if (_state != state)
+        {
+            _state = state;
+            _stateSinceUtc = DateTime.UtcNow;
+        }
+
+        ReportStatus();
+    }
+
+    private void ReportStatus() =>
+        _registry.Tell(new ReplicaStatusReport(new ReplicaStatus(_replica, _state, _nodeAddress,
+            _model?.Device ?? string.Empty, _model?.Signature, _restarts, _lastError, _stateSinceUtc)));
+
+    private static string Describe(Exception error)
+    {
+        var root = error is AggregateException { InnerException: { } inner } ? inner : error;
+        var message = root.Message.Trim();
+        var firstLines = string.Join(" ", message.Split('\n').Take(3).Select(l => l.Trim()));
+        return firstLines.Length > 500 ? firstLines[..500] + "..." : firstLines;
+    }
+
+    private sealed record Pending(InferenceRequest Request, IActorRef ReplyTo, long ArrivedTimestamp);
+
+    private sealed record Loaded(int Generation, ILoadedModel Model);
+
+    private sealed record LoadFailed(int Generation, Exception Error);
+
+    private sealed record RetryLoad(int Generation);
+
+    private sealed record BatchCompleted(int Generation, List<Pending> Batch, BatchResult Result, long DispatchedTimestamp);
+
+    private sealed record BatchCrashed(int Generation, List<Pending> Batch, Exception Error);
+
+    private sealed record BatchDelayElapsed
+    {
+        public static BatchDelayElapsed Instance { get; } = new();
+    }
+
+    private sealed record ResolveTick
+    {
+        public static ResolveTick Instance { get; } = new();
+    }
+
+    private sealed record ReportStatusTick
+    {
+        public static ReportStatusTick Instance { get; } = new();
+    }
+}
+
+/// <summary>Sent by the shard to its replicas when they must stop (hand-off to another node, or removal).</summary>
+public sealed record HandOff
+{
+    public static HandOff Instance { get; } = new();
+}

@@ -1,0 +1,25 @@
+namespace Serve.Actors.Protocol;
+
+/// <summary>Register model versions (at start-up, and from the management API later). Idempotent.</summary>
+public sealed record RegisterModels(ModelDefinition[] Models) : IServeMessage;
+
+public sealed record ModelsRegistered(string[] Registered, string[] Problems) : IServeMessage;
+
+/// <summary>Ask the registry for the current catalog.</summary>
+public sealed record GetCatalog : IServeMessage
+{
+    public static GetCatalog Instance { get; } = new();
+}
+
+/// <summary>One model version in the catalog, with the state of each of its replicas.</summary>
+public sealed record CatalogEntry(ModelDefinition Definition, bool IsDefault, ReplicaStatus[] Replicas);
+
+/// <summary>
+/// The whole desired and observed state, published by the registry on every change and periodically.
+/// Revisions only grow while one registry instance lives; a new registry starts again from 1, so readers
+/// accept any snapshot from a different <paramref name="RegistryIncarnation"/>.
+/// </summary>
+public sealed record CatalogSnapshot(string RegistryIncarnation, long Revision, CatalogEntry[] Entries) : IServeMessage
+{
+    public static CatalogSnapshot Empty { get; } = new("none", 0, []);
+}

@@ -1,0 +1,122 @@
+namespace Serve.Actors.Protocol;
+
+/// <summary>Where a model's weights come from.</summary>
+public abstract record ModelSource;
+
+/// <summary>A TorchScript archive written by <c>torch.jit.save</c> (.pt, .pth, .ts).</summary>
+public sealed record TorchScriptSource(string Path) : ModelSource
+{
+    public override string ToString() => $"TorchScript {Path}";
+}
+
+/// <summary>
+/// A built-in architecture (resnet18, mlp) with weights from a TorchSharp .dat, a PyTorch state dict or
+/// safetensors file; without a weights file the weights are initialised from <paramref name="Seed"/>,
+/// which gives a working model whose predictions mean nothing.
+/// </summary>
+public sealed record BuiltInSource(string Architecture, string? WeightsPath, long Seed, ModelParameter[] Parameters)
+    : ModelSource
+{
+    public bool Equals(BuiltInSource? other) =>
+        other is not null
+        && Architecture == other.Architecture
+        && WeightsPath == other.WeightsPath
+        && Seed == other.Seed
+        && Parameters.SequenceEqual(other.Parameters);
+
+    public override int GetHashCode() => HashCode.Combine(Architecture, WeightsPath, Seed, Parameters.Length);
+
+    public string? Parameter(string name) => Parameters.FirstOrDefault(p => p.Name == name)?.Value;
+
+    public override string ToString() =>
+        $"built-in {Architecture}{string.Concat(Parameters.Select(p => $" {p.Name}={p.Value}"))}, "
+        + (WeightsPath is null ? $"weights seeded from {Seed}" : $"weights from {WeightsPath}");
+}
+
+/// <summary>A named setting of a built-in architecture, e.g. <c>num_classes=1000</c>.</summary>
+public sealed record ModelParameter(string Name, string Value);
+
+/// <summary>
+/// The desired state of one model version: what to load, how to handle requests, how many replicas.
+/// Defaults follow TorchServe (batch size 1, 100 ms batch delay, queue of 100, 120 s response timeout).
+/// </summary>
+public sealed record ModelDefinition(
+    string Name,
+    string Version,
+    ModelSource Source,
+    string Handler,
+    int Replicas,
+    int BatchSize,
+    int MaxBatchDelayMs,
+    int JobQueueSize,
+    int ResponseTimeoutSeconds,
+    string? LabelsPath) : IServeMessage
+{
+    public const int DefaultBatchSize = 1;
+    public const int DefaultMaxBatchDelayMs = 100;
+    public const int DefaultJobQueueSize = 100;
+    public const int DefaultResponseTimeoutSeconds = 120;
+
+    public ModelKey Key => new(Name, Version);
+
+    public IEnumerable<ReplicaId> ReplicaIds =>
+        Enumerable.Range(0, Replicas).Select(i => new ReplicaId(Name, Version, i));
+
+    /// <summary>Returns the problems that make this definition unusable; empty when it is valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        if (!ModelNames.IsValid(Name))
+        {
+            problems.Add($"model name '{Name}' is invalid: use {ModelNames.Rule}");
+        }
+
+        if (!ModelNames.IsValid(Version))
+        {
+            problems.Add($"model version '{Version}' is invalid: use {ModelNames.Rule}");
+        }
+
+        if (!BuiltInHandlers.IsKnown(Handler))
+        {
+            problems.Add($"handler '{Handler}' is not a built-in handler; supported: {string.Join(", ", BuiltInHandlers.All)}");
+        }
+
+        if (Replicas is < 0 or > 64)
+        {
+            problems.Add($"replicas must be between 0 and 64, not {Replicas}");
+        }
+
+        if (BatchSize is < 1 or > 1024)
+        {
+            problems.Add($"batch_size must be between 1 and 1024, not {BatchSize}");
+        }
+
+        if (MaxBatchDelayMs is < 0 or > 60_000)
+        {
+            problems.Add($"max_batch_delay must be between 0 and 60000 ms, not {MaxBatchDelayMs}");
+        }
+
+        if (JobQueueSize is < 1 or > 100_000)
+        {
+            problems.Add($"job_queue_size must be between 1 and 100000, not {JobQueueSize}");
+        }
+
+        if (ResponseTimeoutSeconds is < 1 or > 86_400)
+        {
+            problems.Add($"response_timeout must be between 1 and 86400 s, not {ResponseTimeoutSeconds}");
+        }
+
+        return problems;
+    }
+}
+
+/// <summary>The built-in handlers. No handler code is ever taken from a model file or archive.</summary>
+public static class BuiltInHandlers
+{
+    public const string Tensor = "tensor";
+    public const string ImageClassifier = "image_classifier";
+
+    public static IReadOnlyList<string> All { get; } = [Tensor, ImageClassifier];
+
+    public static bool IsKnown(string? name) => name is not null && All.Contains(name);
+}

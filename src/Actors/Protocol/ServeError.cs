@@ -1,0 +1,40 @@
+namespace Serve.Actors.Protocol;
+
+/// <summary>
+/// The kinds of failure a request can meet, anywhere in the cluster. The gateway's error table maps each
+/// to one HTTP status and one gRPC code, so every protocol reports a failure the same way.
+/// </summary>
+public enum ServeErrorKind
+{
+    /// <summary>The request itself is wrong (malformed, wrong shape or datatype, not an image).</summary>
+    BadInput,
+
+    /// <summary>No such model or version.</summary>
+    NotFound,
+
+    /// <summary>The model's queue is full.</summary>
+    Overloaded,
+
+    /// <summary>No replica can serve now (none placed, loading failed, restarting, node lost).</summary>
+    Unavailable,
+
+    /// <summary>The request's deadline passed before it could be answered.</summary>
+    DeadlineExceeded,
+
+    /// <summary>The client went away.</summary>
+    Cancelled,
+
+    /// <summary>The request body is larger than the configured maximum.</summary>
+    PayloadTooLarge,
+
+    /// <summary>The device ran out of memory or another resource.</summary>
+    ResourceExhausted,
+
+    /// <summary>The model failed while running (not because of the input).</summary>
+    ModelFailed,
+
+    /// <summary>A fault in Serve itself.</summary>
+    Internal,
+}
+
+public sealed record ServeError(ServeErrorKind Kind, string Message) : IServeMessage;

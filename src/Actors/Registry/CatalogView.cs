@@ -1,0 +1,91 @@
+using System.Collections.Frozen;
+using Serve.Actors.Protocol;
+
+namespace Serve.Actors.Registry;
+
+/// <summary>
+/// A node's read-only copy of the registry's catalog, plus which nodes are unreachable right now.
+/// Swapped atomically by <see cref="CatalogSubscriber"/>; read lock-free on the request path.
+/// </summary>
+public sealed class CatalogView
+{
+    private volatile CatalogState _current = CatalogState.Empty;
+
+    public CatalogState Current => _current;
+
+    /// <summary>Raised after every change (on the subscriber's thread); used by tests and readiness.</summary>
+    public event Action<CatalogState>? Changed;
+
+    internal void Set(CatalogState state)
+    {
+        _current = state;
+        Changed?.Invoke(state);
+    }
+}
+
+/// <summary>One immutable view of the catalog, indexed for lookups by model name and version.</summary>
+public sealed class CatalogState
+{
+    private readonly FrozenDictionary<string, CatalogEntry[]> _byName;
+
+    public CatalogState(CatalogSnapshot snapshot, bool received, IReadOnlySet<string> unreachableNodes)
+    {
+        Snapshot = snapshot;
+        Received = received;
+        UnreachableNodes = unreachableNodes;
+        _byName = snapshot.Entries
+            .GroupBy(e => e.Definition.Name, StringComparer.Ordinal)
+            .ToFrozenDictionary(g => g.Key, g => g.ToArray(), StringComparer.Ordinal);
+    }
+
+    public static CatalogState Empty { get; } = new(CatalogSnapshot.Empty, received: false, new HashSet<string>());
+
+    public CatalogSnapshot Snapshot { get; }
+
+    /// <summary>False until the first catalog arrives from the registry.</summary>
+    public bool Received { get; }
+
+    public IReadOnlySet<string> UnreachableNodes { get; }
+
+    public IEnumerable<CatalogEntry> Entries => Snapshot.Entries;
+
+    public IReadOnlyList<CatalogEntry> VersionsOf(string model) =>
+        _byName.TryGetValue(model, out var entries) ? entries : [];
+
+    /// <summary>The entry for a model's version, or its default version when none is given.</summary>
+    public CatalogEntry? Find(string model, string? version)
+    {
+        if (!_byName.TryGetValue(model, out var entries))
+        {
+            return null;
+        }
+
+        return string.IsNullOrEmpty(version)
+            ? entries.FirstOrDefault(e => e.IsDefault) ?? entries[0]
+            : entries.FirstOrDefault(e => e.Definition.Version == version);
+    }
+
+    public bool IsReachable(ReplicaStatus status) => !UnreachableNodes.Contains(status.NodeAddress);
+
+    /// <summary>
+    /// Ready means: the catalog has arrived and every model's default version has a serving replica on a
+    /// reachable node (the Open Inference Protocol's server readiness, which TorchServe always reports true).
+    /// </summary>
+    public bool AllModelsReady =>
+        Received && _byName.Values.All(versions =>
+            (versions.FirstOrDefault(e => e.IsDefault) ?? versions[0]).Replicas
+            .Any(r => r.State == ReplicaState.Ready && IsReachable(r)));
+
+    /// <summary>
+    /// Healthy (TorchServe's /ping): no model's default version is left with only failed replicas.
+    /// Loading and restarting replicas still count as healthy, as in TorchServe's retry window.
+    /// </summary>
+    public bool Healthy =>
+        Received && _byName.Values.All(versions =>
+        {
+            var entry = versions.FirstOrDefault(e => e.IsDefault) ?? versions[0];
+            return entry.Definition.Replicas == 0
+                   || entry.Replicas.Length < entry.Definition.Replicas
+                   || entry.Replicas.Any(r => r.State != ReplicaState.Failed);
+        });
+}

@@ -1,0 +1,41 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Serve.Actors.Hosting;
+
+namespace Serve.Actors.Tests;
+
+/// <summary>A one-node cluster on a free port, wired with the production builder extensions.</summary>
+public abstract class ClusterTestKit(string name) : Akka.Hosting.TestKit.TestKit(name)
+{
+    protected override void ConfigureAkka(AkkaConfigurationBuilder builder, IServiceProvider provider) =>
+        builder.WithServeCluster(new ServeClusterOptions { Port = 0 }, [ServeRoles.Gateway, ServeRoles.Worker]);
+}
+
+/// <summary>One actor system shared by a test class (for tests that only need its serializer).</summary>
+public sealed class ClusterFixture : IAsyncLifetime
+{
+    private IHost? _host;
+
+    public ActorSystem System { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddAkka("fixture", (akka, _) =>
+            akka.WithServeCluster(new ServeClusterOptions { Port = 0 }, [ServeRoles.Gateway, ServeRoles.Worker]));
+        _host = builder.Build();
+        await _host.StartAsync();
+        System = _host.Services.GetRequiredService<ActorSystem>();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_host is not null)
+        {
+            await _host.StopAsync();
+            _host.Dispose();
+        }
+    }
+}

@@ -1,0 +1,239 @@
+using Akka.Actor;
+using Akka.TestKit;
+using Serve.Actors.Batching;
+using Serve.Actors.Models;
+using Serve.Actors.Protocol;
+
+namespace Serve.Actors.Tests;
+
+public sealed class ModelActorTests() : ClusterTestKit("model-actor")
+{
+    private static readonly ReplicaId Replica = new("m", "1.0", 0);
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+
+    private readonly ControlledBackend _backend = new();
+
+    private static ModelDefinition Definition(int batchSize = 1, int delayMs = 0, int queue = 100) =>
+        new("m", "1.0", new TorchScriptSource("m.pt"), BuiltInHandlers.Tensor, 1, batchSize, delayMs, queue, 30, null);
+
+    private static InferenceRequest Request(string id, byte value = 1, DateTime? deadline = null) =>
+        new(Replica, id, RawInput.FromBody(null, [value]), deadline ?? DateTime.UtcNow.AddMinutes(1));
+
+    private (IActorRef Replica, TestProbe Registry) Start(ModelDefinition definition, RestartBackoff? backoff = null)
+    {
+        var registry = CreateTestProbe();
+        var settings = new ModelActorSettings(backoff ?? new RestartBackoff(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(40), 3),
+            TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1));
+        var actor = Sys.ActorOf(ModelActor.Props(Replica, _backend, registry.Ref, settings));
+        actor.Tell(new EnsureReplica(Replica, definition));
+        return (actor, registry);
+    }
+
+    private static ReplicaStatus ExpectState(TestProbe registry, ReplicaState state)
+    {
+        while (true)
+        {
+            var report = registry.ExpectMsg<ReplicaStatusReport>(Wait);
+            if (report.Status.State == state)
+            {
+                return report.Status;
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Loads_its_model_and_reports_each_state_to_the_registry()
+    {
+        var (_, registry) = Start(Definition());
+        Assert.Equal(ReplicaState.Starting, registry.ExpectMsg<ReplicaStatusReport>(Wait).Status.State);
+        ExpectState(registry, ReplicaState.Loading);
+        var load = await _backend.NextLoadAsync();
+        Assert.Equal(Replica, load.Replica);
+        load.Completion.SetResult(new ControlledModel());
+
+        var ready = ExpectState(registry, ReplicaState.Ready);
+        Assert.Equal("test:0", ready.Device);
+        Assert.NotNull(ready.Signature);
+    }
+
+    [Fact]
+    public async Task Forms_batches_up_to_batch_size_while_the_device_is_busy()
+    {
+        var (actor, _) = Start(Definition(batchSize: 4, delayMs: 20));
+        var model = await _backend.LoadNextAsync();
+
+        actor.Tell(Request("a"), TestActor);
+        var first = await model.NextBatchAsync();
+        Assert.Single(first.Inputs); // alone after max_batch_delay
+
+        for (var i = 0; i < 6; i++)
+        {
+            actor.Tell(Request($"b{i}"), TestActor);
+        }
+
+        first.Succeed();
+        var second = await model.NextBatchAsync();
+        Assert.Equal(4, second.Inputs.Count);
+        second.Succeed();
+        var third = await model.NextBatchAsync();
+        Assert.Equal(2, third.Inputs.Count);
+        third.Succeed();
+
+        var replies = ReceiveN(7, Wait).Cast<InferenceSucceeded>().ToList();
+        Assert.Equal(7, replies.Select(r => r.RequestId).Distinct().Count());
+        Assert.Equal(4, replies.Single(r => r.RequestId == "b0").Timing.BatchSize);
+    }
+
+    [Fact]
+    public async Task A_full_queue_answers_overloaded_at_once()
+    {
+        var (actor, _) = Start(Definition(queue: 2));
+        var model = await _backend.LoadNextAsync();
+        actor.Tell(Request("running"), TestActor);
+        var running = await model.NextBatchAsync();
+        actor.Tell(Request("q1"), TestActor);
+        actor.Tell(Request("q2"), TestActor);
+        actor.Tell(Request("rejected"), TestActor);
+
+        var rejected = ExpectMsg<InferenceFailed>(Wait);
+        Assert.Equal("rejected", rejected.RequestId);
+        Assert.Equal(ServeErrorKind.Overloaded, rejected.Error.Kind);
+        Assert.Contains("job_queue_size", rejected.Error.Message);
+
+        running.Succeed();
+        (await model.NextBatchAsync()).Succeed();
+        (await model.NextBatchAsync()).Succeed();
+        Assert.Equal(["running", "q1", "q2"], ReceiveN(3, Wait).Cast<InferenceReply>().Select(r => r.RequestId).ToArray());
+    }
+
+    [Fact]
+    public async Task A_load_failure_is_reported_retried_with_backoff_and_ends_in_failed()
+    {
+        var (actor, registry) = Start(Definition());
+        actor.Tell(Request("waiting"), TestActor);
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            (await _backend.NextLoadAsync()).Completion.SetException(new ModelLoadException("/models/m.pt is not a TorchScript file"));
+        }
+
+        var queued = ExpectMsg<InferenceFailed>(Wait);
+        Assert.Equal(ServeErrorKind.Unavailable, queued.Error.Kind);
+        Assert.Contains("/models/m.pt is not a TorchScript file", queued.Error.Message);
+
+        var failed = ExpectState(registry, ReplicaState.Failed);
+        Assert.Equal(2, failed.Restarts);
+        Assert.Contains("not a TorchScript file", failed.LastError);
+
+        actor.Tell(Request("late"), TestActor);
+        var late = ExpectMsg<InferenceFailed>(Wait);
+        Assert.Equal(ServeErrorKind.Unavailable, late.Error.Kind);
+        Assert.Contains("not a TorchScript file", late.Error.Message);
+    }
+
+    [Fact]
+    public async Task A_crash_while_running_fails_the_batch_with_its_cause_and_reloads_the_model()
+    {
+        var (actor, registry) = Start(Definition());
+        var model = await _backend.LoadNextAsync();
+        actor.Tell(Request("doomed"), TestActor);
+        (await model.NextBatchAsync()).Completion.SetException(new ModelExecutionException("CUDA error: an illegal memory access"));
+
+        var failed = ExpectMsg<InferenceFailed>(Wait);
+        Assert.Equal(ServeErrorKind.ModelFailed, failed.Error.Kind);
+        Assert.Contains("illegal memory access", failed.Error.Message);
+        ExpectState(registry, ReplicaState.Restarting);
+
+        var reloaded = await _backend.LoadNextAsync();
+        ExpectState(registry, ReplicaState.Ready);
+        Assert.Single(model.Disposed);
+        actor.Tell(Request("after"), TestActor);
+        (await reloaded.NextBatchAsync()).Succeed();
+        Assert.Equal("after", ExpectMsg<InferenceSucceeded>(Wait).RequestId);
+    }
+
+    [Fact]
+    public async Task A_bad_input_fails_only_its_own_request()
+    {
+        var (actor, _) = Start(Definition(batchSize: 2, delayMs: 1000));
+        var model = await _backend.LoadNextAsync();
+        actor.Tell(Request("good"), TestActor);
+        actor.Tell(Request("bad"), TestActor);
+        var batch = await model.NextBatchAsync();
+        batch.Completion.SetResult(new BatchResult(
+        [
+            new InferenceOutcome.Success(new DocumentOutput("text/plain", [1])),
+            new InferenceOutcome.Failure(new ServeError(ServeErrorKind.BadInput, "wrong shape")),
+        ], TimeSpan.Zero));
+
+        var replies = ReceiveN(2, Wait).Cast<InferenceReply>().ToDictionary(r => r.RequestId);
+        Assert.IsType<InferenceSucceeded>(replies["good"]);
+        Assert.Equal(ServeErrorKind.BadInput, Assert.IsType<InferenceFailed>(replies["bad"]).Error.Kind);
+    }
+
+    [Fact]
+    public async Task Requests_whose_deadline_passed_never_reach_the_device()
+    {
+        var (actor, _) = Start(Definition());
+        var model = await _backend.LoadNextAsync();
+        actor.Tell(Request("blocker"), TestActor);
+        var blocker = await model.NextBatchAsync();
+
+        actor.Tell(Request("past", deadline: DateTime.UtcNow.AddSeconds(-1)), TestActor);
+        Assert.Equal(ServeErrorKind.DeadlineExceeded, ExpectMsg<InferenceFailed>(Wait).Error.Kind);
+
+        var expiresAt = DateTime.UtcNow.AddMilliseconds(100);
+        actor.Tell(Request("expires", deadline: expiresAt), TestActor);
+        actor.Tell(Request("fine"), TestActor);
+        await Waiting.UntilAsync(() => DateTime.UtcNow > expiresAt, Wait, "the queued request's deadline to pass");
+        blocker.Succeed();
+
+        var next = await model.NextBatchAsync();
+        Assert.Single(next.Inputs);
+        next.Succeed();
+        var replies = ReceiveN(3, Wait).Cast<InferenceReply>().ToDictionary(r => r.RequestId);
+        Assert.Equal(ServeErrorKind.DeadlineExceeded, Assert.IsType<InferenceFailed>(replies["expires"]).Error.Kind);
+        Assert.IsType<InferenceSucceeded>(replies["fine"]);
+    }
+
+    [Fact]
+    public async Task A_cancelled_request_leaves_the_queue_and_never_runs()
+    {
+        var (actor, _) = Start(Definition());
+        var model = await _backend.LoadNextAsync();
+        actor.Tell(Request("blocker"), TestActor);
+        var blocker = await model.NextBatchAsync();
+        actor.Tell(Request("cancelled"), TestActor);
+        actor.Tell(Request("kept"), TestActor);
+        actor.Tell(new CancelInference(Replica, "cancelled"));
+
+        var cancelled = ExpectMsg<InferenceFailed>(Wait);
+        Assert.Equal("cancelled", cancelled.RequestId);
+        Assert.Equal(ServeErrorKind.Cancelled, cancelled.Error.Kind);
+
+        blocker.Succeed();
+        var next = await model.NextBatchAsync();
+        next.Succeed();
+        Assert.Single(next.Inputs);
+        Assert.Equal(["blocker", "kept"], ReceiveN(2, Wait).Cast<InferenceReply>().Select(r => r.RequestId).Order().ToArray());
+    }
+
+    [Fact]
+    public async Task Hand_off_finishes_the_running_batch_and_fails_the_queue_clearly()
+    {
+        var (actor, _) = Start(Definition());
+        var model = await _backend.LoadNextAsync();
+        Watch(actor);
+        actor.Tell(Request("running"), TestActor);
+        var running = await model.NextBatchAsync();
+        actor.Tell(Request("queued"), TestActor);
+        actor.Tell(HandOff.Instance);
+        running.Succeed();
+
+        var replies = ReceiveN(2, Wait).OfType<InferenceReply>().ToDictionary(r => r.RequestId);
+        Assert.IsType<InferenceSucceeded>(replies["running"]);
+        var queued = Assert.IsType<InferenceFailed>(replies["queued"]);
+        Assert.Equal(ServeErrorKind.Unavailable, queued.Error.Kind);
+        ExpectTerminated(actor, Wait);
+        Assert.Single(model.Disposed);
+    }
+}

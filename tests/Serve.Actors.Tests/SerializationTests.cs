@@ -1,0 +1,91 @@
+using Akka.Serialization;
+using Serve.Actors.Hosting;
+using Serve.Actors.Protocol;
+
+namespace Serve.Actors.Tests;
+
+/// <summary>Every message that crosses nodes survives the cluster serializer; nothing else gets through it.</summary>
+public sealed class SerializationTests(ClusterFixture cluster) : IClassFixture<ClusterFixture>
+{
+    private static readonly ReplicaId Replica = new("resnet18", "1.0", 2);
+
+    private static readonly ModelDefinition Definition = new("resnet18", "1.0",
+        new BuiltInSource("resnet18", "/models/w.pth", 7, [new ModelParameter("num_classes", "10")]),
+        BuiltInHandlers.ImageClassifier, 2, 8, 5, 100, 120, "/models/index_to_name.json");
+
+    private static readonly NamedTensor Tensor = new("x", TensorDataType.FP32, [1, 2], [0, 0, 128, 63, 0, 0, 0, 64]);
+
+    private static readonly ReplicaStatus Status = new(Replica, ReplicaState.Ready, "akka.tcp://serve@127.0.0.1:4053", "cpu:0",
+        new ModelSignature("pytorch_torchscript", [new TensorSpec("input__0", TensorDataType.FP32, [-1, 10])], []), 3, "boom",
+        new DateTime(2026, 1, 2, 3, 4, 5, DateTimeKind.Utc));
+
+    public static TheoryData<IServeMessage> Messages() =>
+    [
+        Definition,
+        Definition with { Source = new TorchScriptSource("tiny.pt") },
+        new EnsureReplica(Replica, Definition),
+        new InferenceRequest(Replica, "r1", RawInput.FromBody("image/jpeg", [1, 2, 3]), new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc)),
+        new InferenceRequest(Replica, "r2", new RawInput([new PayloadPart("data", null, [9]), new PayloadPart("other", "text/plain", [])]), DateTime.UtcNow),
+        new InferenceRequest(Replica, "r3", new TensorInput([Tensor], ["out"]), DateTime.UtcNow),
+        new InferenceRequest(Replica, "r4", new TensorInput([Tensor], null), DateTime.UtcNow),
+        new CancelInference(Replica, "r1"),
+        new InferenceSucceeded("r1", new DocumentOutput("application/json", "{}"u8.ToArray()), new InferenceTiming(1, 2, 3, "m/1/0", "cpu:0")),
+        new InferenceSucceeded("r1", new TensorOutput([Tensor]), new InferenceTiming(1, 2, 3, "m/1/0", "cuda:1")),
+        new InferenceFailed("r1", new ServeError(ServeErrorKind.Overloaded, "full")),
+        new ReplicaStatusReport(Status),
+        new ReplicaStatusReport(Status with { Signature = null, LastError = null }),
+        new ResolveModel(Replica.Key),
+        new ModelResolved(Replica.Key, Definition),
+        new ModelResolved(Replica.Key, null),
+        new RegisterModels([Definition]),
+        new ModelsRegistered(["resnet18/1.0"], ["x: bad"]),
+        GetCatalog.Instance,
+        new CatalogSnapshot("abc", 4, [new CatalogEntry(Definition, true, [Status])]),
+    ];
+
+    [Theory]
+    [MemberData(nameof(Messages))]
+    public void Round_trips_through_the_protocol_serializer(IServeMessage message)
+    {
+        var serializer = cluster.System.Serialization.FindSerializerFor(message);
+        Assert.IsType<HyperionSerializer>(serializer);
+
+        var bytes = serializer.ToBinary(message);
+        var back = serializer.FromBinary(bytes, message.GetType());
+
+        Assert.IsType(message.GetType(), back);
+        Assert.Equivalent(message, back, strict: true);
+    }
+
+    [Fact]
+    public void Types_outside_the_protocol_are_refused_when_read()
+    {
+        // A peer's message naming a type that is not in the protocol must not be constructed.
+        var serializer = cluster.System.Serialization.FindSerializerFor(Definition);
+        var foreign = new Hyperion.Serializer();
+        using var stream = new MemoryStream();
+        foreign.Serialize(new NotInTheProtocol("rm -rf /"), stream);
+
+        var error = Assert.ThrowsAny<Exception>(() => serializer.FromBinary<object>(stream.ToArray()));
+        Assert.Contains("NotInTheProtocol", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Types_outside_the_protocol_are_refused_when_sent() =>
+        Assert.ThrowsAny<Exception>(() => cluster.System.Serialization.FindSerializerFor(Definition).ToBinary(new NotInTheProtocol("x")));
+
+    public sealed record NotInTheProtocol(string Command);
+
+    [Theory]
+    [InlineData("Serve.Actors.Protocol.InferenceRequest, Serve.Actors", true)]
+    [InlineData("Serve.Actors.Protocol.NamedTensor[], Serve.Actors", true)]
+    [InlineData("System.String, System.Private.CoreLib", true)]
+    [InlineData("Serve.Actors.Protocol.GetCatalog, Serve.Actors, Version=1.0.0.0, Culture=neutral, PublicKeyToken=null", true)]
+    [InlineData("System.Byte[], System.Private.CoreLib", true)]
+    [InlineData("System.IO.FileInfo, System.Private.CoreLib", false)]
+    [InlineData("Serve.Actors.Protocol.InferenceRequest, Evil", false)]
+    [InlineData("System.Collections.Generic.List`1[[System.IO.FileInfo, System.Private.CoreLib]], System.Private.CoreLib", false)]
+    [InlineData("Serve.Actors.Models.ModelActor, Serve.Actors", false)]
+    public void Type_filter_allows_only_protocol_types_and_plain_values(string typeName, bool allowed) =>
+        Assert.Equal(allowed, ServeSerialization.IsAllowedTypeName(typeName));
+}
