@@ -1,0 +1,93 @@
+using System.Buffers;
+using System.Text.Json;
+using Serve.Actors.Protocol;
+using Serve.Actors.Registry;
+using Serve.Actors.Tensors;
+using Serve.Gateway.Hosting;
+using Serve.Gateway.Inference;
+
+namespace Serve.Gateway.Apis;
+
+/// <summary>TorchServe's inference API: <c>/ping</c> and <c>/predictions/{model}[/{version}]</c>.</summary>
+public static class InferenceApi
+{
+    public static IEndpointRouteBuilder MapInferenceApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup(string.Empty).OnListener(ListenerKind.Inference);
+        api.MapGet("/ping", Ping);
+        // TorchServe does not check the method: its own docs upload with curl -T (PUT).
+        string[] methods = [HttpMethods.Post, HttpMethods.Put];
+        api.MapMethods("/predictions/{model}", methods, (string model, HttpContext context, IInferenceClient client, RequestBodies bodies, CatalogView catalog) =>
+            PredictAsync(model, null, context, client, bodies, catalog));
+        api.MapMethods("/predictions/{model}/{version}", methods, (string model, string version, HttpContext context, IInferenceClient client, RequestBodies bodies, CatalogView catalog) =>
+            PredictAsync(model, version, context, client, bodies, catalog));
+        return app;
+    }
+
+    /// <summary>Healthy unless a model's default version is left with only failed replicas (TorchServe's rule).</summary>
+    private static IResult Ping(CatalogView catalog) =>
+        catalog.Current.Healthy
+            ? Results.Json(new { status = "Healthy" })
+            : Results.Json(new { status = "Unhealthy" }, statusCode: StatusCodes.Status500InternalServerError);
+
+    private static async Task<IResult> PredictAsync(
+        string model, string? version, HttpContext context, IInferenceClient client, RequestBodies bodies, CatalogView catalog)
+    {
+        if (ModelLookup.Find(catalog.Current, model, version, out _) is { } notFound)
+        {
+            return ErrorTable.TorchServe(notFound);
+        }
+
+        var cancellation = context.RequestAborted;
+        var (input, problem) = await bodies.ReadTorchServeInputAsync(context.Request, cancellation);
+        if (problem is not null)
+        {
+            return ErrorTable.TorchServe(problem);
+        }
+
+        var reply = await client.InferAsync(model, version, input!, cancellation);
+        if (reply is InferenceFailed failed)
+        {
+            return ErrorTable.TorchServe(failed.Error);
+        }
+
+        var (contentType, body) = ((InferenceSucceeded)reply).Output switch
+        {
+            DocumentOutput document => (document.ContentType, document.Body),
+            TensorOutput tensors => ("application/json", NestedLists(tensors.Tensors)),
+            var other => throw new InvalidOperationException($"unexpected output {other.GetType().Name}"),
+        };
+
+        if (body.LongLength > bodies.MaxResponseSize)
+        {
+            return ErrorTable.TorchServe(new ServeError(ServeErrorKind.ResourceExhausted,
+                $"The response is {body.LongLength} bytes, more than max_response_size ({bodies.MaxResponseSize} bytes)"));
+        }
+
+        return Results.Bytes(body, contentType);
+    }
+
+    private static byte[] NestedLists(NamedTensor[] tensors)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            if (tensors.Length == 1)
+            {
+                TensorJson.WriteData(writer, tensors[0], nested: true);
+            }
+            else
+            {
+                writer.WriteStartArray();
+                foreach (var tensor in tensors)
+                {
+                    TensorJson.WriteData(writer, tensor, nested: true);
+                }
+
+                writer.WriteEndArray();
+            }
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+}

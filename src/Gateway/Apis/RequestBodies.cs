@@ -1,0 +1,136 @@
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using Serve.Actors.Protocol;
+using Serve.Gateway.Hosting;
+
+namespace Serve.Gateway.Apis;
+
+/// <summary>Reads request bodies within max_request_size, refusing larger ones before reading them.</summary>
+public sealed class RequestBodies(IOptions<GatewayOptions> options)
+{
+    private readonly long _maxRequestSize = options.Value.MaxRequestSize;
+
+    public long MaxResponseSize { get; } = options.Value.MaxResponseSize;
+
+    /// <summary>The whole body, or an error saying why not.</summary>
+    public async Task<(byte[]? Body, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength > _maxRequestSize)
+        {
+            return (null, TooLarge(request.ContentLength.Value));
+        }
+
+        try
+        {
+            using var buffer = new MemoryStream(request.ContentLength is { } length ? (int)length : 4096);
+            await request.Body.CopyToAsync(buffer, cancellationToken);
+            if (buffer.Length > _maxRequestSize)
+            {
+                return (null, TooLarge(buffer.Length));
+            }
+
+            return (buffer.ToArray(), null);
+        }
+        catch (BadHttpRequestException error) when (error.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (null, TooLarge(null));
+        }
+    }
+
+    /// <summary>TorchServe's inputs: multipart and form fields become named parts; any other body is one part, <c>body</c>.</summary>
+    public async Task<(RawInput? Input, ServeError? Error)> ReadTorchServeInputAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (request.HasFormContentType && !IsUrlEncoded(request))
+        {
+            if (request.ContentLength > _maxRequestSize)
+            {
+                return (null, TooLarge(request.ContentLength.Value));
+            }
+
+            IFormCollection form;
+            try
+            {
+                form = await request.ReadFormAsync(cancellationToken);
+            }
+            catch (BadHttpRequestException error) when (error.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                return (null, TooLarge(null));
+            }
+            catch (Exception error) when (error is InvalidDataException or IOException or BadHttpRequestException)
+            {
+                return (null, new ServeError(ServeErrorKind.BadInput, $"The form data could not be read: {error.Message}"));
+            }
+
+            var parts = new List<PayloadPart>();
+            foreach (var (name, values) in form)
+            {
+                parts.AddRange(values.Select(v => new PayloadPart(name, "text/plain", System.Text.Encoding.UTF8.GetBytes(v ?? string.Empty))));
+            }
+
+            foreach (var file in form.Files)
+            {
+                using var stream = new MemoryStream((int)file.Length);
+                await file.CopyToAsync(stream, cancellationToken);
+                parts.Add(new PayloadPart(file.Name, file.ContentType, stream.ToArray()));
+            }
+
+            return parts.Count == 0 || parts.All(p => p.Data.Length == 0)
+                ? (null, EmptyBody())
+                : (new RawInput([.. parts]), null);
+        }
+
+        var (body, problem) = await ReadAsync(request, cancellationToken);
+        if (problem is not null)
+        {
+            return (null, problem);
+        }
+
+        if (body!.Length == 0)
+        {
+            return (null, EmptyBody());
+        }
+
+        if (IsUrlEncoded(request) && UrlEncodedFields(body) is { } fields)
+        {
+            return (new RawInput(fields), null);
+        }
+
+        return (RawInput.FromBody(request.ContentType, body), null);
+    }
+
+    private static bool IsUrlEncoded(HttpRequest request) =>
+        request.ContentType?.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true;
+
+    /// <summary>
+    /// Fields of a real url-encoded form; null when the body only looks like one (curl -d sends JSON or
+    /// text as url-encoded by default, which parses as one field with no value): then the body is the input.
+    /// </summary>
+    private static PayloadPart[]? UrlEncodedFields(byte[] body)
+    {
+        var text = System.Text.Encoding.UTF8.GetString(body);
+        var fields = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(text);
+        if (fields.All(f => f.Value.All(string.IsNullOrEmpty)))
+        {
+            return null;
+        }
+
+        return [.. fields.SelectMany(f => f.Value.Select(v =>
+            new PayloadPart(f.Key, "text/plain", System.Text.Encoding.UTF8.GetBytes(v ?? string.Empty))))];
+    }
+
+    public static FormOptions FormOptions(long maxRequestSize) => new()
+    {
+        MultipartBodyLengthLimit = maxRequestSize,
+        ValueLengthLimit = (int)Math.Min(int.MaxValue, maxRequestSize),
+        ValueCountLimit = 256,
+        MultipartHeadersCountLimit = 16,
+        BufferBodyLengthLimit = maxRequestSize,
+    };
+
+    private static ServeError EmptyBody() =>
+        new(ServeErrorKind.BadInput, "The request body is empty: send the model's input (an image, JSON tensors, ...)");
+
+    private ServeError TooLarge(long? size) => new(ServeErrorKind.PayloadTooLarge, size is { } s
+        ? $"The request body is {s} bytes, more than max_request_size ({_maxRequestSize} bytes)"
+        : $"The request body is larger than max_request_size ({_maxRequestSize} bytes)");
+}

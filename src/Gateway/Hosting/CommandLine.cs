@@ -1,0 +1,25 @@
+namespace Serve.Gateway.Hosting;
+
+/// <summary>Command-line switches (TorchServe's where they exist) and the configuration keys they set.</summary>
+public static class CommandLine
+{
+    public static readonly Dictionary<string, string> SwitchMappings = new(StringComparer.Ordinal)
+    {
+        ["--model-store"] = "Serve:ModelStore",
+        ["--models"] = "Serve:LoadModels",
+        ["--inference-address"] = "Serve:InferenceAddress",
+        ["--management-address"] = "Serve:ManagementAddress",
+        ["--metrics-address"] = "Serve:MetricsAddress",
+        ["--role"] = "Serve:Role",
+        ["--cluster-host"] = "Serve:Cluster:Hostname",
+        ["--cluster-port"] = "Serve:Cluster:Port",
+        ["--seed"] = "Serve:Cluster:Seeds:0",
+        ["--cpu-slots"] = "Serve:Node:CpuSlots",
+        ["--default-model-weights"] = "Serve:DefaultModel:Weights",
+        ["--default-model-labels"] = "Serve:DefaultModel:Labels",
+    };
+
+    /// <summary>Adds the switches above on top of the host's configuration.</summary>
+    public static IConfigurationBuilder AddServeCommandLine(this IConfigurationBuilder configuration, string[] args) =>
+        configuration.AddCommandLine(args, SwitchMappings);
+}

@@ -1,0 +1,105 @@
+using Serve.Actors.Protocol;
+
+namespace Serve.Gateway.Hosting;
+
+/// <summary>
+/// The gateway's listeners, limits and start-up models. Section <c>Serve</c>; keys and defaults follow
+/// TorchServe's config.properties (inference_address, max_request_size, ...).
+/// </summary>
+public sealed class GatewayOptions
+{
+    public const string Section = "Serve";
+
+    /// <summary>TorchServe's inference_address. Env: Serve__InferenceAddress.</summary>
+    public string InferenceAddress { get; set; } = "http://127.0.0.1:8080";
+
+    /// <summary>TorchServe's management_address (the management API comes in a later issue). Env: Serve__ManagementAddress.</summary>
+    public string ManagementAddress { get; set; } = "http://127.0.0.1:8081";
+
+    /// <summary>TorchServe's metrics_address (the metrics API comes in a later issue). Env: Serve__MetricsAddress.</summary>
+    public string MetricsAddress { get; set; } = "http://127.0.0.1:8082";
+
+    /// <summary>Largest request body in bytes (TorchServe's max_request_size). Env: Serve__MaxRequestSize.</summary>
+    public long MaxRequestSize { get; set; } = 6_553_500;
+
+    /// <summary>Largest response body in bytes (TorchServe's max_response_size). Env: Serve__MaxResponseSize.</summary>
+    public long MaxResponseSize { get; set; } = 6_553_500;
+
+    /// <summary>Default per-request deadline (TorchServe's default_response_timeout, seconds). Env: Serve__DefaultResponseTimeout.</summary>
+    public int DefaultResponseTimeout { get; set; } = ModelDefinition.DefaultResponseTimeoutSeconds;
+
+    /// <summary>Default queue bound per replica (TorchServe's job_queue_size). Env: Serve__JobQueueSize.</summary>
+    public int JobQueueSize { get; set; } = ModelDefinition.DefaultJobQueueSize;
+
+    /// <summary>Replicas for each start-up model (TorchServe's default_workers_per_model). Env: Serve__DefaultWorkersPerModel.</summary>
+    public int DefaultWorkersPerModel { get; set; } = 1;
+
+    /// <summary>Directory of model files (TorchServe's model_store, --model-store). Env: Serve__ModelStore.</summary>
+    public string? ModelStore { get; set; }
+
+    /// <summary>
+    /// Models to load at start-up (TorchServe's load_models, --models): <c>all</c>, or a comma-separated list of
+    /// <c>file</c> or <c>name=file</c>, each optionally followed by settings, e.g.
+    /// <c>tiny=tiny.pt?replicas=2&amp;batch_size=8&amp;max_batch_delay=5&amp;handler=tensor</c>. Env: Serve__LoadModels.
+    /// </summary>
+    public string? LoadModels { get; set; }
+
+    /// <summary>Start-up models described in full (built-in architectures, labels, ...). Env: Serve__Models__0__Name, ...</summary>
+    public List<StartupModelOptions> Models { get; set; } = [];
+
+    /// <summary>
+    /// Serve the embedded default model (resnet18 with seeded weights) when no model is configured. On by
+    /// default for the standalone server. Env: Serve__DefaultModel__Enabled.
+    /// </summary>
+    public DefaultModelOptions DefaultModel { get; set; } = new();
+}
+
+/// <summary>One start-up model. Either <see cref="Path"/> (TorchScript) or <see cref="Architecture"/> (built-in).</summary>
+public sealed class StartupModelOptions
+{
+    public string Name { get; set; } = string.Empty;
+
+    public string Version { get; set; } = "1.0";
+
+    /// <summary>TorchScript file, relative to the model store or absolute.</summary>
+    public string? Path { get; set; }
+
+    /// <summary>Built-in architecture: resnet18 or mlp.</summary>
+    public string? Architecture { get; set; }
+
+    /// <summary>Weights for a built-in architecture (.dat, .pt/.pth state dict, .safetensors); none: seeded.</summary>
+    public string? Weights { get; set; }
+
+    public long Seed { get; set; }
+
+    /// <summary>Architecture settings, e.g. num_classes=1000 or layers=10,32,6.</summary>
+    public Dictionary<string, string> Parameters { get; set; } = [];
+
+    public string? Handler { get; set; }
+
+    public int? Replicas { get; set; }
+
+    public int? BatchSize { get; set; }
+
+    public int? MaxBatchDelay { get; set; }
+
+    public int? JobQueueSize { get; set; }
+
+    public int? ResponseTimeout { get; set; }
+
+    /// <summary>index_to_name.json for classifiers.</summary>
+    public string? Labels { get; set; }
+}
+
+public sealed class DefaultModelOptions
+{
+    public bool Enabled { get; set; }
+
+    public string Name { get; set; } = "resnet18";
+
+    /// <summary>resnet18 weights to serve instead of seeded ones (.pth/.pt state dict, .safetensors, .dat).</summary>
+    public string? Weights { get; set; }
+
+    /// <summary>index_to_name.json with ImageNet's class names.</summary>
+    public string? Labels { get; set; }
+}

@@ -1,0 +1,102 @@
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Routing.Matching;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+namespace Serve.Gateway.Hosting;
+
+/// <summary>The gateway's listeners, as TorchServe has them.</summary>
+public enum ListenerKind
+{
+    Inference,
+    Management,
+    Metrics,
+}
+
+/// <summary>Endpoint metadata: this endpoint answers only on connections accepted by this listener.</summary>
+public sealed record ListenerMetadata(ListenerKind Kind);
+
+/// <summary>
+/// Each Kestrel listener tags the connections it accepts, and routing only matches endpoints of that
+/// listener. The check is on the connection, not the Host header, so a management endpoint can never be
+/// reached through the inference port however the request is addressed.
+/// </summary>
+public static class Listeners
+{
+    private const string ItemKey = "serve.listener";
+
+    public static ListenerKind? Of(HttpContext context) =>
+        context.Features.Get<IConnectionItemsFeature>()?.Items.TryGetValue(ItemKey, out var kind) == true
+            ? kind as ListenerKind?
+            : null;
+
+    /// <summary>Tags a connection (Kestrel's connection middleware; tests set it the same way).</summary>
+    public static void Tag(IDictionary<object, object?> connectionItems, ListenerKind kind) => connectionItems[ItemKey] = kind;
+
+    public static void Listen(KestrelServerOptions kestrel, string address, ListenerKind kind)
+    {
+        var endpoint = ParseAddress(address, kind);
+        kestrel.Listen(endpoint, listen =>
+        {
+            listen.Protocols = HttpProtocols.Http1;
+            listen.Use(next => connection =>
+            {
+                Tag(connection.Items, kind);
+                return next(connection);
+            });
+        });
+    }
+
+    /// <summary>Parses TorchServe's <c>http://host:port</c> address form.</summary>
+    public static IPEndPoint ParseAddress(string address, ListenerKind kind)
+    {
+        if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttp || uri.AbsolutePath != "/")
+        {
+            throw new OptionsValidationException(kind.ToString(), typeof(GatewayOptions),
+                [$"{kind} address '{address}' must look like http://127.0.0.1:8080"]);
+        }
+
+        IPAddress ip;
+        if (uri.Host is "localhost")
+        {
+            ip = IPAddress.Loopback;
+        }
+        else if (!IPAddress.TryParse(uri.Host.Trim('[', ']'), out ip!))
+        {
+            throw new OptionsValidationException(kind.ToString(), typeof(GatewayOptions),
+                [$"{kind} address '{address}' must name an IP address (or localhost)"]);
+        }
+
+        return new IPEndPoint(ip, uri.Port);
+    }
+
+    public static TBuilder OnListener<TBuilder>(this TBuilder builder, ListenerKind kind)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(new ListenerMetadata(kind));
+}
+
+/// <summary>Drops candidate endpoints that belong to another listener than the connection's.</summary>
+public sealed class ListenerMatcherPolicy : MatcherPolicy, IEndpointSelectorPolicy
+{
+    public override int Order => 0;
+
+    public bool AppliesToEndpoints(IReadOnlyList<Endpoint> endpoints) =>
+        endpoints.Any(e => e.Metadata.GetMetadata<ListenerMetadata>() is not null);
+
+    public Task ApplyAsync(HttpContext httpContext, CandidateSet candidates)
+    {
+        var listener = Listeners.Of(httpContext);
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            var required = candidates[i].Endpoint.Metadata.GetMetadata<ListenerMetadata>();
+            if (required is not null && required.Kind != listener)
+            {
+                candidates.SetValidity(i, false);
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+}

@@ -1,0 +1,132 @@
+using Akka.Hosting;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing.Matching;
+using Microsoft.Extensions.Options;
+using Serve.Actors.Hosting;
+using Serve.Actors.Protocol;
+using Serve.Actors.Registry;
+using Serve.Gateway.Apis;
+using Serve.Gateway.Inference;
+
+namespace Serve.Gateway.Hosting;
+
+/// <summary>Registers and maps the gateway: listeners, endpoints, the inference client and its actors.</summary>
+public static class ServeGatewayExtensions
+{
+    /// <summary>Options, Kestrel listeners, routing by listener, the inference client, start-up models.</summary>
+    public static WebApplicationBuilder AddServeGateway(this WebApplicationBuilder builder, bool defaultModel)
+    {
+        var services = builder.Services;
+        services.AddValidatedOptions<GatewayOptions>(GatewayOptions.Section, ValidateGateway);
+        services.PostConfigure<GatewayOptions>(o => o.DefaultModel.Enabled = builder.Configuration.GetValue(
+            "Serve:DefaultModel:Enabled", defaultModel));
+
+        // Read once here: listeners and body limits are fixed for the life of the process.
+        var options = builder.Configuration.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new GatewayOptions();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestSize;
+            Listeners.Listen(kestrel, options.InferenceAddress, ListenerKind.Inference);
+            Listeners.Listen(kestrel, options.ManagementAddress, ListenerKind.Management);
+            Listeners.Listen(kestrel, options.MetricsAddress, ListenerKind.Metrics);
+        });
+        services.Configure<FormOptions>(f => CopyFormOptions(RequestBodies.FormOptions(options.MaxRequestSize), f));
+
+        services.AddSingleton<MatcherPolicy, ListenerMatcherPolicy>();
+        services.AddSingleton<CatalogView>();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<RequestBodies>();
+        services.AddSingleton<IInferenceClient, ShardedInferenceClient>();
+        services.AddSingleton<IReadOnlyList<ModelDefinition>>(sp =>
+        {
+            var models = StartupModels.Build(sp.GetRequiredService<IOptions<GatewayOptions>>().Value, out var problems);
+            return problems.Count == 0
+                ? models
+                : throw new OptionsValidationException(GatewayOptions.Section, typeof(GatewayOptions), problems);
+        });
+        services.AddHostedService<StartupModelRegistrar>();
+        services.AddProblemDetails();
+        return builder;
+    }
+
+    /// <summary>
+    /// The gateway's actors: the registry singleton (with a proxy), the catalog subscriber and, unless this
+    /// node hosts the replicas itself, a shard region proxy to the workers.
+    /// </summary>
+    public static AkkaConfigurationBuilder WithServeGateway(this AkkaConfigurationBuilder akka, IServiceProvider services, bool hostsReplicas)
+    {
+        if (!hostsReplicas)
+        {
+            akka.WithModelReplicaProxy();
+        }
+
+        return akka
+            .WithModelRegistry(RegistrySettings.Default)
+            .WithCatalogView(services.GetRequiredService<CatalogView>());
+    }
+
+    public static WebApplication MapServeGateway(this WebApplication app)
+    {
+        // Start-up models are checked before anything listens: bad configuration stops the process.
+        _ = app.Services.GetRequiredService<IReadOnlyList<ModelDefinition>>();
+        app.UseStatusCodePages(async context =>
+        {
+            var status = context.HttpContext.Response.StatusCode;
+            var result = status == StatusCodes.Status405MethodNotAllowed
+                ? ErrorTable.TorchServe(status, "MethodNotAllowedException", "Requested method is not allowed, please refer to API document.")
+                : ErrorTable.TorchServe(status, "ResourceNotFoundException", "Requested resource is not found, please refer to API document.");
+            await result.ExecuteAsync(context.HttpContext);
+        });
+        app.MapInferenceApi();
+        app.MapOipApi();
+        return app;
+    }
+
+    private static IReadOnlyList<string> ValidateGateway(GatewayOptions options)
+    {
+        var problems = new List<string>();
+        foreach (var (kind, address) in new[]
+                 {
+                     (ListenerKind.Inference, options.InferenceAddress),
+                     (ListenerKind.Management, options.ManagementAddress),
+                     (ListenerKind.Metrics, options.MetricsAddress),
+                 })
+        {
+            try
+            {
+                Listeners.ParseAddress(address, kind);
+            }
+            catch (OptionsValidationException error)
+            {
+                problems.AddRange(error.Failures);
+            }
+        }
+
+        if (options.MaxRequestSize is < 1024 or > 2L * 1024 * 1024 * 1024)
+        {
+            problems.Add($"Serve:MaxRequestSize must be between 1 KiB and 2 GiB, not {options.MaxRequestSize}");
+        }
+
+        if (options.MaxResponseSize is < 1024 or > 2L * 1024 * 1024 * 1024)
+        {
+            problems.Add($"Serve:MaxResponseSize must be between 1 KiB and 2 GiB, not {options.MaxResponseSize}");
+        }
+
+        if (options.ModelStore is not null && !Directory.Exists(options.ModelStore))
+        {
+            problems.Add($"model store '{options.ModelStore}' does not exist");
+        }
+
+        return problems;
+    }
+
+    private static void CopyFormOptions(FormOptions from, FormOptions to)
+    {
+        to.MultipartBodyLengthLimit = from.MultipartBodyLengthLimit;
+        to.ValueLengthLimit = from.ValueLengthLimit;
+        to.ValueCountLimit = from.ValueCountLimit;
+        to.MultipartHeadersCountLimit = from.MultipartHeadersCountLimit;
+        to.BufferBodyLengthLimit = from.BufferBodyLengthLimit;
+    }
+}

@@ -1,0 +1,62 @@
+using Serve.Actors.Protocol;
+
+namespace Serve.Gateway.Inference;
+
+/// <summary>A replica to send to, or why none can take the request.</summary>
+public readonly record struct ReplicaChoice(int? Index, ServeError? Error);
+
+/// <summary>
+/// Picks the replica for a request, as a pure function: a ready replica on a reachable node with the
+/// fewest requests outstanding from this gateway (ties broken at random); failing that, one still starting
+/// or loading (it queues the request until it is ready); never one on an unreachable node.
+/// </summary>
+public static class ReplicaSelector
+{
+    public static ReplicaChoice Choose(
+        CatalogEntry entry, IReadOnlySet<string> unreachableNodes, Func<int, int> outstanding,
+        IReadOnlySet<int> exclude, Random random)
+    {
+        var definition = entry.Definition;
+        if (definition.Replicas == 0)
+        {
+            return new ReplicaChoice(null, new ServeError(ServeErrorKind.Unavailable,
+                $"Model \"{definition.Name}\" Version {definition.Version} has no worker to serve inference request. Please use scale workers API to add workers."));
+        }
+
+        var statuses = entry.Replicas.ToDictionary(s => s.Replica.Index);
+        var indices = Enumerable.Range(0, definition.Replicas).Where(i => !exclude.Contains(i)).ToList();
+
+        bool Reachable(int i) => !statuses.TryGetValue(i, out var s) || !unreachableNodes.Contains(s.NodeAddress);
+        ReplicaState StateOf(int i) => statuses.TryGetValue(i, out var s) ? s.State : ReplicaState.Starting;
+
+        var ready = indices.Where(i => StateOf(i) == ReplicaState.Ready && Reachable(i)).ToList();
+        if (ready.Count > 0)
+        {
+            return new ReplicaChoice(LeastOutstanding(ready, outstanding, random), null);
+        }
+
+        var coming = indices.Where(i => StateOf(i) is ReplicaState.Starting or ReplicaState.Loading or ReplicaState.Stopped && Reachable(i)).ToList();
+        if (coming.Count > 0)
+        {
+            return new ReplicaChoice(LeastOutstanding(coming, outstanding, random), null);
+        }
+
+        var failure = statuses.Values
+            .Where(s => s.State is ReplicaState.Failed or ReplicaState.Restarting && s.LastError is not null)
+            .Select(s => $"replica {s.Replica.Index} is {s.State.ToString().ToLowerInvariant()}: {s.LastError}")
+            .FirstOrDefault();
+        var why = failure
+                  ?? (indices.Count == 0
+                      ? "every replica already failed this request"
+                      : "its replicas are on nodes that are unreachable right now");
+        return new ReplicaChoice(null, new ServeError(ServeErrorKind.Unavailable,
+            $"Model \"{definition.Name}\" Version {definition.Version} has no replica that can serve now: {why}"));
+    }
+
+    private static int LeastOutstanding(List<int> candidates, Func<int, int> outstanding, Random random)
+    {
+        var fewest = candidates.Min(outstanding);
+        var best = candidates.Where(i => outstanding(i) == fewest).ToList();
+        return best[random.Next(best.Count)];
+    }
+}

@@ -1,0 +1,42 @@
+using Serve.Actors.Protocol;
+using static TorchSharp.torch;
+
+namespace Serve.Node.Handlers;
+
+/// <summary>How the handler will answer: as tensors (Open Inference Protocol) or as a finished document.</summary>
+public enum ResponseStyle
+{
+    /// <summary>Tensors for the gateway to render (the Open Inference Protocol's infer endpoint).</summary>
+    Tensors,
+
+    /// <summary>TorchServe style: JSON nested lists, one per output.</summary>
+    NestedJson,
+
+    /// <summary>An Open Inference Protocol JSON body sent to a TorchServe endpoint: answered in kind.</summary>
+    OipJson,
+
+    /// <summary>A JSON document built by the handler (e.g. the classifier's top-5).</summary>
+    Document,
+}
+
+/// <summary>A request turned into model inputs, plus what the response should look like.</summary>
+public sealed record PreparedRequest(NamedTensor[] Inputs, ResponseStyle Style, string[]? RequestedOutputs);
+
+/// <summary>
+/// A built-in handler: pre-processing (off the device thread), device-side post-processing (on it, before
+/// results are copied to the host) and rendering (off it). Handlers are code in this project only: no
+/// handler code is ever loaded from a model file.
+/// </summary>
+public interface IModelHandler
+{
+    /// <summary>What clients see in the model's metadata.</summary>
+    ModelSignature Signature { get; }
+
+    /// <summary>Decodes one request; throws <see cref="Torch.ModelInputException"/> for input it cannot take.</summary>
+    PreparedRequest Prepare(InferenceInput input);
+
+    /// <summary>Runs on the device thread after the forward pass, e.g. softmax and top-k.</summary>
+    Tensor[] Postprocess(Tensor[] outputs);
+
+    InferenceOutput Render(PreparedRequest request, NamedTensor[] outputs);
+}

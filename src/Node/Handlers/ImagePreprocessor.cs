@@ -1,0 +1,82 @@
+using SkiaSharp;
+using Serve.Node.Torch;
+
+namespace Serve.Node.Handlers;
+
+/// <summary>
+/// TorchVision's classification preprocessing, in SkiaSharp: decode (JPEG or PNG), resize the shorter side
+/// to 256, centre-crop 224x224, scale to [0,1] and normalise with ImageNet's mean and standard deviation.
+/// Output is CHW float32. The image's size is checked from its header before any pixel is decoded.
+/// </summary>
+public static class ImagePreprocessor
+{
+    public const int ResizeTo = 256;
+    public const int CropTo = 224;
+
+    private static readonly float[] Mean = [0.485f, 0.456f, 0.406f];
+    private static readonly float[] Std = [0.229f, 0.224f, 0.225f];
+
+    public static float[] ToNormalizedChw(byte[] encoded, long maxPixels)
+    {
+        using var data = SKData.CreateCopy(encoded);
+        using var codec = SKCodec.Create(data)
+                          ?? throw new ModelInputException("the body is not an image this server can decode (JPEG or PNG)");
+
+        var width = codec.Info.Width;
+        var height = codec.Info.Height;
+        if (width <= 0 || height <= 0)
+        {
+            throw new ModelInputException("the image has no pixels");
+        }
+
+        if ((long)width * height > maxPixels)
+        {
+            throw new ModelInputException($"the image is {width}x{height}, more than the allowed {maxPixels} pixels");
+        }
+
+        // Decode at a reduced size where the codec can (JPEG scales by 1/2, 1/4, 1/8), never below 256.
+        var scale = Math.Min(1f, (float)ResizeTo / Math.Min(width, height));
+        var decodedSize = scale < 1f ? codec.GetScaledDimensions(scale) : codec.Info.Size;
+        if (Math.Min(decodedSize.Width, decodedSize.Height) < ResizeTo && scale < 1f)
+        {
+            decodedSize = codec.Info.Size;
+        }
+
+        var decodeInfo = new SKImageInfo(decodedSize.Width, decodedSize.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var decoded = new SKBitmap(decodeInfo);
+        var result = codec.GetPixels(decodeInfo, decoded.GetPixels());
+        if (result != SKCodecResult.Success)
+        {
+            throw new ModelInputException($"the image is truncated or corrupt ({result})");
+        }
+
+        var (resizedWidth, resizedHeight) = decodedSize.Width <= decodedSize.Height
+            ? (ResizeTo, Math.Max(ResizeTo, (int)Math.Round((double)decodedSize.Height * ResizeTo / decodedSize.Width)))
+            : (Math.Max(ResizeTo, (int)Math.Round((double)decodedSize.Width * ResizeTo / decodedSize.Height)), ResizeTo);
+        using var resized = decoded.Resize(
+            new SKImageInfo(resizedWidth, resizedHeight, SKColorType.Rgba8888, SKAlphaType.Unpremul),
+            new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear))
+            ?? throw new ModelInputException("the image could not be resized");
+
+        var left = (int)Math.Round((resizedWidth - CropTo) / 2.0);
+        var top = (int)Math.Round((resizedHeight - CropTo) / 2.0);
+        var pixels = resized.GetPixelSpan();
+        var rowBytes = resized.RowBytes;
+        var plane = CropTo * CropTo;
+        var chw = new float[3 * plane];
+        for (var y = 0; y < CropTo; y++)
+        {
+            var row = pixels.Slice((top + y) * rowBytes + left * 4, CropTo * 4);
+            for (var x = 0; x < CropTo; x++)
+            {
+                var offset = y * CropTo + x;
+                for (var c = 0; c < 3; c++)
+                {
+                    chw[c * plane + offset] = (row[x * 4 + c] / 255f - Mean[c]) / Std[c];
+                }
+            }
+        }
+
+        return chw;
+    }
+}

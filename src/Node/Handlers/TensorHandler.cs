@@ -1,0 +1,166 @@
+using System.Buffers;
+using System.Text.Json;
+using Serve.Actors.Protocol;
+using Serve.Actors.Tensors;
+using Serve.Node.Torch;
+using static TorchSharp.torch;
+
+namespace Serve.Node.Handlers;
+
+/// <summary>
+/// The <c>tensor</c> handler: tensors in, tensors out. Takes Open Inference Protocol tensors, a JSON nested
+/// list (one FP32 input, shape from the nesting), <c>{"data": nested list}</c>, or an Open Inference
+/// Protocol body (<c>{"inputs": [...]}</c>) on TorchServe's endpoint, and answers in the same form.
+/// </summary>
+public sealed class TensorHandler(ModelSignature modelSignature, TensorLimits limits) : IModelHandler
+{
+    public ModelSignature Signature { get; } = modelSignature;
+
+    public PreparedRequest Prepare(InferenceInput input)
+    {
+        var request = input switch
+        {
+            TensorInput tensors => new PreparedRequest(tensors.Tensors, ResponseStyle.Tensors, tensors.RequestedOutputs),
+            RawInput raw => PrepareJson(raw),
+            _ => throw new ModelInputException($"the tensor handler cannot take {input.GetType().Name}"),
+        };
+
+        foreach (var tensor in request.Inputs)
+        {
+            if (TensorShapes.Validate(tensor, limits.MaxElements) is { } problem)
+            {
+                throw new ModelInputException(problem);
+            }
+
+            if (TensorConversion.ScalarTypeOf(tensor.DataType) is null)
+            {
+                throw new ModelInputException($"input '{tensor.Name}': datatype {tensor.DataType} is not supported by libtorch models");
+            }
+        }
+
+        var expected = Signature.Inputs.Length;
+        if (Signature.Platform == ModelLoader.BuiltInPlatform && request.Inputs.Length != expected)
+        {
+            throw new ModelInputException($"the model takes {expected} input(s), the request has {request.Inputs.Length}");
+        }
+
+        if (request.RequestedOutputs is { } wanted
+            && wanted.FirstOrDefault(w => Signature.Outputs.All(o => o.Name != w)) is { } unknown)
+        {
+            throw new ModelInputException(
+                $"unknown output '{unknown}'; the model's outputs are {string.Join(", ", Signature.Outputs.Select(o => o.Name))}");
+        }
+
+        return request;
+    }
+
+    public Tensor[] Postprocess(Tensor[] outputs) => outputs;
+
+    public InferenceOutput Render(PreparedRequest request, NamedTensor[] outputs)
+    {
+        var selected = request.RequestedOutputs is { Length: > 0 } wanted
+            ? outputs.Where(o => wanted.Contains(o.Name)).ToArray()
+            : outputs;
+        return request.Style switch
+        {
+            ResponseStyle.Tensors => new TensorOutput(selected),
+            ResponseStyle.OipJson => Json(writer =>
+            {
+                writer.WriteStartObject();
+                OipJson.WriteOutputs(writer, selected);
+                writer.WriteEndObject();
+            }),
+            _ => Json(writer =>
+            {
+                if (selected.Length == 1)
+                {
+                    TensorJson.WriteData(writer, selected[0], nested: true);
+                    return;
+                }
+
+                writer.WriteStartArray();
+                foreach (var output in selected)
+                {
+                    TensorJson.WriteData(writer, output, nested: true);
+                }
+
+                writer.WriteEndArray();
+            }),
+        };
+    }
+
+    private PreparedRequest PrepareJson(RawInput raw)
+    {
+        var part = HandlerInputs.MainPart(raw);
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(part.Data, OipJson.DocumentOptions);
+        }
+        catch (JsonException error)
+        {
+            throw new ModelInputException(
+                $"the tensor handler takes JSON (a nested list of numbers, or {{\"inputs\": [...]}}); the body is not valid JSON: {error.Message}");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            try
+            {
+                if (root.ValueKind == JsonValueKind.Array)
+                {
+                    return Nested(root);
+                }
+
+                if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("inputs", out _))
+                {
+                    var request = OipJson.ReadRequest(root, limits);
+                    return new PreparedRequest(request.Inputs, ResponseStyle.OipJson, request.RequestedOutputs);
+                }
+
+                if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("data", out var data))
+                {
+                    return Nested(data);
+                }
+            }
+            catch (TensorFormatException error)
+            {
+                throw new ModelInputException(error.Message);
+            }
+
+            throw new ModelInputException(
+                "the tensor handler takes a JSON nested list of numbers, {\"data\": nested list}, or {\"inputs\": [...]}");
+        }
+    }
+
+    private PreparedRequest Nested(JsonElement data)
+    {
+        var name = Signature.Inputs.Length > 0 ? Signature.Inputs[0].Name : "input__0";
+        return new PreparedRequest([TensorJson.ReadNested(name, TensorDataType.FP32, data, limits)], ResponseStyle.NestedJson, null);
+    }
+
+    private static DocumentOutput Json(Action<Utf8JsonWriter> write)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            write(writer);
+        }
+
+        return new DocumentOutput("application/json", buffer.WrittenSpan.ToArray());
+    }
+}
+
+/// <summary>Where TorchServe handlers find their input: the part named <c>data</c>, else <c>body</c>, else the first.</summary>
+public static class HandlerInputs
+{
+    public static PayloadPart MainPart(RawInput raw)
+    {
+        var part = raw.Parts.FirstOrDefault(p => p.Name == "data")
+                   ?? raw.Parts.FirstOrDefault(p => p.Name == RawInput.BodyPartName)
+                   ?? raw.Parts.FirstOrDefault()
+                   ?? throw new ModelInputException("the request has no body");
+        return part.Data.Length == 0 ? throw new ModelInputException($"the request's '{part.Name}' is empty") : part;
+    }
+}

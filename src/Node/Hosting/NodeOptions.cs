@@ -1,0 +1,51 @@
+namespace Serve.Node.Hosting;
+
+/// <summary>The worker's devices and threads. Section <c>Serve:Node</c>.</summary>
+public sealed class NodeOptions
+{
+    public const string Section = "Serve:Node";
+
+    /// <summary>
+    /// Devices to serve on when there is no CUDA device: each CPU slot gets its own executor thread.
+    /// Env: Serve__Node__CpuSlots.
+    /// </summary>
+    public int CpuSlots { get; set; } = 1;
+
+    /// <summary>
+    /// libtorch intra-op threads (process-wide, set once). 0 picks the processor count divided by the
+    /// number of CPU slots. Env: Serve__Node__TorchThreads.
+    /// </summary>
+    public int TorchThreads { get; set; }
+
+    /// <summary>libtorch inter-op threads (process-wide, set once). Env: Serve__Node__InteropThreads.</summary>
+    public int InteropThreads { get; set; } = 1;
+
+    /// <summary>Largest image (width x height) the image handlers decode. Env: Serve__Node__MaxImagePixels.</summary>
+    public long MaxImagePixels { get; set; } = 40_000_000;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        if (CpuSlots is < 1 or > 256)
+        {
+            problems.Add($"Serve:Node:CpuSlots must be 1-256, not {CpuSlots}");
+        }
+
+        if (TorchThreads is < 0 or > 1024)
+        {
+            problems.Add($"Serve:Node:TorchThreads must be 0-1024, not {TorchThreads}");
+        }
+
+        if (InteropThreads is < 1 or > 1024)
+        {
+            problems.Add($"Serve:Node:InteropThreads must be 1-1024, not {InteropThreads}");
+        }
+
+        if (MaxImagePixels < 1)
+        {
+            problems.Add($"Serve:Node:MaxImagePixels must be positive, not {MaxImagePixels}");
+        }
+
+        return problems;
+    }
+}

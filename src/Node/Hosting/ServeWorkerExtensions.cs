@@ -1,0 +1,43 @@
+using Akka.Hosting;
+using Microsoft.Extensions.Options;
+using Serve.Actors.Hosting;
+using Serve.Actors.Models;
+using Serve.Node.Torch;
+
+namespace Serve.Node.Hosting;
+
+/// <summary>Registers the worker: libtorch settings, devices, the TorchSharp backend and the replica shards.</summary>
+public static partial class ServeWorkerExtensions
+{
+    public static IServiceCollection AddServeWorker(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddValidatedOptions<NodeOptions>(NodeOptions.Section, o => o.Validate());
+        services.AddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<NodeOptions>>().Value;
+            var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Serve.Node.Devices");
+            var (intra, interop) = TorchRuntime.Initialize(options);
+            var devices = TorchRuntime.DiscoverDevices(options);
+            LogDevices(logger, [.. devices.Select(d => d.Name)], intra, interop);
+            return new DeviceManager(devices);
+        });
+        services.AddSingleton(_ => new ModelPaths(configuration["Serve:ModelStore"]));
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<NodeOptions>>().Value);
+        services.AddSingleton<IInferenceBackend, TorchBackend>();
+        return services;
+    }
+
+    /// <summary>The replica shard region, and a proxy to the registry unless this node hosts it.</summary>
+    public static AkkaConfigurationBuilder WithServeWorker(this AkkaConfigurationBuilder akka, IServiceProvider services, bool hostsRegistry)
+    {
+        if (!hostsRegistry)
+        {
+            akka.WithModelRegistryProxy();
+        }
+
+        return akka.WithModelReplicaShards(services.GetRequiredService<IInferenceBackend>(), ModelActorSettings.Default);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Devices: {Devices} (libtorch threads: {Intra} intra-op, {Interop} inter-op)")]
+    private static partial void LogDevices(ILogger logger, string[] devices, int intra, int interop);
+}

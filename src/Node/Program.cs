@@ -1,0 +1,37 @@
+using Serve.Actors.Hosting;
+using Serve.Gateway.Hosting;
+using Serve.Node.Hosting;
+
+// One process, two shapes: the standalone server (gateway endpoints and a worker, the default), or a
+// worker that joins a cluster (--role worker).
+var role = new ConfigurationBuilder().AddServeCommandLine(args).AddEnvironmentVariables().Build()["Serve:Role"] ?? "standalone";
+switch (role)
+{
+    case "standalone":
+        var web = WebApplication.CreateBuilder(args);
+        web.Configuration.AddServeCommandLine(args);
+        web.AddServeGateway(defaultModel: true);
+        web.Services.AddServeWorker(web.Configuration);
+        web.Services.AddServeCluster(web.Configuration, [ServeRoles.Gateway, ServeRoles.Worker], (akka, services) => akka
+            .WithServeWorker(services, hostsRegistry: true)
+            .WithServeGateway(services, hostsReplicas: true));
+        var app = web.Build();
+        app.MapServeGateway();
+        await app.RunAsync();
+        break;
+
+    case "worker":
+        var host = Host.CreateApplicationBuilder(args);
+        host.Configuration.AddServeCommandLine(args);
+        host.Services.AddServeWorker(host.Configuration);
+        host.Services.AddServeCluster(host.Configuration, [ServeRoles.Worker], (akka, services) => akka
+            .WithServeWorker(services, hostsRegistry: false));
+        await host.Build().RunAsync();
+        break;
+
+    default:
+        await Console.Error.WriteLineAsync($"--role must be 'standalone' or 'worker', not '{role}'");
+        return 2;
+}
+
+return 0;

@@ -1,0 +1,84 @@
+using Serve.Actors.Protocol;
+
+namespace Serve.Node.Torch;
+
+/// <summary>
+/// This node's devices, each with its executor thread, and which replicas hold them. A replica claims
+/// the device with the fewest replicas (ties: lowest index) and gives it back when it unloads.
+/// </summary>
+public sealed class DeviceManager : IDisposable
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, Slot> _slots;
+
+    public DeviceManager(IReadOnlyList<DeviceInfo> devices)
+    {
+        if (devices.Count == 0)
+        {
+            throw new ArgumentException("a worker needs at least one device", nameof(devices));
+        }
+
+        _slots = devices.ToDictionary(d => d.Name, d => new Slot(d, new DeviceExecutor(d.Name)), StringComparer.Ordinal);
+    }
+
+    public IReadOnlyList<DeviceInfo> Devices => [.. _slots.Values.Select(s => s.Device)];
+
+    public DeviceLease Claim(ReplicaId replica)
+    {
+        lock (_gate)
+        {
+            var slot = _slots.Values.OrderBy(s => s.Replicas.Count).ThenBy(s => s.Device.Index).First();
+            slot.Replicas.Add(replica);
+            return new DeviceLease(this, slot.Device, slot.Executor, replica);
+        }
+    }
+
+    public IReadOnlyDictionary<string, int> ReplicasPerDevice()
+    {
+        lock (_gate)
+        {
+            return _slots.ToDictionary(s => s.Key, s => s.Value.Replicas.Count, StringComparer.Ordinal);
+        }
+    }
+
+    internal void Release(DeviceLease lease)
+    {
+        lock (_gate)
+        {
+            _slots[lease.Device.Name].Replicas.Remove(lease.Replica);
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var slot in _slots.Values)
+        {
+            slot.Executor.Dispose();
+        }
+    }
+
+    private sealed record Slot(DeviceInfo Device, DeviceExecutor Executor)
+    {
+        public List<ReplicaId> Replicas { get; } = [];
+    }
+}
+
+/// <summary>A replica's hold on one device; dispose to give it back.</summary>
+public sealed class DeviceLease(DeviceManager owner, DeviceInfo device, DeviceExecutor executor, ReplicaId replica) : IDisposable
+{
+    private int _released;
+
+    public DeviceInfo Device { get; } = device;
+
+    public DeviceExecutor Executor { get; } = executor;
+
+    public ReplicaId Replica { get; } = replica;
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _released, 1) == 0)
+        {
+            owner.Release(this);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+using Microsoft.Extensions.Logging;
+using Serve.Actors.Models;
+using Serve.Actors.Protocol;
+using Serve.Actors.Tensors;
+using Serve.Node.Handlers;
+using Serve.Node.Hosting;
+
+namespace Serve.Node.Torch;
+
+/// <summary>The worker's <see cref="IInferenceBackend"/>: TorchSharp on this node's devices.</summary>
+public sealed partial class TorchBackend(DeviceManager devices, ModelPaths paths, NodeOptions options, ILogger<TorchBackend> logger)
+    : IInferenceBackend
+{
+    public async Task<ILoadedModel> LoadAsync(ReplicaId replica, ModelDefinition definition, CancellationToken cancellationToken)
+    {
+        var modelPath = definition.Source switch
+        {
+            TorchScriptSource script => paths.Resolve(script.Path),
+            BuiltInSource { WeightsPath: { } weights } => paths.Resolve(weights),
+            _ => string.Empty,
+        };
+        var labels = definition.LabelsPath is { } labelsPath ? ReadLabels(paths.Resolve(labelsPath)) : null;
+
+        var lease = devices.Claim(replica);
+        try
+        {
+            var device = lease.Device.ToTorch();
+            var module = await lease.Executor.RunAsync(() => Wrap(modelPath, () => ModelLoader.Load(definition.Source, modelPath, device)), cancellationToken);
+            IModelHandler handler = definition.Handler switch
+            {
+                BuiltInHandlers.Tensor => new TensorHandler(module.Signature, TensorLimits.Default),
+                BuiltInHandlers.ImageClassifier => new ImageClassifierHandler(labels, options.MaxImagePixels),
+                _ => throw new ModelLoadException(
+                    $"handler '{definition.Handler}' is not built in; supported: {string.Join(", ", BuiltInHandlers.All)}"),
+            };
+            await WarmUpAsync(module, lease, device, cancellationToken);
+            LogLoaded(replica.EntityId, lease.Device.Name, module.Signature.Platform);
+            return new LoadedTorchModel(module, handler, lease, definition.BatchSize > 1);
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// One forward pass with zeros when the input shape is known (built-in architectures), so the first
+    /// client does not pay for libtorch's first-call allocations. Failure here is a load failure.
+    /// </summary>
+    private static Task WarmUpAsync(TorchModule module, DeviceLease lease, TorchSharp.torch.Device device, CancellationToken cancellationToken)
+    {
+        if (module.Signature.Platform != ModelLoader.BuiltInPlatform || module.Signature.Inputs is not [var input])
+        {
+            return Task.CompletedTask;
+        }
+
+        long[] shape = [.. input.Shape.Select(d => d < 0 ? 1 : d)];
+        return lease.Executor.RunScopedAsync(() => Wrap(string.Empty, () =>
+        {
+            module.Forward([TorchSharp.torch.zeros(shape, device: device)]);
+            return module;
+        }), cancellationToken);
+    }
+
+    private static TorchModule Wrap(string path, Func<TorchModule> load)
+    {
+        try
+        {
+            return load();
+        }
+        catch (Exception error) when (error is not ModelLoadException)
+        {
+            throw new ModelLoadException($"loading {(path.Length > 0 ? path : "the model")} failed: {LibTorchErrors.Summarize(error.Message)}", error);
+        }
+    }
+
+    private static Dictionary<int, string> ReadLabels(string path)
+    {
+        try
+        {
+            return ImageClassifierHandler.ReadLabels(path);
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            throw new ModelLoadException($"could not read labels from {path}: {error.Message}", error);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Loaded replica {Replica} on {Device} ({Platform})")]
+    private partial void LogLoaded(string replica, string device, string platform);
+}

@@ -1,0 +1,89 @@
+using System.Collections;
+using System.Runtime.CompilerServices;
+using Serve.Actors.Protocol;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Serve.Node.Torch;
+
+/// <summary>
+/// A loaded model, TorchScript or built-in, behind one call: tensors in, a flat list of tensors out
+/// (tuples and lists of outputs are flattened in order). Used only on its device's executor thread.
+/// </summary>
+public sealed class TorchModule : IDisposable
+{
+    private readonly jit.ScriptModule? _script;
+    private readonly nn.Module<Tensor, Tensor>? _builtIn;
+
+    private TorchModule(jit.ScriptModule? script, nn.Module<Tensor, Tensor>? builtIn, ModelSignature signature)
+    {
+        _script = script;
+        _builtIn = builtIn;
+        Signature = signature;
+    }
+
+    public ModelSignature Signature { get; }
+
+    public static TorchModule FromScript(jit.ScriptModule script, ModelSignature signature) => new(script, null, signature);
+
+    public static TorchModule FromBuiltIn(nn.Module<Tensor, Tensor> module, ModelSignature signature) => new(null, module, signature);
+
+    public Tensor[] Forward(Tensor[] inputs)
+    {
+        if (_builtIn is not null)
+        {
+            if (inputs.Length != 1)
+            {
+                throw new ModelInputException($"this model takes 1 input, got {inputs.Length}");
+            }
+
+            return [_builtIn.call(inputs[0])];
+        }
+
+        var result = _script!.forward([.. inputs.Cast<object>()]);
+        var outputs = new List<Tensor>();
+        Flatten(result, outputs);
+        return [.. outputs];
+    }
+
+    private static void Flatten(object? value, List<Tensor> outputs)
+    {
+        switch (value)
+        {
+            case Tensor tensor:
+                outputs.Add(tensor);
+                break;
+            case ITuple tuple:
+                for (var i = 0; i < tuple.Length; i++)
+                {
+                    Flatten(tuple[i], outputs);
+                }
+
+                break;
+            case IEnumerable items when value is not string:
+                foreach (var item in items)
+                {
+                    Flatten(item, outputs);
+                }
+
+                break;
+            default:
+                throw new ModelInputException(
+                    $"the model returned {value?.GetType().Name ?? "nothing"}; only tensors, tuples and lists of tensors are supported");
+        }
+    }
+
+    public void Dispose()
+    {
+        _script?.Dispose();
+        _builtIn?.Dispose();
+    }
+}
+
+/// <summary>The model refused an input (wrong shape, datatype or count). The request fails with 400.</summary>
+public sealed class ModelInputException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>The request's error, phrased as a sentence.</summary>
+    public ServeError ToServeError() =>
+        new(ServeErrorKind.BadInput, Message.Length > 0 ? char.ToUpperInvariant(Message[0]) + Message[1..] : Message);
+}
