@@ -49,6 +49,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     private int _restarts;
     private string? _lastError;
     private List<Pending>? _runningBatch;
+    private ModelSignature? _reportedSignature;
     private bool _handingOff;
 
     public ModelActor(ReplicaId replica, IInferenceBackend backend, IActorRef registry, ModelActorSettings settings)
@@ -356,6 +357,12 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
             return;
         }
 
+        // A model may learn its signature from its first forward pass (TorchScript does not declare it).
+        if (_model is not null && _model.Signature != _reportedSignature)
+        {
+            ReportStatus();
+        }
+
         TryDispatch();
     }
 
@@ -429,9 +436,12 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         ReportStatus();
     }
 
-    private void ReportStatus() =>
+    private void ReportStatus()
+    {
+        _reportedSignature = _model?.Signature;
         _registry.Tell(new ReplicaStatusReport(new ReplicaStatus(_replica, _state, _nodeAddress,
-            _model?.Device ?? string.Empty, _model?.Signature, _restarts, _lastError, _stateSinceUtc)));
+            _model?.Device ?? string.Empty, _reportedSignature, _restarts, _lastError, _stateSinceUtc)));
+    }
 
     private static string Describe(Exception error)
     {

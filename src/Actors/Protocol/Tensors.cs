@@ -33,7 +33,19 @@ public sealed record NamedTensor(string Name, TensorDataType DataType, long[] Sh
 }
 
 /// <summary>Name, datatype and shape of a model input or output; -1 marks a variable dimension.</summary>
-public sealed record TensorSpec(string Name, TensorDataType DataType, long[] Shape);
+public sealed record TensorSpec(string Name, TensorDataType DataType, long[] Shape)
+{
+    public bool Equals(TensorSpec? other) =>
+        other is not null && Name == other.Name && DataType == other.DataType && Shape.SequenceEqual(other.Shape);
+
+    public override int GetHashCode() => HashCode.Combine(Name, DataType, Shape.Length);
+}
 
 /// <summary>What a loaded model tells clients about itself (Open Inference Protocol metadata).</summary>
-public sealed record ModelSignature(string Platform, TensorSpec[] Inputs, TensorSpec[] Outputs);
+public sealed record ModelSignature(string Platform, TensorSpec[] Inputs, TensorSpec[] Outputs)
+{
+    public bool Equals(ModelSignature? other) =>
+        other is not null && Platform == other.Platform && Inputs.SequenceEqual(other.Inputs) && Outputs.SequenceEqual(other.Outputs);
+
+    public override int GetHashCode() => HashCode.Combine(Platform, Inputs.Length, Outputs.Length);
+}

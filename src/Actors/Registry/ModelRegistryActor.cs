@@ -133,7 +133,7 @@ public sealed class ModelRegistryActor : ReceiveActor, IWithTimers
 
     private static bool MeaningfullyDifferent(ReplicaStatus a, ReplicaStatus b) =>
         a.State != b.State || a.NodeAddress != b.NodeAddress || a.Device != b.Device
-        || a.Restarts != b.Restarts || a.LastError != b.LastError || (a.Signature is null) != (b.Signature is null);
+        || a.Restarts != b.Restarts || a.LastError != b.LastError || a.Signature != b.Signature;
 
     private void ForgetNode(string address)
     {

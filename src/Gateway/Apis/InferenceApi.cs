@@ -46,6 +46,7 @@ public static class InferenceApi
         }
 
         var reply = await client.InferAsync(model, version, input!, cancellation);
+        ResponseHeaders.Add(context.Response, reply);
         if (reply is InferenceFailed failed)
         {
             return ErrorTable.TorchServe(failed.Error);

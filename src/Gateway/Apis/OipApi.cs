@@ -104,6 +104,7 @@ public static class OipApi
         }
 
         var reply = await client.InferAsync(model, version, new TensorInput(request.Inputs, request.RequestedOutputs), cancellation);
+        ResponseHeaders.Add(context.Response, reply);
         if (reply is InferenceFailed failed)
         {
             return ErrorTable.Oip(failed.Error);

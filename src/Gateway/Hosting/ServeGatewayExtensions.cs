@@ -70,13 +70,22 @@ public static class ServeGatewayExtensions
     {
         // Start-up models are checked before anything listens: bad configuration stops the process.
         _ = app.Services.GetRequiredService<IReadOnlyList<ModelDefinition>>();
-        app.UseStatusCodePages(async context =>
+        // Every error is TorchServe's JSON, including routing misses and faults in Serve itself.
+        app.UseExceptionHandler(errors => errors.Run(context =>
+            ErrorTable.TorchServe(StatusCodes.Status500InternalServerError, "InternalServerException",
+                "Serve failed to handle the request; the cause is in the server's log").ExecuteAsync(context)));
+        app.UseStatusCodePages(context =>
         {
             var status = context.HttpContext.Response.StatusCode;
-            var result = status == StatusCodes.Status405MethodNotAllowed
-                ? ErrorTable.TorchServe(status, "MethodNotAllowedException", "Requested method is not allowed, please refer to API document.")
-                : ErrorTable.TorchServe(status, "ResourceNotFoundException", "Requested resource is not found, please refer to API document.");
-            await result.ExecuteAsync(context.HttpContext);
+            var result = status switch
+            {
+                StatusCodes.Status404NotFound => ErrorTable.TorchServe(status, "ResourceNotFoundException",
+                    "Requested resource is not found, please refer to API document."),
+                StatusCodes.Status405MethodNotAllowed => ErrorTable.TorchServe(status, "MethodNotAllowedException",
+                    "Requested method is not allowed, please refer to API document."),
+                _ => ErrorTable.TorchServe(status, "HttpException", $"The request failed with HTTP status {status}."),
+            };
+            return result.ExecuteAsync(context.HttpContext);
         });
         app.MapInferenceApi();
         app.MapOipApi();

@@ -55,8 +55,10 @@ public static class ReplicaSelector
 
     private static int LeastOutstanding(List<int> candidates, Func<int, int> outstanding, Random random)
     {
-        var fewest = candidates.Min(outstanding);
-        var best = candidates.Where(i => outstanding(i) == fewest).ToList();
-        return best[random.Next(best.Count)];
+        // Read each count once: other requests change them concurrently.
+        var counts = candidates.Select(i => (Index: i, Count: outstanding(i))).ToList();
+        var fewest = counts.Min(c => c.Count);
+        var best = counts.Where(c => c.Count == fewest).ToList();
+        return best[random.Next(best.Count)].Index;
     }
 }

@@ -12,9 +12,9 @@ namespace Serve.Node.Handlers;
 /// list (one FP32 input, shape from the nesting), <c>{"data": nested list}</c>, or an Open Inference
 /// Protocol body (<c>{"inputs": [...]}</c>) on TorchServe's endpoint, and answers in the same form.
 /// </summary>
-public sealed class TensorHandler(ModelSignature modelSignature, TensorLimits limits) : IModelHandler
+public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IModelHandler
 {
-    public ModelSignature Signature { get; } = modelSignature;
+    public ModelSignature Signature => module.Signature;
 
     public PreparedRequest Prepare(InferenceInput input)
     {
@@ -44,13 +44,6 @@ public sealed class TensorHandler(ModelSignature modelSignature, TensorLimits li
             throw new ModelInputException($"the model takes {expected} input(s), the request has {request.Inputs.Length}");
         }
 
-        if (request.RequestedOutputs is { } wanted
-            && wanted.FirstOrDefault(w => Signature.Outputs.All(o => o.Name != w)) is { } unknown)
-        {
-            throw new ModelInputException(
-                $"unknown output '{unknown}'; the model's outputs are {string.Join(", ", Signature.Outputs.Select(o => o.Name))}");
-        }
-
         return request;
     }
 
@@ -58,6 +51,12 @@ public sealed class TensorHandler(ModelSignature modelSignature, TensorLimits li
 
     public InferenceOutput Render(PreparedRequest request, NamedTensor[] outputs)
     {
+        if (request.RequestedOutputs?.FirstOrDefault(w => outputs.All(o => o.Name != w)) is { } unknown)
+        {
+            throw new ModelInputException(
+                $"unknown output '{unknown}'; the model's outputs are {string.Join(", ", outputs.Select(o => o.Name))}");
+        }
+
         var selected = request.RequestedOutputs is { Length: > 0 } wanted
             ? outputs.Where(o => wanted.Contains(o.Name)).ToArray()
             : outputs;

@@ -1,3 +1,5 @@
+using Serve.Actors.Batching;
+
 namespace Serve.Node.Hosting;
 
 /// <summary>The worker's devices and threads. Section <c>Serve:Node</c>.</summary>
@@ -23,6 +25,17 @@ public sealed class NodeOptions
     /// <summary>Largest image (width x height) the image handlers decode. Env: Serve__Node__MaxImagePixels.</summary>
     public long MaxImagePixels { get; set; } = 40_000_000;
 
+    /// <summary>First delay before a failed replica loads again; doubles per failure. Env: Serve__Node__RestartBackoffMin.</summary>
+    public TimeSpan RestartBackoffMin { get; set; } = RestartBackoff.Default.Min;
+
+    /// <summary>Longest delay between restarts of a failed replica. Env: Serve__Node__RestartBackoffMax.</summary>
+    public TimeSpan RestartBackoffMax { get; set; } = RestartBackoff.Default.Max;
+
+    /// <summary>Failures in a row after which a replica is marked failed and no longer retried. Env: Serve__Node__MaxConsecutiveFailures.</summary>
+    public int MaxConsecutiveFailures { get; set; } = RestartBackoff.Default.MaxConsecutiveFailures;
+
+    public RestartBackoff Backoff => new(RestartBackoffMin, RestartBackoffMax, MaxConsecutiveFailures);
+
     public IReadOnlyList<string> Validate()
     {
         var problems = new List<string>();
@@ -39,6 +52,16 @@ public sealed class NodeOptions
         if (InteropThreads is < 1 or > 1024)
         {
             problems.Add($"Serve:Node:InteropThreads must be 1-1024, not {InteropThreads}");
+        }
+
+        if (RestartBackoffMin <= TimeSpan.Zero || RestartBackoffMax < RestartBackoffMin)
+        {
+            problems.Add($"Serve:Node:RestartBackoffMin must be positive and at most RestartBackoffMax ({RestartBackoffMin} / {RestartBackoffMax})");
+        }
+
+        if (MaxConsecutiveFailures < 1)
+        {
+            problems.Add($"Serve:Node:MaxConsecutiveFailures must be at least 1, not {MaxConsecutiveFailures}");
         }
 
         if (MaxImagePixels < 1)

@@ -35,7 +35,9 @@ public static partial class ServeWorkerExtensions
             akka.WithModelRegistryProxy();
         }
 
-        return akka.WithModelReplicaShards(services.GetRequiredService<IInferenceBackend>(), ModelActorSettings.Default);
+        var options = services.GetRequiredService<NodeOptions>();
+        var settings = ModelActorSettings.Default with { Backoff = options.Backoff };
+        return akka.WithModelReplicaShards(services.GetRequiredService<IInferenceBackend>(), settings);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Devices: {Devices} (libtorch threads: {Intra} intra-op, {Interop} inter-op)")]

@@ -28,7 +28,7 @@ public sealed partial class TorchBackend(DeviceManager devices, ModelPaths paths
             var module = await lease.Executor.RunAsync(() => Wrap(modelPath, () => ModelLoader.Load(definition.Source, modelPath, device)), cancellationToken);
             IModelHandler handler = definition.Handler switch
             {
-                BuiltInHandlers.Tensor => new TensorHandler(module.Signature, TensorLimits.Default),
+                BuiltInHandlers.Tensor => new TensorHandler(module, TensorLimits.Default),
                 BuiltInHandlers.ImageClassifier => new ImageClassifierHandler(labels, options.MaxImagePixels),
                 _ => throw new ModelLoadException(
                     $"handler '{definition.Handler}' is not built in; supported: {string.Join(", ", BuiltInHandlers.All)}"),

@@ -14,15 +14,22 @@ public sealed class TorchModule : IDisposable
 {
     private readonly jit.ScriptModule? _script;
     private readonly nn.Module<Tensor, Tensor>? _builtIn;
+    private volatile ModelSignature _signature;
+    private bool _signatureLearned;
 
     private TorchModule(jit.ScriptModule? script, nn.Module<Tensor, Tensor>? builtIn, ModelSignature signature)
     {
         _script = script;
         _builtIn = builtIn;
-        Signature = signature;
+        _signature = signature;
+        _signatureLearned = builtIn is not null;
     }
 
-    public ModelSignature Signature { get; }
+    /// <summary>
+    /// Inputs and outputs. Built-in architectures declare theirs; a TorchScript file does not say its
+    /// datatypes, ranks or how many outputs its tuple holds, so those are learned from the first forward pass.
+    /// </summary>
+    public ModelSignature Signature => _signature;
 
     public static TorchModule FromScript(jit.ScriptModule script, ModelSignature signature) => new(script, null, signature);
 
@@ -43,8 +50,18 @@ public sealed class TorchModule : IDisposable
         var result = _script!.forward([.. inputs.Cast<object>()]);
         var outputs = new List<Tensor>();
         Flatten(result, outputs);
+        if (!_signatureLearned)
+        {
+            _signatureLearned = true;
+            _signature = _signature with { Inputs = Observe("input", inputs), Outputs = Observe("output", outputs) };
+        }
+
         return [.. outputs];
     }
+
+    private static TensorSpec[] Observe(string prefix, IReadOnlyList<Tensor> tensors) =>
+        [.. tensors.Select((t, i) => new TensorSpec($"{prefix}__{i}",
+            TensorConversion.DataTypeOf(t.dtype) ?? TensorDataType.FP32, [.. Enumerable.Repeat(-1L, (int)t.dim())]))];
 
     private static void Flatten(object? value, List<Tensor> outputs)
     {

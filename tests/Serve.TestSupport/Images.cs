@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using SkiaSharp;
 
-namespace Serve.Node.Tests;
+namespace Serve.TestSupport;
 
 /// <summary>Images made on the spot with SkiaSharp, so the tests need no image files.</summary>
 public static class Images

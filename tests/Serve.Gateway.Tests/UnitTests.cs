@@ -1,0 +1,183 @@
+using System.Net;
+using Serve.Actors.Protocol;
+using Serve.Gateway.Apis;
+using Serve.Gateway.Hosting;
+using Serve.Gateway.Inference;
+
+namespace Serve.Gateway.Tests;
+
+public sealed class ReplicaSelectorTests
+{
+    private const string NodeA = "akka.tcp://serve@127.0.0.1:1";
+    private const string NodeB = "akka.tcp://serve@127.0.0.1:2";
+
+    private static CatalogEntry Entry(int replicas, params (int Index, ReplicaState State, string Node, string? Error)[] statuses) =>
+        new(new ModelDefinition("m", "1.0", new TorchScriptSource("m.pt"), BuiltInHandlers.Tensor, replicas, 1, 0, 100, 30, null),
+            true,
+            [.. statuses.Select(s => new ReplicaStatus(new ReplicaId("m", "1.0", s.Index), s.State, s.Node, "cpu:0", null, 0, s.Error, DateTime.UtcNow))]);
+
+    private static ReplicaChoice Choose(CatalogEntry entry, Func<int, int>? outstanding = null, IReadOnlySet<string>? unreachable = null,
+        IReadOnlySet<int>? exclude = null) =>
+        ReplicaSelector.Choose(entry, unreachable ?? new HashSet<string>(), outstanding ?? (_ => 0), exclude ?? new HashSet<int>(), new Random(1));
+
+    [Fact]
+    public void Picks_the_ready_replica_with_fewest_requests_outstanding()
+    {
+        var entry = Entry(3, (0, ReplicaState.Ready, NodeA, null), (1, ReplicaState.Ready, NodeB, null), (2, ReplicaState.Loading, NodeB, null));
+        Assert.Equal(1, Choose(entry, i => i == 0 ? 5 : 1).Index);
+    }
+
+    [Fact]
+    public void Never_picks_a_replica_on_an_unreachable_node()
+    {
+        var entry = Entry(2, (0, ReplicaState.Ready, NodeA, null), (1, ReplicaState.Ready, NodeB, null));
+        Assert.Equal(1, Choose(entry, i => i == 1 ? 100 : 0, new HashSet<string> { NodeA }).Index);
+
+        var error = Choose(entry, unreachable: new HashSet<string> { NodeA, NodeB }).Error;
+        Assert.Equal(ServeErrorKind.Unavailable, error!.Kind);
+        Assert.Contains("unreachable", error.Message);
+    }
+
+    [Fact]
+    public void Falls_back_to_a_replica_that_is_still_loading_or_not_yet_reported()
+    {
+        Assert.Equal(1, Choose(Entry(2, (0, ReplicaState.Failed, NodeA, "boom"), (1, ReplicaState.Loading, NodeB, null))).Index);
+        Assert.Equal(1, Choose(Entry(2, (0, ReplicaState.Failed, NodeA, "boom"))).Index);
+    }
+
+    [Fact]
+    public void When_every_replica_failed_the_error_carries_the_cause()
+    {
+        var error = Choose(Entry(1, (0, ReplicaState.Failed, NodeA, "x.pt is not a TorchScript file"))).Error;
+        Assert.Equal(ServeErrorKind.Unavailable, error!.Kind);
+        Assert.Contains("x.pt is not a TorchScript file", error.Message);
+    }
+
+    [Fact]
+    public void A_model_scaled_to_zero_has_torchserves_no_worker_message() =>
+        Assert.Contains("has no worker to serve inference request", Choose(Entry(0)).Error!.Message);
+
+    [Fact]
+    public void Replicas_already_tried_are_skipped()
+    {
+        var entry = Entry(2, (0, ReplicaState.Ready, NodeA, null), (1, ReplicaState.Ready, NodeB, null));
+        Assert.Equal(1, Choose(entry, exclude: new HashSet<int> { 0 }).Index);
+    }
+}
+
+public sealed class ErrorTableTests
+{
+    [Theory]
+    [InlineData(ServeErrorKind.BadInput, HttpStatusCode.BadRequest)]
+    [InlineData(ServeErrorKind.NotFound, HttpStatusCode.NotFound)]
+    [InlineData(ServeErrorKind.Overloaded, HttpStatusCode.ServiceUnavailable)]
+    [InlineData(ServeErrorKind.Unavailable, HttpStatusCode.ServiceUnavailable)]
+    [InlineData(ServeErrorKind.DeadlineExceeded, HttpStatusCode.GatewayTimeout)]
+    [InlineData(ServeErrorKind.PayloadTooLarge, HttpStatusCode.RequestEntityTooLarge)]
+    [InlineData(ServeErrorKind.ResourceExhausted, HttpStatusCode.InsufficientStorage)]
+    [InlineData(ServeErrorKind.ModelFailed, HttpStatusCode.InternalServerError)]
+    [InlineData(ServeErrorKind.Internal, HttpStatusCode.InternalServerError)]
+    public void Each_kind_has_its_http_status(ServeErrorKind kind, HttpStatusCode status) =>
+        Assert.Equal((int)status, ErrorTable.Http(kind).Status);
+
+    [Fact]
+    public void Every_kind_is_in_the_table() =>
+        Assert.All(Enum.GetValues<ServeErrorKind>(), kind => Assert.InRange(ErrorTable.Http(kind).Status, 400, 599));
+}
+
+public sealed class StartupModelsTests
+{
+    private static GatewayOptions Options(string? loadModels, string? store = null) => new()
+    {
+        LoadModels = loadModels,
+        ModelStore = store,
+        DefaultModel = new DefaultModelOptions { Enabled = true },
+    };
+
+    [Fact]
+    public void Torchserve_style_models_with_settings()
+    {
+        var models = StartupModels.Build(Options("tiny=tiny.pt?replicas=2&batch_size=8&max_batch_delay=5,other.pt", "/store"), out var problems);
+        Assert.Empty(problems);
+        var tiny = models.Single(m => m.Name == "tiny");
+        Assert.Equal((2, 8, 5), (tiny.Replicas, tiny.BatchSize, tiny.MaxBatchDelayMs));
+        Assert.Equal(new TorchScriptSource("tiny.pt"), tiny.Source);
+        Assert.Equal(BuiltInHandlers.Tensor, tiny.Handler);
+        Assert.Equal("1.0", tiny.Version);
+        var other = models.Single(m => m.Name == "other");
+        Assert.Equal(1, other.Replicas);
+    }
+
+    [Fact]
+    public void Without_a_model_store_paths_become_absolute()
+    {
+        var models = StartupModels.Build(Options("m=models/m.pt"), out _);
+        Assert.Equal(Path.GetFullPath("models/m.pt"), ((TorchScriptSource)models[0].Source).Path);
+    }
+
+    [Fact]
+    public void The_default_model_is_served_only_when_nothing_else_is_configured()
+    {
+        var defaults = StartupModels.Build(Options(null), out var problems);
+        Assert.Empty(problems);
+        var resnet = Assert.Single(defaults);
+        Assert.Equal(BuiltInHandlers.ImageClassifier, resnet.Handler);
+        Assert.Equal("resnet18", ((BuiltInSource)resnet.Source).Architecture);
+        Assert.Null(((BuiltInSource)resnet.Source).WeightsPath);
+
+        Assert.DoesNotContain(StartupModels.Build(Options("m=m.pt", "/store"), out _), m => m.Name == "resnet18");
+    }
+
+    [Fact]
+    public void Every_problem_is_reported_at_once()
+    {
+        StartupModels.Build(Options("-bad=a.pt?replicas=x&colour=blue,ok=b.pt?handler=python_handler,dup=c.pt,dup=d.pt", "/store"), out var problems);
+        Assert.Contains(problems, p => p.Contains("replicas=x is not an integer"));
+        Assert.Contains(problems, p => p.Contains("unknown setting 'colour'"));
+        Assert.Contains(problems, p => p.Contains("model name '-bad' is invalid"));
+        Assert.Contains(problems, p => p.Contains("handler 'python_handler' is not a built-in handler"));
+        Assert.Contains(problems, p => p.Contains("configured more than once"));
+    }
+
+    [Fact]
+    public void All_loads_every_torchscript_file_in_the_store()
+    {
+        var store = Directory.CreateTempSubdirectory("serve-store-").FullName;
+        try
+        {
+            File.WriteAllBytes(Path.Combine(store, "a.pt"), [1]);
+            File.WriteAllBytes(Path.Combine(store, "b.ts"), [1]);
+            File.WriteAllBytes(Path.Combine(store, "notes.txt"), [1]);
+            var models = StartupModels.Build(Options("all", store), out var problems);
+            Assert.Empty(problems);
+            Assert.Equal(["a", "b"], models.Select(m => m.Name));
+        }
+        finally
+        {
+            Directory.Delete(store, recursive: true);
+        }
+    }
+}
+
+public sealed class ListenerAddressTests
+{
+    [Theory]
+    [InlineData("http://127.0.0.1:8080", "127.0.0.1", 8080)]
+    [InlineData("http://localhost:9000", "127.0.0.1", 9000)]
+    [InlineData("http://[::1]:8080", "::1", 8080)]
+    [InlineData("http://0.0.0.0:8080", "0.0.0.0", 8080)]
+    public void Parses_torchserve_addresses(string address, string ip, int port)
+    {
+        var endpoint = Listeners.ParseAddress(address, ListenerKind.Inference);
+        Assert.Equal(IPAddress.Parse(ip), endpoint.Address);
+        Assert.Equal(port, endpoint.Port);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:8080")]
+    [InlineData("ftp://127.0.0.1:8080")]
+    [InlineData("http://example.com:8080")]
+    [InlineData("http://127.0.0.1:8080/path")]
+    public void Refuses_what_it_cannot_bind(string address) =>
+        Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => Listeners.ParseAddress(address, ListenerKind.Inference));
+}
