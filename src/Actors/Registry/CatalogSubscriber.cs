@@ -9,7 +9,7 @@ namespace Serve.Actors.Registry;
 /// <summary>
 /// Keeps this node's <see cref="CatalogView"/> current: subscribes to the registry's catalog topic, polls
 /// the registry until the first catalog arrives (and slowly afterwards, in case a publication was lost),
-/// and tracks which cluster members are unreachable so the router can avoid them at once.
+/// and tracks which cluster members are unreachable or gone so the router avoids them at once.
 /// </summary>
 public sealed class CatalogSubscriber : ReceiveActor, IWithTimers
 {
@@ -20,7 +20,7 @@ public sealed class CatalogSubscriber : ReceiveActor, IWithTimers
     private readonly CatalogView _view;
     private readonly IActorRef _registry;
     private CatalogSnapshot? _snapshot;
-    private ImmutableHashSet<string> _unreachable = ImmutableHashSet<string>.Empty;
+    private ImmutableHashSet<string> _unavailable = ImmutableHashSet<string>.Empty;
 
     public CatalogSubscriber(CatalogView view, IActorRef registry)
     {
@@ -29,9 +29,16 @@ public sealed class CatalogSubscriber : ReceiveActor, IWithTimers
 
         Receive<CatalogSnapshot>(OnSnapshot);
         Receive<SubscribeAck>(_ => { });
-        Receive<ClusterEvent.UnreachableMember>(m => SetReachability(m.Member.Address, reachable: false));
-        Receive<ClusterEvent.ReachableMember>(m => SetReachability(m.Member.Address, reachable: true));
-        Receive<ClusterEvent.MemberRemoved>(m => SetReachability(m.Member.Address, reachable: true));
+        // A node stops being available when it is unreachable or on its way out, and is available again
+        // when it becomes reachable or (restarted at the same address) joins anew.
+        Receive<ClusterEvent.UnreachableMember>(m => SetAvailability(m.Member.Address, available: false));
+        Receive<ClusterEvent.ReachableMember>(m => SetAvailability(m.Member.Address, available: true));
+        Receive<ClusterEvent.MemberLeft>(m => SetAvailability(m.Member.Address, available: false));
+        Receive<ClusterEvent.MemberExited>(m => SetAvailability(m.Member.Address, available: false));
+        Receive<ClusterEvent.MemberDowned>(m => SetAvailability(m.Member.Address, available: false));
+        Receive<ClusterEvent.MemberRemoved>(m => SetAvailability(m.Member.Address, available: false));
+        Receive<ClusterEvent.MemberJoined>(m => SetAvailability(m.Member.Address, available: true));
+        Receive<ClusterEvent.MemberUp>(m => SetAvailability(m.Member.Address, available: true));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
         Receive<Poll>(_ => _registry.Tell(GetCatalog.Instance));
     }
@@ -45,7 +52,7 @@ public sealed class CatalogSubscriber : ReceiveActor, IWithTimers
     {
         DistributedPubSub.Get(Context.System).Mediator.Tell(new Subscribe(ModelRegistryActor.CatalogTopic, Self));
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-            typeof(ClusterEvent.IReachabilityEvent), typeof(ClusterEvent.MemberRemoved));
+            typeof(ClusterEvent.IReachabilityEvent), typeof(ClusterEvent.IMemberEvent));
         Timers.StartPeriodicTimer(PollTimer, Poll.Instance, TimeSpan.Zero, FastPoll);
     }
 
@@ -70,19 +77,19 @@ public sealed class CatalogSubscriber : ReceiveActor, IWithTimers
         Publish();
     }
 
-    private void SetReachability(Address address, bool reachable)
+    private void SetAvailability(Address address, bool available)
     {
         var key = address.ToString();
-        var updated = reachable ? _unreachable.Remove(key) : _unreachable.Add(key);
-        if (updated != _unreachable)
+        var updated = available ? _unavailable.Remove(key) : _unavailable.Add(key);
+        if (updated != _unavailable)
         {
-            _unreachable = updated;
+            _unavailable = updated;
             Publish();
         }
     }
 
     private void Publish() =>
-        _view.Set(new CatalogState(_snapshot ?? CatalogSnapshot.Empty, _snapshot is not null, _unreachable));
+        _view.Set(new CatalogState(_snapshot ?? CatalogSnapshot.Empty, _snapshot is not null, _unavailable));
 
     private sealed record Poll
     {

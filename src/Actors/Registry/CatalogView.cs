@@ -4,7 +4,7 @@ using Serve.Actors.Protocol;
 namespace Serve.Actors.Registry;
 
 /// <summary>
-/// A node's read-only copy of the registry's catalog, plus which nodes are unreachable right now.
+/// A node's read-only copy of the registry's catalog, plus which nodes cannot serve right now.
 /// Swapped atomically by <see cref="CatalogSubscriber"/>; read lock-free on the request path.
 /// </summary>
 public sealed class CatalogView
@@ -28,11 +28,11 @@ public sealed class CatalogState
 {
     private readonly FrozenDictionary<string, CatalogEntry[]> _byName;
 
-    public CatalogState(CatalogSnapshot snapshot, bool received, IReadOnlySet<string> unreachableNodes)
+    public CatalogState(CatalogSnapshot snapshot, bool received, IReadOnlySet<string> unavailableNodes)
     {
         Snapshot = snapshot;
         Received = received;
-        UnreachableNodes = unreachableNodes;
+        UnavailableNodes = unavailableNodes;
         _byName = snapshot.Entries
             .GroupBy(e => e.Definition.Name, StringComparer.Ordinal)
             .ToFrozenDictionary(g => g.Key, g => g.ToArray(), StringComparer.Ordinal);
@@ -45,7 +45,11 @@ public sealed class CatalogState
     /// <summary>False until the first catalog arrives from the registry.</summary>
     public bool Received { get; }
 
-    public IReadOnlySet<string> UnreachableNodes { get; }
+    /// <summary>
+    /// Nodes that cannot serve now: unreachable, or gone from the cluster (downed, leaving, removed). A
+    /// replica status naming such a node is stale or unusable; requests never go there.
+    /// </summary>
+    public IReadOnlySet<string> UnavailableNodes { get; }
 
     public IEnumerable<CatalogEntry> Entries => Snapshot.Entries;
 
@@ -65,7 +69,7 @@ public sealed class CatalogState
             : entries.FirstOrDefault(e => e.Definition.Version == version);
     }
 
-    public bool IsReachable(ReplicaStatus status) => !UnreachableNodes.Contains(status.NodeAddress);
+    public bool IsAvailable(ReplicaStatus status) => !UnavailableNodes.Contains(status.NodeAddress);
 
     /// <summary>
     /// Ready means: the catalog has arrived and every model's default version has a serving replica on a
@@ -74,7 +78,7 @@ public sealed class CatalogState
     public bool AllModelsReady =>
         Received && _byName.Values.All(versions =>
             (versions.FirstOrDefault(e => e.IsDefault) ?? versions[0]).Replicas
-            .Any(r => r.State == ReplicaState.Ready && IsReachable(r)));
+            .Any(r => r.State == ReplicaState.Ready && IsAvailable(r)));
 
     /// <summary>
     /// Healthy (TorchServe's /ping): no model's default version is left with only failed replicas.

@@ -69,7 +69,7 @@ public static class OipApi
 
         var entry = found!;
 
-        var ready = entry.Replicas.Any(r => r.State == ReplicaState.Ready && catalog.IsReachable(r));
+        var ready = entry.Replicas.Any(r => r.State == ReplicaState.Ready && catalog.IsAvailable(r));
         return Results.Json(new { name = model, ready }, statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
     }
 

@@ -8,12 +8,12 @@ public readonly record struct ReplicaChoice(int? Index, ServeError? Error);
 /// <summary>
 /// Picks the replica for a request, as a pure function: a ready replica on a reachable node with the
 /// fewest requests outstanding from this gateway (ties broken at random); failing that, one still starting
-/// or loading (it queues the request until it is ready); never one on an unreachable node.
+/// or loading (it queues the request until it is ready); never one on a node that is unreachable or gone.
 /// </summary>
 public static class ReplicaSelector
 {
     public static ReplicaChoice Choose(
-        CatalogEntry entry, IReadOnlySet<string> unreachableNodes, Func<int, int> outstanding,
+        CatalogEntry entry, IReadOnlySet<string> unavailableNodes, Func<int, int> outstanding,
         IReadOnlySet<int> exclude, Random random)
     {
         var definition = entry.Definition;
@@ -26,7 +26,7 @@ public static class ReplicaSelector
         var statuses = entry.Replicas.ToDictionary(s => s.Replica.Index);
         var indices = Enumerable.Range(0, definition.Replicas).Where(i => !exclude.Contains(i)).ToList();
 
-        bool Reachable(int i) => !statuses.TryGetValue(i, out var s) || !unreachableNodes.Contains(s.NodeAddress);
+        bool Reachable(int i) => !statuses.TryGetValue(i, out var s) || !unavailableNodes.Contains(s.NodeAddress);
         ReplicaState StateOf(int i) => statuses.TryGetValue(i, out var s) ? s.State : ReplicaState.Starting;
 
         var ready = indices.Where(i => StateOf(i) == ReplicaState.Ready && Reachable(i)).ToList();
@@ -48,7 +48,7 @@ public static class ReplicaSelector
         var why = failure
                   ?? (indices.Count == 0
                       ? "every replica already failed this request"
-                      : "its replicas are on nodes that are unreachable right now");
+                      : "its replicas are on nodes that are unreachable or leaving the cluster");
         return new ReplicaChoice(null, new ServeError(ServeErrorKind.Unavailable,
             $"Model \"{definition.Name}\" Version {definition.Version} has no replica that can serve now: {why}"));
     }

@@ -10,85 +10,126 @@ namespace Serve.Gateway.Inference;
 /// <summary>
 /// Reaches model replicas through the shard region (a proxy on gateway-only nodes). Picks a replica with
 /// <see cref="ReplicaSelector"/>, asks it with the model's response timeout and the caller's cancellation,
-/// tells the replica to drop the request if the caller gives up, and retries once on another replica when
-/// the first could not take the request (restarting, moving, on a lost node). Inference is idempotent.
+/// and tells the replica to drop the request if the caller gives up. When the replica's node becomes
+/// unreachable or leaves the cluster, requests waiting on it are retried at once on another replica instead of waiting out their
+/// timeout, and a replica that could not take a request (restarting, moving) gets one retry elsewhere.
+/// Inference is idempotent, so a retry never does harm.
 /// </summary>
-public sealed class ShardedInferenceClient(
-    IRequiredActor<ModelReplicaRegion> region, CatalogView catalog, TimeProvider time) : IInferenceClient
+public sealed class ShardedInferenceClient : IInferenceClient
 {
     private const int MaxAttempts = 2;
 
+    private readonly IRequiredActor<ModelReplicaRegion> _region;
+    private readonly CatalogView _catalog;
+    private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<ReplicaId, int> _outstanding = new();
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<CancellationTokenSource, byte>> _waitingByNode = new(StringComparer.Ordinal);
+
+    public ShardedInferenceClient(IRequiredActor<ModelReplicaRegion> region, CatalogView catalog, TimeProvider time)
+    {
+        _region = region;
+        _catalog = catalog;
+        _time = time;
+        _catalog.Changed += AbandonUnavailableNodes;
+    }
 
     public async Task<InferenceReply> InferAsync(string model, string? version, InferenceInput input, CancellationToken cancellationToken)
     {
         var requestId = Guid.NewGuid().ToString("N");
-        if (ModelLookup.Find(catalog.Current, model, version, out var entry) is { } notFound)
+        if (ModelLookup.Find(_catalog.Current, model, version, out var entry) is { } notFound)
         {
             return new InferenceFailed(requestId, notFound);
         }
 
         var definition = entry!.Definition;
-        var timeout = TimeSpan.FromSeconds(definition.ResponseTimeoutSeconds);
-        var deadline = time.GetUtcNow().UtcDateTime + timeout;
+        var deadline = _time.GetUtcNow().UtcDateTime + TimeSpan.FromSeconds(definition.ResponseTimeoutSeconds);
         var tried = new HashSet<int>();
         InferenceReply? reply = null;
-        var random = Random.Shared;
         for (var attempt = 0; attempt < MaxAttempts; attempt++)
         {
-            var current = catalog.Current.Find(definition.Name, definition.Version) ?? entry;
-            var choice = ReplicaSelector.Choose(current, catalog.Current.UnreachableNodes,
-                i => _outstanding.GetValueOrDefault(new ReplicaId(definition.Name, definition.Version, i)), tried, random);
+            var state = _catalog.Current;
+            var current = state.Find(definition.Name, definition.Version) ?? entry;
+            var choice = ReplicaSelector.Choose(current, state.UnavailableNodes,
+                i => _outstanding.GetValueOrDefault(new ReplicaId(definition.Name, definition.Version, i)), tried, Random.Shared);
             if (choice.Index is not { } index)
             {
                 return reply ?? new InferenceFailed(requestId, choice.Error!);
             }
 
             tried.Add(index);
-            var replica = new ReplicaId(definition.Name, definition.Version, index);
-            var remaining = deadline - time.GetUtcNow().UtcDateTime;
+            var remaining = deadline - _time.GetUtcNow().UtcDateTime;
             if (remaining <= TimeSpan.Zero)
             {
                 break;
             }
 
-            reply = await AskReplica(replica, requestId, input, deadline, remaining, cancellationToken);
+            var replica = new ReplicaId(definition.Name, definition.Version, index);
+            var node = current.Replicas.FirstOrDefault(s => s.Replica.Index == index)?.NodeAddress;
+            reply = await AskReplica(replica, node, requestId, input, deadline, remaining, cancellationToken);
             if (reply is not InferenceFailed { Error.Kind: ServeErrorKind.Unavailable })
             {
                 return reply;
             }
         }
 
-        return reply ?? Failed(requestId, ServeErrorKind.DeadlineExceeded,
-            $"Model \"{model}\" did not answer within its response timeout of {definition.ResponseTimeoutSeconds} s");
+        return reply ?? new InferenceFailed(requestId, new ServeError(ServeErrorKind.DeadlineExceeded,
+            $"Model \"{model}\" did not answer within its response timeout of {definition.ResponseTimeoutSeconds} s"));
     }
 
     private async Task<InferenceReply> AskReplica(
-        ReplicaId replica, string requestId, InferenceInput input, DateTime deadline, TimeSpan timeout, CancellationToken cancellationToken)
+        ReplicaId replica, string? node, string requestId, InferenceInput input, DateTime deadline, TimeSpan timeout,
+        CancellationToken cancellationToken)
     {
+        var region = _region.ActorRef;
+        using var nodeLost = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var waiting = node is null ? null : _waitingByNode.GetOrAdd(node, _ => new());
+        waiting?.TryAdd(nodeLost, 0);
         _outstanding.AddOrUpdate(replica, 1, (_, n) => n + 1);
-        var regionRef = region.ActorRef;
-        await using var onCancel = cancellationToken.Register(() => regionRef.Tell(new CancelInference(replica, requestId)));
+        await using var onCancel = cancellationToken.Register(() => region.Tell(new CancelInference(replica, requestId)));
         try
         {
-            return await regionRef.Ask<InferenceReply>(new InferenceRequest(replica, requestId, input, deadline), timeout, cancellationToken);
+            return await region.Ask<InferenceReply>(new InferenceRequest(replica, requestId, input, deadline), timeout, nodeLost.Token);
         }
         catch (AskTimeoutException)
         {
-            regionRef.Tell(new CancelInference(replica, requestId));
-            return Failed(requestId, ServeErrorKind.DeadlineExceeded,
-                $"Replica {replica} did not answer within the response timeout of {timeout.TotalSeconds:0.#} s");
+            region.Tell(new CancelInference(replica, requestId));
+            return new InferenceFailed(requestId, new ServeError(ServeErrorKind.DeadlineExceeded,
+                $"Replica {replica} did not answer within the response timeout of {timeout.TotalSeconds:0.#} s"));
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            return Failed(requestId, ServeErrorKind.Cancelled, "The client cancelled the request");
+            return new InferenceFailed(requestId, new ServeError(ServeErrorKind.Cancelled, "The client cancelled the request"));
+        }
+        catch (OperationCanceledException)
+        {
+            return new InferenceFailed(requestId, new ServeError(ServeErrorKind.Unavailable,
+                $"The node holding replica {replica} became unreachable or left the cluster"));
         }
         finally
         {
+            waiting?.TryRemove(nodeLost, out _);
             _outstanding.AddOrUpdate(replica, 0, (_, n) => Math.Max(0, n - 1));
         }
     }
 
-    private static InferenceFailed Failed(string requestId, ServeErrorKind kind, string message) =>
-        new(requestId, new ServeError(kind, message));
+    private void AbandonUnavailableNodes(CatalogState state)
+    {
+        foreach (var node in state.UnavailableNodes)
+        {
+            if (_waitingByNode.TryGetValue(node, out var waiting))
+            {
+                foreach (var request in waiting.Keys)
+                {
+                    try
+                    {
+                        request.Cancel();
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        // The request finished while we were looking.
+                    }
+                }
+            }
+        }
+    }
 }

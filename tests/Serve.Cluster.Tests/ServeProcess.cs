@@ -1,0 +1,104 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+
+namespace Serve.Cluster.Tests;
+
+/// <summary>
+/// One Serve process (gateway or worker) started from the built output of src/, with its output kept for
+/// assertions and failure messages. Disposing kills it, and only it, by process id.
+/// </summary>
+public sealed class ServeProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    private ServeProcess(string name, Process process)
+    {
+        Name = name;
+        _process = process;
+        _process.OutputDataReceived += (_, e) => Keep(e.Data);
+        _process.ErrorDataReceived += (_, e) => Keep(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public string Name { get; }
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public IEnumerable<string> Lines => _lines;
+
+    /// <summary>The built dll of a src project, from the same configuration (Debug/Release) as the tests.</summary>
+    public static string BuiltDll(string project, string assembly)
+    {
+        // Tests run from tests/X/bin/<Configuration>/net10.0/.
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
+        var path = Path.Combine(Fixtures.RepositoryRoot, "src", project, "bin", configuration, "net10.0", assembly);
+        return File.Exists(path) ? path : throw new FileNotFoundException($"{path} is not built; build the solution first", path);
+    }
+
+    public static ServeProcess Start(string name, string dll, params string[] arguments)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
+        start.ArgumentList.Add(dll);
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        // Keep the processes' logs plain and their environment free of the test host's settings.
+        start.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        start.Environment["Logging__Console__FormatterName"] = "simple";
+        return new ServeProcess(name, Process.Start(start) ?? throw new InvalidOperationException($"could not start {name}"));
+    }
+
+    public bool Logged(string text) => _lines.Any(l => l.Contains(text, StringComparison.Ordinal));
+
+    /// <summary>The last lines of output, for failure messages.</summary>
+    public string Tail(int count = 40)
+    {
+        var lines = _lines.ToArray();
+        var builder = new StringBuilder().AppendLine($"--- last output of {Name} (pid {Id}{(HasExited ? $", exited {_process.ExitCode}" : "")}) ---");
+        foreach (var line in lines.Skip(Math.Max(0, lines.Length - count)))
+        {
+            builder.AppendLine(line);
+        }
+
+        return builder.ToString();
+    }
+
+    /// <summary>SIGKILL: the node dies without leaving the cluster.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Kill();
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await _process.WaitForExitAsync(wait.Token);
+        _process.Dispose();
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is not null)
+        {
+            _lines.Enqueue(line);
+        }
+    }
+}
