@@ -48,9 +48,11 @@ public sealed class ControlledModel : ILoadedModel
 
     public ModelSignature Signature { get; } = new("test", [], []);
 
-    public Task<BatchResult> InferAsync(IReadOnlyList<InferenceInput> batch, CancellationToken cancellationToken)
+    public IPreparedInput Prepare(InferenceInput input) => new PreparedAsIs(input);
+
+    public Task<BatchResult> InferAsync(IReadOnlyList<IPreparedInput> batch, CancellationToken cancellationToken)
     {
-        var pending = new PendingBatch(batch);
+        var pending = new PendingBatch([.. batch.Select(p => ((PreparedAsIs)p).Input)]);
         Batches.Writer.TryWrite(pending);
         return pending.Completion.Task;
     }
@@ -64,6 +66,8 @@ public sealed class ControlledModel : ILoadedModel
         return ValueTask.CompletedTask;
     }
 }
+
+public sealed record PreparedAsIs(InferenceInput Input) : IPreparedInput;
 
 public sealed record PendingBatch(IReadOnlyList<InferenceInput> Inputs)
 {

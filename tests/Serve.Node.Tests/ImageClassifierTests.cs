@@ -53,9 +53,8 @@ public sealed class ImageClassifierTests(TorchFixture torch) : IClassFixture<Tor
     [Fact]
     public async Task A_batch_of_images_answers_each_image()
     {
-        var result = await _model.InferAsync(
-            [RawInput.FromBody(null, Images.Jpeg()), RawInput.FromBody(null, Images.Png(400, 260)), RawInput.FromBody(null, Images.Jpeg(224, 224))],
-            CancellationToken.None);
+        var result = await RunAsync(_model,
+            RawInput.FromBody(null, Images.Jpeg()), RawInput.FromBody(null, Images.Png(400, 260)), RawInput.FromBody(null, Images.Jpeg(224, 224)));
         Assert.All(result.Outcomes, o => AssertTopFive(Document(o)));
         Assert.True(result.DeviceTime > TimeSpan.Zero);
     }
@@ -65,7 +64,7 @@ public sealed class ImageClassifierTests(TorchFixture torch) : IClassFixture<Tor
     {
         var jpeg = Images.Jpeg();
         var alone = Document(await RunOneAsync(_model, RawInput.FromBody(null, jpeg))).GetRawText();
-        var batched = await _model.InferAsync([RawInput.FromBody(null, Images.Png()), RawInput.FromBody(null, jpeg)], CancellationToken.None);
+        var batched = await RunAsync(_model, RawInput.FromBody(null, Images.Png()), RawInput.FromBody(null, jpeg));
         var inBatch = Document(batched.Outcomes[1]);
         var expected = JsonDocument.Parse(alone).RootElement.EnumerateObject().ToList();
         var actual = inBatch.EnumerateObject().ToList();

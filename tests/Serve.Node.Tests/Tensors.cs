@@ -45,5 +45,8 @@ public static class Tensors
     }
 
     public static async Task<InferenceOutcome> RunOneAsync(ILoadedModel model, InferenceInput input) =>
-        (await model.InferAsync([input], CancellationToken.None)).Outcomes.Single();
+        (await model.InferAsync([model.Prepare(input)], CancellationToken.None)).Outcomes.Single();
+
+    public static Task<BatchResult> RunAsync(ILoadedModel model, params InferenceInput[] inputs) =>
+        model.InferAsync([.. inputs.Select(model.Prepare)], CancellationToken.None);
 }

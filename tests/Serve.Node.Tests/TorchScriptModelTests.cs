@@ -118,7 +118,7 @@ public sealed class TorchScriptModelTests(TorchFixture torch) : IClassFixture<To
             new TensorInput([Fp32("x", [1, 10], twos)], null),
         };
 
-        var result = await model.InferAsync(batch, CancellationToken.None);
+        var result = await RunAsync(model, batch);
 
         Assert.Equal(4, result.Outcomes.Count);
         Assert.Equal(TorchFixture.LinReluOfOnes, Floats(((TensorOutput)Output(result.Outcomes[0])).Tensors[0]));

@@ -68,7 +68,7 @@ public static class ServeAkkaExtensions
     /// Replicas reach the registry through the <see cref="ModelRegistry"/> proxy, resolved when each starts.
     /// </summary>
     public static AkkaConfigurationBuilder WithModelReplicaShards(
-        this AkkaConfigurationBuilder builder, IInferenceBackend backend, ModelActorSettings settings)
+        this AkkaConfigurationBuilder builder, IInferenceBackend backend, ModelActorSettings settings, LocalReplicas local)
     {
         return builder.StartActors(async (system, registry) =>
         {
@@ -81,7 +81,7 @@ public static class ServeAkkaExtensions
             var region = await sharding.StartAsync(
                 ReplicaMessageExtractor.TypeName,
                 entityId => ReplicaId.TryParse(entityId, out var replica)
-                    ? ModelActor.Props(replica, backend, registry.Get<ModelRegistry>(), settings)
+                    ? ModelActor.Props(replica, backend, registry.Get<ModelRegistry>(), settings, local)
                     : throw new ArgumentException($"'{entityId}' is not a replica id (model/version/index)"),
                 shardingSettings,
                 new ReplicaMessageExtractor(),

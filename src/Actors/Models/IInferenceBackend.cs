@@ -24,11 +24,21 @@ public interface ILoadedModel : IAsyncDisposable
     ModelSignature Signature { get; }
 
     /// <summary>
-    /// Runs one batch. A request the model cannot take (bad input) fails alone, as an outcome; a fault of
-    /// the model itself throws <see cref="ModelExecutionException"/> and fails the whole batch.
+    /// Starts decoding one request (images, JSON) as soon as it is queued, so that pre-processing
+    /// overlaps the device's work on the batch before it. Never throws: problems surface in
+    /// <see cref="InferAsync"/> as that request's outcome.
     /// </summary>
-    Task<BatchResult> InferAsync(IReadOnlyList<InferenceInput> batch, CancellationToken cancellationToken);
+    IPreparedInput Prepare(InferenceInput input);
+
+    /// <summary>
+    /// Runs one batch of prepared requests. A request the model cannot take (bad input) fails alone, as an
+    /// outcome; a fault of the model itself throws <see cref="ModelExecutionException"/> and fails the batch.
+    /// </summary>
+    Task<BatchResult> InferAsync(IReadOnlyList<IPreparedInput> batch, CancellationToken cancellationToken);
 }
+
+/// <summary>A request being or already decoded by the model that will run it; opaque to the actors.</summary>
+public interface IPreparedInput;
 
 public sealed record BatchResult(IReadOnlyList<InferenceOutcome> Outcomes, TimeSpan DeviceTime);
 

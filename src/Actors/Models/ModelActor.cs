@@ -34,6 +34,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     private readonly IInferenceBackend _backend;
     private readonly IActorRef _registry;
     private readonly ModelActorSettings _settings;
+    private readonly LocalReplicas? _local;
     private readonly string _nodeAddress;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly LinkedList<Pending> _queue = new();
@@ -52,12 +53,13 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     private ModelSignature? _reportedSignature;
     private bool _handingOff;
 
-    public ModelActor(ReplicaId replica, IInferenceBackend backend, IActorRef registry, ModelActorSettings settings)
+    public ModelActor(ReplicaId replica, IInferenceBackend backend, IActorRef registry, ModelActorSettings settings, LocalReplicas? local)
     {
         _replica = replica;
         _backend = backend;
         _registry = registry;
         _settings = settings;
+        _local = local;
         _nodeAddress = Cluster.Get(Context.System).SelfAddress.ToString();
 
         Receive<EnsureReplica>(m => Adopt(m.Definition));
@@ -83,19 +85,22 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(ReplicaId replica, IInferenceBackend backend, IActorRef registry, ModelActorSettings settings) =>
-        Akka.Actor.Props.Create(() => new ModelActor(replica, backend, registry, settings));
+    public static Props Props(
+        ReplicaId replica, IInferenceBackend backend, IActorRef registry, ModelActorSettings settings, LocalReplicas? local = null) =>
+        Akka.Actor.Props.Create(() => new ModelActor(replica, backend, registry, settings, local));
 
     protected override void PreStart()
     {
         Timers.StartPeriodicTimer(StatusTimer, ReportStatusTick.Instance, _settings.StatusInterval);
         // Normally the registry's EnsureReplica arrives first; ask for the definition only if it does not.
         Timers.StartPeriodicTimer(ResolveTimer, ResolveTick.Instance, TimeSpan.FromMilliseconds(200), _settings.ResolveRetryInterval);
+        _local?.Add(_replica, Self);
         ReportStatus();
     }
 
     protected override void PostStop()
     {
+        _local?.Remove(_replica, Self);
         _lifetime.Cancel();
         var reason = $"replica {_replica} stopped (moved to another node or removed); retry the request";
         FailQueued(new ServeError(ServeErrorKind.Unavailable, reason));
@@ -234,7 +239,9 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var node = _queue.AddLast(new Pending(request, Sender, Stopwatch.GetTimestamp()));
+        // Decoding starts now if the model is loaded, overlapping the batch on the device.
+        var prepared = _state == ReplicaState.Ready ? _model?.Prepare(request.Input) : null;
+        var node = _queue.AddLast(new Pending(request, Sender, Stopwatch.GetTimestamp(), prepared));
         _queuedById.TryAdd(request.RequestId, node);
         TryDispatch();
     }
@@ -312,8 +319,9 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         _runningBatch = batch;
         var generation = _generation;
         var dispatched = Stopwatch.GetTimestamp();
-        var inputs = batch.Select(p => p.Request.Input).ToArray();
-        _model!.InferAsync(inputs, _lifetime.Token).PipeTo(
+        var model = _model!;
+        var inputs = batch.Select(p => p.Prepared ?? model.Prepare(p.Request.Input)).ToArray();
+        model.InferAsync(inputs, _lifetime.Token).PipeTo(
             Self,
             success: result => new BatchCompleted(generation, batch, result, dispatched),
             failure: error => new BatchCrashed(generation, batch, error));
@@ -387,6 +395,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     private void BeginHandOff()
     {
         _handingOff = true;
+        _local?.Remove(_replica, Self);
         if (_runningBatch is null)
         {
             Context.Stop(Self);
@@ -451,7 +460,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         return firstLines.Length > 500 ? firstLines[..500] + "..." : firstLines;
     }
 
-    private sealed record Pending(InferenceRequest Request, IActorRef ReplyTo, long ArrivedTimestamp);
+    private sealed record Pending(InferenceRequest Request, IActorRef ReplyTo, long ArrivedTimestamp, IPreparedInput? Prepared);
 
     private sealed record Loaded(int Generation, ILoadedModel Model);
 

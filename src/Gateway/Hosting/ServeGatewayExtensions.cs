@@ -1,7 +1,9 @@
 using Akka.Hosting;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing.Matching;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Serve.Actors.Models;
 using Serve.Actors.Hosting;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
@@ -38,6 +40,7 @@ public static class ServeGatewayExtensions
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<RequestBodies>();
         services.AddSingleton<IInferenceClient, ShardedInferenceClient>();
+        services.TryAddSingleton<LocalReplicas>();
         services.AddSingleton<IReadOnlyList<ModelDefinition>>(sp =>
         {
             var models = StartupModels.Build(sp.GetRequiredService<IOptions<GatewayOptions>>().Value, out var problems);

@@ -2,18 +2,20 @@ using System.Collections.Concurrent;
 using Akka.Actor;
 using Akka.Hosting;
 using Serve.Actors.Hosting;
+using Serve.Actors.Models;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 
 namespace Serve.Gateway.Inference;
 
 /// <summary>
-/// Reaches model replicas through the shard region (a proxy on gateway-only nodes). Picks a replica with
+/// Reaches model replicas: directly when the replica lives in this process (the standalone server), else
+/// through the shard region (a proxy on gateway-only nodes). Picks a replica with
 /// <see cref="ReplicaSelector"/>, asks it with the model's response timeout and the caller's cancellation,
 /// and tells the replica to drop the request if the caller gives up. When the replica's node becomes
-/// unreachable or leaves the cluster, requests waiting on it are retried at once on another replica instead of waiting out their
-/// timeout, and a replica that could not take a request (restarting, moving) gets one retry elsewhere.
-/// Inference is idempotent, so a retry never does harm.
+/// unreachable or leaves the cluster, or a local replica stops, requests waiting on it are retried at once
+/// on another replica instead of waiting out their timeout, and a replica that could not take a request
+/// (restarting, moving) gets one retry elsewhere. Inference is idempotent, so a retry never does harm.
 /// </summary>
 public sealed class ShardedInferenceClient : IInferenceClient
 {
@@ -21,16 +23,21 @@ public sealed class ShardedInferenceClient : IInferenceClient
 
     private readonly IRequiredActor<ModelReplicaRegion> _region;
     private readonly CatalogView _catalog;
+    private readonly LocalReplicas _local;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<ReplicaId, int> _outstanding = new();
-    private readonly ConcurrentDictionary<string, ConcurrentDictionary<CancellationTokenSource, byte>> _waitingByNode = new(StringComparer.Ordinal);
 
-    public ShardedInferenceClient(IRequiredActor<ModelReplicaRegion> region, CatalogView catalog, TimeProvider time)
+    /// <summary>Requests waiting for an answer, by what they wait on: a node address, or a local replica.</summary>
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<CancellationTokenSource, byte>> _waiting = new(StringComparer.Ordinal);
+
+    public ShardedInferenceClient(IRequiredActor<ModelReplicaRegion> region, CatalogView catalog, LocalReplicas local, TimeProvider time)
     {
         _region = region;
         _catalog = catalog;
+        _local = local;
         _time = time;
-        _catalog.Changed += AbandonUnavailableNodes;
+        _catalog.Changed += state => Abandon(state.UnavailableNodes);
+        _local.Removed += replica => Abandon([LocalKey(replica)]);
     }
 
     public async Task<InferenceReply> InferAsync(string model, string? version, InferenceInput input, CancellationToken cancellationToken)
@@ -80,19 +87,20 @@ public sealed class ShardedInferenceClient : IInferenceClient
         ReplicaId replica, string? node, string requestId, InferenceInput input, DateTime deadline, TimeSpan timeout,
         CancellationToken cancellationToken)
     {
-        var region = _region.ActorRef;
-        using var nodeLost = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var waiting = node is null ? null : _waitingByNode.GetOrAdd(node, _ => new());
-        waiting?.TryAdd(nodeLost, 0);
+        var target = _local.TryGet(replica, out var localReplica) ? localReplica : _region.ActorRef;
+        var waitsOn = localReplica is not null ? LocalKey(replica) : node;
+        using var abandoned = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var waiting = waitsOn is null ? null : _waiting.GetOrAdd(waitsOn, _ => new());
+        waiting?.TryAdd(abandoned, 0);
         _outstanding.AddOrUpdate(replica, 1, (_, n) => n + 1);
-        await using var onCancel = cancellationToken.Register(() => region.Tell(new CancelInference(replica, requestId)));
+        await using var onCancel = cancellationToken.Register(() => target.Tell(new CancelInference(replica, requestId)));
         try
         {
-            return await region.Ask<InferenceReply>(new InferenceRequest(replica, requestId, input, deadline), timeout, nodeLost.Token);
+            return await target.Ask<InferenceReply>(new InferenceRequest(replica, requestId, input, deadline), timeout, abandoned.Token);
         }
         catch (AskTimeoutException)
         {
-            region.Tell(new CancelInference(replica, requestId));
+            target.Tell(new CancelInference(replica, requestId));
             return new InferenceFailed(requestId, new ServeError(ServeErrorKind.DeadlineExceeded,
                 $"Replica {replica} did not answer within the response timeout of {timeout.TotalSeconds:0.#} s"));
         }
@@ -103,20 +111,22 @@ public sealed class ShardedInferenceClient : IInferenceClient
         catch (OperationCanceledException)
         {
             return new InferenceFailed(requestId, new ServeError(ServeErrorKind.Unavailable,
-                $"The node holding replica {replica} became unreachable or left the cluster"));
+                $"Replica {replica} stopped, or its node became unreachable or left the cluster"));
         }
         finally
         {
-            waiting?.TryRemove(nodeLost, out _);
+            waiting?.TryRemove(abandoned, out _);
             _outstanding.AddOrUpdate(replica, 0, (_, n) => Math.Max(0, n - 1));
         }
     }
 
-    private void AbandonUnavailableNodes(CatalogState state)
+    private static string LocalKey(ReplicaId replica) => "local:" + replica.EntityId;
+
+    private void Abandon(IEnumerable<string> keys)
     {
-        foreach (var node in state.UnavailableNodes)
+        foreach (var key in keys)
         {
-            if (_waitingByNode.TryGetValue(node, out var waiting))
+            if (_waiting.TryGetValue(key, out var waiting))
             {
                 foreach (var request in waiting.Keys)
                 {

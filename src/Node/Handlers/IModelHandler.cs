@@ -35,6 +35,9 @@ public interface IModelHandler
     /// <summary>Decodes one request; throws <see cref="Torch.ModelInputException"/> for input it cannot take.</summary>
     PreparedRequest Prepare(InferenceInput input);
 
+    /// <summary>True when decoding this input is cheap enough to do on the caller's thread (small JSON).</summary>
+    bool PreparesInline(InferenceInput input);
+
     /// <summary>Runs on the device thread after the forward pass, e.g. softmax and top-k.</summary>
     Tensor[] Postprocess(Tensor[] outputs);
 

@@ -59,6 +59,9 @@ public sealed class ImageClassifierHandler(IReadOnlyDictionary<int, string>? lab
         }
     }
 
+    /// <summary>Decoding an image takes milliseconds: always on the thread pool.</summary>
+    public bool PreparesInline(InferenceInput input) => false;
+
     public Tensor[] Postprocess(Tensor[] outputs)
     {
         var logits = outputs[0];

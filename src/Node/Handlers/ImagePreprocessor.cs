@@ -34,12 +34,17 @@ public static class ImagePreprocessor
             throw new ModelInputException($"the image is {width}x{height}, more than the allowed {maxPixels} pixels");
         }
 
-        // Decode at a reduced size where the codec can (JPEG scales by 1/2, 1/4, 1/8), never below 256.
-        var scale = Math.Min(1f, (float)ResizeTo / Math.Min(width, height));
-        var decodedSize = scale < 1f ? codec.GetScaledDimensions(scale) : codec.Info.Size;
-        if (Math.Min(decodedSize.Width, decodedSize.Height) < ResizeTo && scale < 1f)
+        // Decode at the smallest size the codec offers (JPEG: 1/8, 1/4, 1/2) whose shorter side is still
+        // at least 256: far less to decode, and what is left to shrink is less than 2x.
+        var decodedSize = codec.Info.Size;
+        foreach (var scale in (ReadOnlySpan<float>)[0.125f, 0.25f, 0.5f])
         {
-            decodedSize = codec.Info.Size;
+            var scaled = codec.GetScaledDimensions(scale);
+            if (Math.Min(scaled.Width, scaled.Height) >= ResizeTo && scaled.Width < decodedSize.Width)
+            {
+                decodedSize = scaled;
+                break;
+            }
         }
 
         var decodeInfo = new SKImageInfo(decodedSize.Width, decodedSize.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
@@ -53,9 +58,11 @@ public static class ImagePreprocessor
         var (resizedWidth, resizedHeight) = decodedSize.Width <= decodedSize.Height
             ? (ResizeTo, Math.Max(ResizeTo, (int)Math.Round((double)decodedSize.Height * ResizeTo / decodedSize.Width)))
             : (Math.Max(ResizeTo, (int)Math.Round((double)decodedSize.Width * ResizeTo / decodedSize.Height)), ResizeTo);
+        // Bilinear; mipmaps (which cost more than the resize itself) only when shrinking 2x or more.
+        var shrink = (double)Math.Min(decodedSize.Width, decodedSize.Height) / ResizeTo;
+        var sampling = new SKSamplingOptions(SKFilterMode.Linear, shrink >= 2 ? SKMipmapMode.Linear : SKMipmapMode.None);
         using var resized = decoded.Resize(
-            new SKImageInfo(resizedWidth, resizedHeight, SKColorType.Rgba8888, SKAlphaType.Unpremul),
-            new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear))
+            new SKImageInfo(resizedWidth, resizedHeight, SKColorType.Rgba8888, SKAlphaType.Unpremul), sampling)
             ?? throw new ModelInputException("the image could not be resized");
 
         var left = (int)Math.Round((resizedWidth - CropTo) / 2.0);

@@ -47,6 +47,15 @@ public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IMo
         return request;
     }
 
+    private const int InlineBytes = 16 * 1024;
+
+    public bool PreparesInline(InferenceInput input) => input switch
+    {
+        RawInput raw => raw.Parts.Sum(p => (long)p.Data.Length) <= InlineBytes,
+        TensorInput tensors => tensors.Tensors.Sum(t => (long)t.Data.Length) <= InlineBytes,
+        _ => false,
+    };
+
     public Tensor[] Postprocess(Tensor[] outputs) => outputs;
 
     public InferenceOutput Render(PreparedRequest request, NamedTensor[] outputs)

@@ -1,4 +1,5 @@
 using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Serve.Actors.Hosting;
 using Serve.Actors.Models;
@@ -24,6 +25,7 @@ public static partial class ServeWorkerExtensions
         services.AddSingleton(_ => new ModelPaths(configuration["Serve:ModelStore"]));
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<NodeOptions>>().Value);
         services.AddSingleton<IInferenceBackend, TorchBackend>();
+        services.TryAddSingleton<LocalReplicas>();
         return services;
     }
 
@@ -37,7 +39,8 @@ public static partial class ServeWorkerExtensions
 
         var options = services.GetRequiredService<NodeOptions>();
         var settings = ModelActorSettings.Default with { Backoff = options.Backoff };
-        return akka.WithModelReplicaShards(services.GetRequiredService<IInferenceBackend>(), settings);
+        return akka.WithModelReplicaShards(services.GetRequiredService<IInferenceBackend>(), settings,
+            services.GetRequiredService<LocalReplicas>());
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Devices: {Devices} (libtorch threads: {Intra} intra-op, {Interop} inter-op)")]

@@ -6,8 +6,9 @@ using Serve.Node.Handlers;
 namespace Serve.Node.Torch;
 
 /// <summary>
-/// A replica's model on its device. Pre-processing and rendering run on the thread pool; only tensor work
-/// runs on the device's executor thread, which serialises the forward passes of every replica there.
+/// A replica's model on its device. Requests are decoded on the thread pool as they arrive (or inline when
+/// that is cheaper than a hop); only tensor work runs on the device's executor thread, which serialises the
+/// forward passes of every replica there; rendering runs on the thread pool again.
 /// </summary>
 public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, DeviceLease lease, bool batchAlongFirstDim)
     : ILoadedModel
@@ -18,37 +19,39 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
 
     public ModelSignature Signature => handler.Signature;
 
-    public async Task<BatchResult> InferAsync(IReadOnlyList<InferenceInput> batch, CancellationToken cancellationToken)
+    public IPreparedInput Prepare(InferenceInput input) =>
+        new Prepared(this, input, handler.PreparesInline(input) ? Task.FromResult(Decode(input)) : Task.Run(() => Decode(input)));
+
+    public async Task<BatchResult> InferAsync(IReadOnlyList<IPreparedInput> batch, CancellationToken cancellationToken)
     {
+        // Requests prepared by an earlier load of this replica (before a reload) are decoded again here.
+        var decoding = batch.Select(p => p switch
+        {
+            Prepared mine when mine.Owner == this => mine.Decoding,
+            Prepared earlier => Task.Run(() => Decode(earlier.Input)),
+            _ => throw new ArgumentException($"{p.GetType().Name} was not prepared by a TorchSharp model", nameof(batch)),
+        });
+        var decoded = await Task.WhenAll(decoding);
+
         var outcomes = new InferenceOutcome?[batch.Count];
-        var prepared = new PreparedRequest?[batch.Count];
-        void PrepareOne(int i)
+        var runnable = new List<int>(batch.Count);
+        for (var i = 0; i < decoded.Length; i++)
         {
-            try
+            if (decoded[i].Error is { } error)
             {
-                prepared[i] = handler.Prepare(batch[i]);
+                outcomes[i] = new InferenceOutcome.Failure(error);
             }
-            catch (ModelInputException error)
+            else
             {
-                outcomes[i] = new InferenceOutcome.Failure(error.ToServeError());
+                runnable.Add(i);
             }
         }
 
-        if (batch.Count == 1)
-        {
-            PrepareOne(0);
-        }
-        else
-        {
-            Parallel.For(0, batch.Count, PrepareOne);
-        }
-
-        var runnable = Enumerable.Range(0, batch.Count).Where(i => prepared[i] is not null).ToArray();
         var deviceTime = TimeSpan.Zero;
-        if (runnable.Length > 0)
+        if (runnable.Count > 0)
         {
             var device = lease.Device.ToTorch();
-            var inputs = runnable.Select(i => prepared[i]!.Inputs).ToArray();
+            var inputs = runnable.Select(i => decoded[i].Request!.Inputs).ToArray();
             (var results, deviceTime) = await lease.Executor.RunScopedAsync(() =>
             {
                 var started = Stopwatch.GetTimestamp();
@@ -56,12 +59,12 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
                 return (results, Stopwatch.GetElapsedTime(started));
             }, cancellationToken);
 
-            for (var r = 0; r < runnable.Length; r++)
+            for (var r = 0; r < runnable.Count; r++)
             {
                 var i = runnable[r];
                 outcomes[i] = results[r] switch
                 {
-                    { Outputs: { } outputs } => Render(prepared[i]!, outputs),
+                    { Outputs: { } outputs } => Render(decoded[i].Request!, outputs),
                     { Error: { } error } => new InferenceOutcome.Failure(error),
                     _ => new InferenceOutcome.Failure(new ServeError(ServeErrorKind.Internal, "no result")),
                 };
@@ -69,6 +72,18 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
         }
 
         return new BatchResult([.. outcomes.Select(o => o!)], deviceTime);
+    }
+
+    private Decoded Decode(InferenceInput input)
+    {
+        try
+        {
+            return new Decoded(handler.Prepare(input), null);
+        }
+        catch (ModelInputException error)
+        {
+            return new Decoded(null, error.ToServeError());
+        }
     }
 
     private InferenceOutcome Render(PreparedRequest request, NamedTensor[] outputs)
@@ -93,4 +108,8 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
         }, CancellationToken.None);
         lease.Dispose();
     }
+
+    private sealed record Decoded(PreparedRequest? Request, ServeError? Error);
+
+    private sealed record Prepared(LoadedTorchModel Owner, InferenceInput Input, Task<Decoded> Decoding) : IPreparedInput;
 }
