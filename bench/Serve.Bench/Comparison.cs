@@ -1,0 +1,160 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+
+namespace Serve.Bench;
+
+/// <summary>One row of the comparison table.</summary>
+public sealed record Row(string Model, string Setup, int Concurrency, double Throughput, double P50Ms, double P90Ms, double P99Ms, long Errors, string Note);
+
+/// <summary>
+/// The side-by-side comparison, all in one run on one machine: (a) the raw in-process forward at its best
+/// batch size, (b) a plain ASP.NET Core endpoint calling TorchSharp, (c) Serve standalone, (d) Serve as a
+/// gateway process and one worker process. Every server runs in its own process; the load generator runs
+/// here.
+/// </summary>
+public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter log)
+{
+    private readonly List<Row> _rows = [];
+
+    public async Task<IReadOnlyList<Row>> RunAsync(string modelName, int[] concurrencies, int batchSize, CancellationToken cancellationToken)
+    {
+        var store = Directory.CreateTempSubdirectory("serve-bench-").FullName;
+        try
+        {
+            var model = modelName == "tiny" ? BenchModel.Tiny(store) : BenchModel.ResNet18();
+            log.WriteLine($"== {model.Name}: raw forward by batch size");
+            var raw = RawForward.Measure(model, store, modelName == "tiny" ? TimeSpan.FromSeconds(2) : TimeSpan.FromSeconds(6));
+            foreach (var (batch, rate) in raw.ByBatch)
+            {
+                log.WriteLine($"   batch {batch,4}: {rate,10:0.0} items/s");
+            }
+
+            _rows.Add(new Row(model.Name, "(a) raw forward, in-process", 0, raw.ItemsPerSecond, double.NaN, double.NaN, double.NaN, 0,
+                $"best batch {raw.BestBatch}"));
+
+            await MeasureAsync(model, "(b) plain ASP.NET + TorchSharp", concurrencies, port =>
+                [ServeProcess.Start("peer", typeof(Comparison).Assembly.Location, "peer", "--model", model.Name, "--store", store, "--port", Port(port))],
+                cancellationToken);
+
+            var models = modelName == "tiny"
+                ? new Dictionary<string, string> { ["Serve__LoadModels"] = $"tiny=tiny.pt?batch_size={batchSize}&max_batch_delay=0" }
+                : new Dictionary<string, string>
+                {
+                    ["Serve__Models__0__Name"] = "resnet18",
+                    ["Serve__Models__0__Architecture"] = "resnet18",
+                    ["Serve__Models__0__Handler"] = "image_classifier",
+                    ["Serve__Models__0__BatchSize"] = batchSize.ToString(CultureInfo.InvariantCulture),
+                    ["Serve__Models__0__MaxBatchDelay"] = "0",
+                };
+            models["Serve__ModelStore"] = store;
+            models["Serve__DefaultModel__Enabled"] = "false";
+            models["Logging__LogLevel__Default"] = "Warning";
+            var node = BuiltDll("Node", "Serve.Node.dll");
+            var gateway = BuiltDll("Gateway", "Serve.Gateway.dll");
+
+            await MeasureAsync(model, "(c) Serve standalone", concurrencies, port =>
+                [ServeProcess.Start("serve", node, models, Listeners(port, clusterPort: 0))], cancellationToken);
+
+            await MeasureAsync(model, "(d) Serve gateway + 1 worker", concurrencies, port =>
+            {
+                var clusterPorts = FreePorts.Take(2);
+                var seed = $"akka.tcp://serve@127.0.0.1:{clusterPorts[0]}";
+                return
+                [
+                    ServeProcess.Start("gateway", gateway, models, [.. Listeners(port, clusterPorts[0]), "--seed", seed]),
+                    ServeProcess.Start("worker", node, models, "--role", "worker", "--cluster-port", Port(clusterPorts[1]), "--seed", seed),
+                ];
+            }, cancellationToken);
+
+            return [.. _rows];
+        }
+        finally
+        {
+            Directory.Delete(store, recursive: true);
+        }
+    }
+
+    private async Task MeasureAsync(
+        BenchModel model, string setup, int[] concurrencies, Func<int, ServeProcess[]> start, CancellationToken cancellationToken)
+    {
+        var port = FreePorts.Take(1)[0];
+        var processes = start(port);
+        try
+        {
+            var url = new Uri($"http://127.0.0.1:{port}/predictions/{model.Name}");
+            await WaitServingAsync(url, model, processes, cancellationToken);
+            foreach (var concurrency in concurrencies)
+            {
+                log.WriteLine($"== {model.Name}: {setup}, {concurrency} client(s)");
+                var result = await LoadGenerator.RunAsync(url, model.Payload, model.ContentType, concurrency, warmUp, duration, cancellationToken);
+                log.WriteLine($"   {result.Throughput:0.0} req/s, p50 {result.P50Ms:0.00} ms, p90 {result.P90Ms:0.00} ms, p99 {result.P99Ms:0.00} ms, errors {result.Errors} {result.FirstError}");
+                _rows.Add(new Row(model.Name, setup, concurrency, result.Throughput, result.P50Ms, result.P90Ms, result.P99Ms, result.Errors, ""));
+            }
+        }
+        finally
+        {
+            foreach (var process in processes)
+            {
+                await process.DisposeAsync();
+            }
+        }
+    }
+
+    private static async Task WaitServingAsync(Uri url, BenchModel model, ServeProcess[] processes, CancellationToken cancellationToken)
+    {
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        await Waiting.UntilAsync(async () =>
+        {
+            using var content = new ByteArrayContent(model.Payload);
+            content.Headers.ContentType = MediaTypeHeaderValue.Parse(model.ContentType);
+            using var response = await client.PostAsync(url, content, cancellationToken);
+            return response.IsSuccessStatusCode;
+        }, TimeSpan.FromSeconds(120), $"{url} to answer", () => string.Join("\n", processes.Select(p => p.Tail())));
+    }
+
+    private static string[] Listeners(int inferencePort, int clusterPort)
+    {
+        var ports = FreePorts.Take(2);
+        return
+        [
+            "--inference-address", $"http://127.0.0.1:{inferencePort}",
+            "--management-address", $"http://127.0.0.1:{ports[0]}",
+            "--metrics-address", $"http://127.0.0.1:{ports[1]}",
+            "--cluster-port", Port(clusterPort),
+        ];
+    }
+
+    private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
+
+    private static string BuiltDll(string project, string assembly)
+    {
+        // The bench runs from bench/Serve.Bench/bin/<Configuration>/net10.0/.
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
+        var path = Path.Combine(Fixtures.RepositoryRoot, "src", project, "bin", configuration, "net10.0", assembly);
+        return File.Exists(path) ? path : throw new FileNotFoundException($"{path} is not built: dotnet build -c {configuration} Serve.sln", path);
+    }
+
+    public static string Table(IReadOnlyList<Row> rows)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("| model | setup | clients | throughput (/s) | p50 ms | p90 ms | p99 ms | errors | vs (a) | vs (b) | note |");
+        text.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        foreach (var row in rows)
+        {
+            var raw = rows.First(r => r.Model == row.Model && r.Setup.StartsWith("(a)", StringComparison.Ordinal));
+            var peer = rows.FirstOrDefault(r => r.Model == row.Model && r.Setup.StartsWith("(b)", StringComparison.Ordinal) && r.Concurrency == row.Concurrency);
+            string Ms(double v) => double.IsNaN(v) ? "" : v.ToString("0.00", CultureInfo.InvariantCulture);
+            var vsRaw = row == raw ? "" : (row.Throughput / raw.Throughput).ToString("0.00", CultureInfo.InvariantCulture);
+            var vsPeer = peer is null || row.Setup.StartsWith("(b)", StringComparison.Ordinal) ? "" : (row.Throughput / peer.Throughput).ToString("0.00", CultureInfo.InvariantCulture);
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"| {row.Model} | {row.Setup} | {(row.Concurrency == 0 ? "" : row.Concurrency)} | {row.Throughput:0.0} | {Ms(row.P50Ms)} | {Ms(row.P90Ms)} | {Ms(row.P99Ms)} | {row.Errors} | {vsRaw} | {vsPeer} | {row.Note} |");
+        }
+
+        return text.ToString();
+    }
+
+    public static string Json(IReadOnlyList<Row> rows) =>
+        JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
+}

@@ -1,0 +1,86 @@
+using System.Globalization;
+using Serve.Bench;
+
+// Serve's benchmarks. Run in Release:
+//   dotnet run -c Release --project bench/Serve.Bench -- compare [--models tiny,resnet18] [--duration 10] [--warmup 3]
+//   dotnet run -c Release --project bench/Serve.Bench -- raw --model tiny|resnet18 [--seconds 4]
+//   dotnet run -c Release --project bench/Serve.Bench -- load --url http://127.0.0.1:8080/predictions/m --payload f --content-type t
+//       [--concurrency 16] [--duration 10] [--warmup 3]
+string Option(string name, string fallback)
+{
+    var index = Array.IndexOf(args, "--" + name);
+    return index >= 0 && index + 1 < args.Length ? args[index + 1] : fallback;
+}
+
+int IntOption(string name, int fallback) => int.Parse(Option(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    cancel.Cancel();
+};
+
+switch (args.FirstOrDefault())
+{
+    case "peer":
+        await PeerServer.RunAsync(Option("model", "tiny"), Option("store", "."), IntOption("port", 9080));
+        return 0;
+
+    case "load":
+        var result = await LoadGenerator.RunAsync(new Uri(Option("url", "http://127.0.0.1:8080/ping")),
+            File.ReadAllBytes(Option("payload", "/dev/null")), Option("content-type", "application/octet-stream"),
+            IntOption("concurrency", 16), TimeSpan.FromSeconds(IntOption("warmup", 3)), TimeSpan.FromSeconds(IntOption("duration", 10)), cancel.Token);
+        Console.WriteLine($"{result.Throughput:0.0} req/s, p50 {result.P50Ms:0.00} ms, p90 {result.P90Ms:0.00} ms, p99 {result.P99Ms:0.00} ms, " +
+                          $"{result.Completed} ok, {result.Errors} errors {result.FirstError}");
+        return 0;
+
+    case "raw":
+        var store = Directory.CreateTempSubdirectory("serve-bench-").FullName;
+        var benchModel = Option("model", "tiny") == "tiny" ? BenchModel.Tiny(store) : BenchModel.ResNet18();
+        foreach (var (batch, rate) in RawForward.Measure(benchModel, store, TimeSpan.FromSeconds(IntOption("seconds", 4))).ByBatch)
+        {
+            Console.WriteLine($"batch {batch,4}: {rate,10:0.0} items/s");
+        }
+
+        if (benchModel.Name == "resnet18")
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var images = 0;
+            while (clock.Elapsed < TimeSpan.FromSeconds(2))
+            {
+                Serve.Node.Handlers.ImagePreprocessor.ToNormalizedChw(benchModel.Payload, long.MaxValue);
+                images++;
+            }
+
+            Console.WriteLine($"preprocessing ({benchModel.Payload.Length} byte JPEG): {clock.Elapsed.TotalMilliseconds / images:0.00} ms per image on one thread");
+        }
+
+        Directory.Delete(store, recursive: true);
+        return 0;
+
+    case "compare":
+        var comparison = new Comparison(TimeSpan.FromSeconds(IntOption("warmup", 3)), TimeSpan.FromSeconds(IntOption("duration", 10)), Console.Out);
+        var rows = new List<Row>();
+        foreach (var model in Option("models", "tiny,resnet18").Split(','))
+        {
+            rows.AddRange(model == "tiny"
+                ? await comparison.RunAsync("tiny", [1, 64], batchSize: IntOption("tiny-batch", 64), cancel.Token)
+                : await comparison.RunAsync("resnet18", [1, 16], batchSize: IntOption("resnet-batch", 16), cancel.Token));
+        }
+
+        var table = Comparison.Table(rows);
+        Console.WriteLine();
+        Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}");
+        Console.WriteLine(table);
+        var results = Path.Combine(Fixtures.RepositoryRoot, "bench", "results");
+        Directory.CreateDirectory(results);
+        var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+        await File.WriteAllTextAsync(Path.Combine(results, $"compare-{stamp}.md"), table);
+        await File.WriteAllTextAsync(Path.Combine(results, $"compare-{stamp}.json"), Comparison.Json(rows));
+        return 0;
+
+    default:
+        Console.Error.WriteLine("usage: Serve.Bench compare [--models tiny,resnet18] | load --url URL --payload FILE ... | peer ...");
+        return 2;
+}
