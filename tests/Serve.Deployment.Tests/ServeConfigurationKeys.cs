@@ -1,0 +1,80 @@
+using System.Text.RegularExpressions;
+
+namespace Serve.Deployment.Tests;
+
+/// <summary>
+/// The configuration keys Serve reads, as environment variable names. This list mirrors GatewayOptions
+/// (src/Gateway/Hosting), ServeClusterOptions (src/Actors/Hosting), NodeOptions (src/Node/Hosting) and
+/// Serve:Role (src/Node/Program.cs): when a key is added or renamed there, change it here too.
+/// </summary>
+public static partial class ServeConfigurationKeys
+{
+    public static readonly HashSet<string> Known = new(StringComparer.OrdinalIgnoreCase)
+    {
+        // Serve.Node: standalone (default) or worker.
+        "Serve__Role",
+
+        // GatewayOptions (section Serve).
+        "Serve__InferenceAddress",
+        "Serve__ManagementAddress",
+        "Serve__MetricsAddress",
+        "Serve__MaxRequestSize",
+        "Serve__MaxResponseSize",
+        "Serve__DefaultResponseTimeout",
+        "Serve__JobQueueSize",
+        "Serve__DefaultWorkersPerModel",
+        "Serve__ModelStore",
+        "Serve__LoadModels",
+        "Serve__DefaultModel__Enabled",
+        "Serve__DefaultModel__Name",
+        "Serve__DefaultModel__Weights",
+        "Serve__DefaultModel__Labels",
+
+        // ServeClusterOptions (section Serve:Cluster); Seeds__N below.
+        "Serve__Cluster__SystemName",
+        "Serve__Cluster__Hostname",
+        "Serve__Cluster__Port",
+        "Serve__Cluster__PublicHostname",
+        "Serve__Cluster__MaximumFrameSizeBytes",
+        "Serve__Cluster__StableAfter",
+
+        // NodeOptions (section Serve:Node).
+        "Serve__Node__CpuSlots",
+        "Serve__Node__TorchThreads",
+        "Serve__Node__InteropThreads",
+        "Serve__Node__MaxImagePixels",
+        "Serve__Node__RestartBackoffMin",
+        "Serve__Node__RestartBackoffMax",
+        "Serve__Node__MaxConsecutiveFailures",
+    };
+
+    /// <summary>StartupModelOptions' properties, for Serve__Models__N__Property.</summary>
+    public static readonly HashSet<string> StartupModelProperties = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Name", "Version", "Path", "Architecture", "Weights", "Seed", "Handler", "Replicas", "BatchSize",
+        "MaxBatchDelay", "JobQueueSize", "ResponseTimeout", "Labels",
+    };
+
+    public static bool IsKnown(string name)
+    {
+        if (Known.Contains(name) || SeedKey().IsMatch(name))
+        {
+            return true;
+        }
+
+        var model = ModelKey().Match(name);
+        if (!model.Success)
+        {
+            return false;
+        }
+
+        var property = model.Groups["property"].Value;
+        return StartupModelProperties.Contains(property) || property.StartsWith("Parameters__", StringComparison.OrdinalIgnoreCase);
+    }
+
+    [GeneratedRegex(@"^Serve__Cluster__Seeds__\d+$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    public static partial Regex SeedKey();
+
+    [GeneratedRegex(@"^Serve__Models__\d+__(?<property>.+)$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex ModelKey();
+}
