@@ -2,10 +2,10 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 
-namespace Serve.Cluster.Tests;
+namespace Serve.TestSupport;
 
 /// <summary>
-/// One Serve process (gateway or worker) started from the built output of src/, with its output kept for
+/// One process (a Serve gateway or worker, or a benchmark peer) started from a built dll, with its output kept for
 /// assertions and failure messages. Disposing kills it, and only it, by process id.
 /// </summary>
 public sealed class ServeProcess : IAsyncDisposable
@@ -40,7 +40,10 @@ public sealed class ServeProcess : IAsyncDisposable
         return File.Exists(path) ? path : throw new FileNotFoundException($"{path} is not built; build the solution first", path);
     }
 
-    public static ServeProcess Start(string name, string dll, params string[] arguments)
+    public static ServeProcess Start(string name, string dll, params string[] arguments) =>
+        Start(name, dll, new Dictionary<string, string>(), arguments);
+
+    public static ServeProcess Start(string name, string dll, IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -59,6 +62,11 @@ public sealed class ServeProcess : IAsyncDisposable
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         start.Environment["Logging__Console__FormatterName"] = "simple";
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
         return new ServeProcess(name, Process.Start(start) ?? throw new InvalidOperationException($"could not start {name}"));
     }
 
@@ -94,11 +102,17 @@ public sealed class ServeProcess : IAsyncDisposable
         _process.Dispose();
     }
 
+    private const int KeptLines = 20_000;
+
     private void Keep(string? line)
     {
         if (line is not null)
         {
             _lines.Enqueue(line);
+            while (_lines.Count > KeptLines)
+            {
+                _lines.TryDequeue(out _);
+            }
         }
     }
 }
