@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using Serve.Node.Handlers;
 using Serve.Node.Torch;
-using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -33,7 +32,7 @@ public sealed record BenchModel(string Name, string ContentType, byte[] Payload,
     }
 
     /// <summary>torchvision's resnet18 with seeded weights; a 640x480 JPEG per request (the image classifier).</summary>
-    public static BenchModel ResNet18() => new("resnet18", "image/jpeg", Photo(640, 480), 32);
+    public static BenchModel ResNet18() => new("resnet18", "image/jpeg", Images.Jpeg(640, 480), 32);
 
     /// <summary>Loads the model as the peer endpoint and the raw forward do: directly with TorchSharp.</summary>
     public jit.ScriptModule? LoadScript(string store) =>
@@ -51,24 +50,6 @@ public sealed record BenchModel(string Name, string ContentType, byte[] Payload,
     public Tensor Input(int batch) => Name == "tiny"
         ? rand(batch, TinyInputs)
         : cat(Enumerable.Range(0, batch).Select(_ => tensor(ImagePreprocessor.ToNormalizedChw(Payload, long.MaxValue), [1L, 3, 224, 224])).ToArray(), 0);
-
-    private static byte[] Photo(int width, int height)
-    {
-        using var bitmap = new SKBitmap(width, height);
-        using (var canvas = new SKCanvas(bitmap))
-        {
-            using var shader = SKShader.CreateLinearGradient(new SKPoint(0, 0), new SKPoint(width, height),
-                [new SKColor(20, 90, 160), new SKColor(230, 200, 120)], SKShaderTileMode.Clamp);
-            using var paint = new SKPaint { Shader = shader };
-            canvas.DrawRect(0, 0, width, height, paint);
-            using var dot = new SKPaint { Color = new SKColor(180, 40, 30) };
-            canvas.DrawCircle(width * 0.4f, height * 0.5f, height * 0.25f, dot);
-        }
-
-        using var image = SKImage.FromBitmap(bitmap);
-        using var data = image.Encode(SKEncodedImageFormat.Jpeg, 90);
-        return data.ToArray();
-    }
 
     /// <summary>The tiny model's JSON answer, built by hand as a plain endpoint would.</summary>
     public static string NestedJson(Tensor output)

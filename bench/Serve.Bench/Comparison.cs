@@ -12,15 +12,15 @@ public sealed record Row(string Model, string Setup, int Concurrency, double Thr
 /// The side-by-side comparison, all in one run on one machine: (a) the raw in-process forward at its best
 /// batch size, (b) a plain ASP.NET Core endpoint calling TorchSharp, (c) Serve standalone, (d) Serve as a
 /// gateway process and one worker process. Every server runs in its own process; the load generator runs
-/// here.
+/// here. Throughput and latency are the median of several rounds.
 /// </summary>
 public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter log)
 {
-    private readonly List<Row> _rows = [];
-
-    public async Task<IReadOnlyList<Row>> RunAsync(string modelName, int[] concurrencies, int batchSize, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<Row>> RunAsync(
+        string modelName, int[] concurrencies, int batchSize, int rounds, CancellationToken cancellationToken)
     {
         var store = Directory.CreateTempSubdirectory("serve-bench-").FullName;
+        var setups = new List<Setup>();
         try
         {
             var model = modelName == "tiny" ? BenchModel.Tiny(store) : BenchModel.ResNet18();
@@ -31,12 +31,11 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
                 log.WriteLine($"   batch {batch,4}: {rate,10:0.0} items/s");
             }
 
-            _rows.Add(new Row(model.Name, "(a) raw forward, in-process", 0, raw.ItemsPerSecond, double.NaN, double.NaN, double.NaN, 0,
-                $"best batch {raw.BestBatch}"));
-
-            await MeasureAsync(model, "(b) plain ASP.NET + TorchSharp", concurrencies, port =>
-                [ServeProcess.Start("peer", typeof(Comparison).Assembly.Location, "peer", "--model", model.Name, "--store", store, "--port", Port(port))],
-                cancellationToken);
+            var rows = new List<Row>
+            {
+                new(model.Name, "(a) raw forward, in-process", 0, raw.ItemsPerSecond, double.NaN, double.NaN, double.NaN, 0,
+                    $"best batch {raw.BestBatch}"),
+            };
 
             var models = modelName == "tiny"
                 ? new Dictionary<string, string> { ["Serve__LoadModels"] = $"tiny=tiny.pt?batch_size={batchSize}&max_batch_delay=0" }
@@ -51,13 +50,16 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
             models["Serve__ModelStore"] = store;
             models["Serve__DefaultModel__Enabled"] = "false";
             models["Logging__LogLevel__Default"] = "Warning";
-            var node = BuiltDll("Node", "Serve.Node.dll");
-            var gateway = BuiltDll("Gateway", "Serve.Gateway.dll");
+            var node = ServeProcess.BuiltDll("Node", "Serve.Node.dll");
+            var gateway = ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll");
 
-            await MeasureAsync(model, "(c) Serve standalone", concurrencies, port =>
-                [ServeProcess.Start("serve", node, models, Listeners(port, clusterPort: 0))], cancellationToken);
-
-            await MeasureAsync(model, "(d) Serve gateway + 1 worker", concurrencies, port =>
+            // All setups run side by side and are measured in turns, round after round, so that whatever
+            // else the machine does affects each of them alike; each figure is the median of its rounds.
+            setups.Add(Setup.Start(model, "(b) plain ASP.NET + TorchSharp", port =>
+                [ServeProcess.Start("peer", typeof(Comparison).Assembly.Location, "peer", "--model", model.Name, "--store", store, "--port", Port(port))]));
+            setups.Add(Setup.Start(model, "(c) Serve standalone", port =>
+                [ServeProcess.Start("serve", node, models, Listeners(port, clusterPort: 0))]));
+            setups.Add(Setup.Start(model, "(d) Serve gateway + 1 worker", port =>
             {
                 var clusterPorts = FreePorts.Take(2);
                 var seed = $"akka.tcp://serve@127.0.0.1:{clusterPorts[0]}";
@@ -66,36 +68,64 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
                     ServeProcess.Start("gateway", gateway, models, [.. Listeners(port, clusterPorts[0]), "--seed", seed]),
                     ServeProcess.Start("worker", node, models, "--role", "worker", "--cluster-port", Port(clusterPorts[1]), "--seed", seed),
                 ];
-            }, cancellationToken);
+            }));
+            foreach (var setup in setups)
+            {
+                await WaitServingAsync(setup.Url, model, setup.Processes, cancellationToken);
+            }
 
-            return [.. _rows];
+            var samples = new Dictionary<(string Setup, int Concurrency), List<LoadResult>>();
+            for (var round = 1; round <= rounds; round++)
+            {
+                foreach (var concurrency in concurrencies)
+                {
+                    foreach (var setup in setups)
+                    {
+                        var result = await LoadGenerator.RunAsync(setup.Url, model.Payload, model.ContentType, concurrency, warmUp, duration, cancellationToken);
+                        log.WriteLine($"   round {round}: {model.Name}, {setup.Name}, {concurrency} client(s): {result.Throughput:0.0} req/s, " +
+                                      $"p50 {result.P50Ms:0.00} ms, p99 {result.P99Ms:0.00} ms, errors {result.Errors} {result.FirstError}");
+                        (samples.TryGetValue((setup.Name, concurrency), out var list) ? list : samples[(setup.Name, concurrency)] = []).Add(result);
+                    }
+                }
+            }
+
+            foreach (var setup in setups)
+            {
+                foreach (var concurrency in concurrencies)
+                {
+                    var runs = samples[(setup.Name, concurrency)];
+                    var median = runs.OrderBy(r => r.Throughput).ElementAt(runs.Count / 2);
+                    rows.Add(new Row(model.Name, setup.Name, concurrency, median.Throughput, median.P50Ms, median.P90Ms, median.P99Ms,
+                        runs.Sum(r => r.Errors),
+                        runs.Count > 1 ? $"median of {runs.Count}; {runs.Min(r => r.Throughput):0.#}-{runs.Max(r => r.Throughput):0.#}/s" : ""));
+                }
+            }
+
+            return rows;
         }
         finally
         {
+            foreach (var setup in setups)
+            {
+                await setup.DisposeAsync();
+            }
+
             Directory.Delete(store, recursive: true);
         }
     }
 
-    private async Task MeasureAsync(
-        BenchModel model, string setup, int[] concurrencies, Func<int, ServeProcess[]> start, CancellationToken cancellationToken)
+    /// <summary>One server setup under test: its processes and the URL the load goes to.</summary>
+    private sealed record Setup(string Name, Uri Url, ServeProcess[] Processes) : IAsyncDisposable
     {
-        var port = FreePorts.Take(1)[0];
-        var processes = start(port);
-        try
+        public static Setup Start(BenchModel model, string name, Func<int, ServeProcess[]> start)
         {
-            var url = new Uri($"http://127.0.0.1:{port}/predictions/{model.Name}");
-            await WaitServingAsync(url, model, processes, cancellationToken);
-            foreach (var concurrency in concurrencies)
-            {
-                log.WriteLine($"== {model.Name}: {setup}, {concurrency} client(s)");
-                var result = await LoadGenerator.RunAsync(url, model.Payload, model.ContentType, concurrency, warmUp, duration, cancellationToken);
-                log.WriteLine($"   {result.Throughput:0.0} req/s, p50 {result.P50Ms:0.00} ms, p90 {result.P90Ms:0.00} ms, p99 {result.P99Ms:0.00} ms, errors {result.Errors} {result.FirstError}");
-                _rows.Add(new Row(model.Name, setup, concurrency, result.Throughput, result.P50Ms, result.P90Ms, result.P99Ms, result.Errors, ""));
-            }
+            var port = FreePorts.Take(1)[0];
+            return new Setup(name, new Uri($"http://127.0.0.1:{port}/predictions/{model.Name}"), start(port));
         }
-        finally
+
+        public async ValueTask DisposeAsync()
         {
-            foreach (var process in processes)
+            foreach (var process in Processes)
             {
                 await process.DisposeAsync();
             }
@@ -128,14 +158,6 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
 
     private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
 
-    private static string BuiltDll(string project, string assembly)
-    {
-        // The bench runs from bench/Serve.Bench/bin/<Configuration>/net10.0/.
-        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
-        var path = Path.Combine(Fixtures.RepositoryRoot, "src", project, "bin", configuration, "net10.0", assembly);
-        return File.Exists(path) ? path : throw new FileNotFoundException($"{path} is not built: dotnet build -c {configuration} Serve.sln", path);
-    }
-
     public static string Table(IReadOnlyList<Row> rows)
     {
         var text = new StringBuilder();
@@ -146,14 +168,17 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
             var raw = rows.First(r => r.Model == row.Model && r.Setup.StartsWith("(a)", StringComparison.Ordinal));
             var peer = rows.FirstOrDefault(r => r.Model == row.Model && r.Setup.StartsWith("(b)", StringComparison.Ordinal) && r.Concurrency == row.Concurrency);
             string Ms(double v) => double.IsNaN(v) ? "" : v.ToString("0.00", CultureInfo.InvariantCulture);
-            var vsRaw = row == raw ? "" : (row.Throughput / raw.Throughput).ToString("0.00", CultureInfo.InvariantCulture);
-            var vsPeer = peer is null || row.Setup.StartsWith("(b)", StringComparison.Ordinal) ? "" : (row.Throughput / peer.Throughput).ToString("0.00", CultureInfo.InvariantCulture);
+            var vsRaw = row == raw ? "" : Ratio(row.Throughput / raw.Throughput);
+            var vsPeer = peer is null || row.Setup.StartsWith("(b)", StringComparison.Ordinal) ? "" : Ratio(row.Throughput / peer.Throughput);
             text.AppendLine(CultureInfo.InvariantCulture,
                 $"| {row.Model} | {row.Setup} | {(row.Concurrency == 0 ? "" : row.Concurrency)} | {row.Throughput:0.0} | {Ms(row.P50Ms)} | {Ms(row.P90Ms)} | {Ms(row.P99Ms)} | {row.Errors} | {vsRaw} | {vsPeer} | {row.Note} |");
         }
 
         return text.ToString();
     }
+
+    private static string Ratio(double ratio) =>
+        ratio.ToString(ratio < 0.01 ? "0.0e0" : "0.00", CultureInfo.InvariantCulture);
 
     public static string Json(IReadOnlyList<Row> rows) =>
         JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });

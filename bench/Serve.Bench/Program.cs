@@ -2,7 +2,7 @@ using System.Globalization;
 using Serve.Bench;
 
 // Serve's benchmarks. Run in Release:
-//   dotnet run -c Release --project bench/Serve.Bench -- compare [--models tiny,resnet18] [--duration 10] [--warmup 3]
+//   dotnet run -c Release --project bench/Serve.Bench -- compare [--models tiny,resnet18] [--rounds 3] [--duration 8] [--warmup 2]
 //   dotnet run -c Release --project bench/Serve.Bench -- raw --model tiny|resnet18 [--seconds 4]
 //   dotnet run -c Release --project bench/Serve.Bench -- load --url http://127.0.0.1:8080/predictions/m --payload f --content-type t
 //       [--concurrency 16] [--duration 10] [--warmup 3]
@@ -60,13 +60,13 @@ switch (args.FirstOrDefault())
         return 0;
 
     case "compare":
-        var comparison = new Comparison(TimeSpan.FromSeconds(IntOption("warmup", 3)), TimeSpan.FromSeconds(IntOption("duration", 10)), Console.Out);
+        var comparison = new Comparison(TimeSpan.FromSeconds(IntOption("warmup", 2)), TimeSpan.FromSeconds(IntOption("duration", 8)), Console.Out);
         var rows = new List<Row>();
         foreach (var model in Option("models", "tiny,resnet18").Split(','))
         {
             rows.AddRange(model == "tiny"
-                ? await comparison.RunAsync("tiny", [1, 64], batchSize: IntOption("tiny-batch", 64), cancel.Token)
-                : await comparison.RunAsync("resnet18", [1, 16], batchSize: IntOption("resnet-batch", 16), cancel.Token));
+                ? await comparison.RunAsync("tiny", [1, 64], batchSize: IntOption("tiny-batch", 64), IntOption("rounds", 3), cancel.Token)
+                : await comparison.RunAsync("resnet18", [1, 16], batchSize: IntOption("resnet-batch", 8), IntOption("rounds", 3), cancel.Token));
         }
 
         var table = Comparison.Table(rows);

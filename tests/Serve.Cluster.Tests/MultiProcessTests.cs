@@ -12,22 +12,10 @@ namespace Serve.Cluster.Tests;
 public sealed partial class MultiProcessTests(ITestOutputHelper output)
 {
     private const string Models = "tiny=tiny.pt?replicas=2";
-    private const string Ones = "[[1,1,1,1,1,1,1,1,1,1]]";
+    private const string Ones = TestModels.OnesJson;
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
 
-    private static void WriteTinyModel(string store)
-    {
-        var weight = new float[6, 10];
-        for (var i = 0; i < 6; i++)
-        {
-            for (var j = 0; j < 10; j++)
-            {
-                weight[i, j] = (i + 1) * 0.1f * (j % 2 == 0 ? 1 : -1);
-            }
-        }
-
-        TorchScriptWriter.LinearRelu(Path.Combine(store, "tiny.pt"), weight, [0.5f, -0.5f, 0f, 1f, 2f, -3f]);
-    }
+    private static void WriteTinyModel(string store) => TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt"));
 
     private static async Task<(HttpStatusCode Status, string? Replica, string Body)> PredictAsync(HttpClient client, CancellationToken token)
     {
@@ -75,7 +63,7 @@ public sealed partial class MultiProcessTests(ITestOutputHelper output)
         {
             var (status, replica, body) = await PredictAsync(client, token);
             Assert.True(status == HttpStatusCode.OK, $"{status}: {body}\n{cluster.Diagnostics()}");
-            Assert.Equal([0.5f, 0f, 0f, 1f, 2f, 0f], JsonDocument.Parse(body).RootElement[0].EnumerateArray().Select(v => v.GetSingle()));
+            Assert.Equal(TestModels.LinReluOfOnes, JsonDocument.Parse(body).RootElement[0].EnumerateArray().Select(v => v.GetSingle()));
             servedBy.Add(placement[int.Parse(replica!.Split('/')[2])]);
         }
 

@@ -36,7 +36,7 @@ public sealed class FailingModelTests : IClassFixture<FailingModelTests.Factory>
         var notReady = await client.GetAsync("/v2/models/broken/ready", token);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
 
-        var fine = await client.PostAsync("/predictions/linrelu", Json.Body("[[1,1,1,1,1,1,1,1,1,1]]"), token);
+        var fine = await client.PostAsync("/predictions/linrelu", Json.Body(TestModels.OnesJson), token);
         Assert.Equal(HttpStatusCode.OK, fine.StatusCode);
     }
 }

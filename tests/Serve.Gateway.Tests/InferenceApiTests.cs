@@ -7,8 +7,8 @@ namespace Serve.Gateway.Tests;
 /// <summary>TorchServe's inference API against the real standalone server, in memory.</summary>
 public sealed class InferenceApiTests(ServeFactory serve) : IClassFixture<ServeFactory>, IAsyncLifetime
 {
-    private const string Ones = "[[1,1,1,1,1,1,1,1,1,1]]";
-    private static readonly float[] OnesResult = [0.5f, 0f, 0f, 1f, 2f, 0f];
+    private const string Ones = TestModels.OnesJson;
+    private static readonly float[] OnesResult = TestModels.LinReluOfOnes;
 
     public async ValueTask InitializeAsync() => await serve.WaitReadyAsync("linrelu", "identity", "resnet18");
 

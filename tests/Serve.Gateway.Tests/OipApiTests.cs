@@ -73,7 +73,7 @@ public sealed class OipApiTests(ServeFactory serve) : IClassFixture<ServeFactory
         Assert.Equal("output__0", output.GetProperty("name").GetString());
         Assert.Equal("FP32", output.GetProperty("datatype").GetString());
         Assert.Equal([1L, 6L], output.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()));
-        Assert.Equal([0.5f, 0f, 0f, 1f, 2f, 0f], output.GetProperty("data").EnumerateArray().Select(v => v.GetSingle()));
+        Assert.Equal(TestModels.LinReluOfOnes, output.GetProperty("data").EnumerateArray().Select(v => v.GetSingle()));
     }
 
     [Theory]

@@ -35,16 +35,7 @@ public class ServeFactory : WebApplicationFactory<NodeOptions>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         Directory.CreateDirectory(ModelStore);
-        var weight = new float[6, 10];
-        for (var i = 0; i < 6; i++)
-        {
-            for (var j = 0; j < 10; j++)
-            {
-                weight[i, j] = (i + 1) * 0.1f * (j % 2 == 0 ? 1 : -1);
-            }
-        }
-
-        TorchScriptWriter.LinearRelu(Path.Combine(ModelStore, "linrelu.pt"), weight, [0.5f, -0.5f, 0f, 1f, 2f, -3f]);
+        TestModels.WriteLinRelu(Path.Combine(ModelStore, "linrelu.pt"));
         TorchScriptWriter.Identity(Path.Combine(ModelStore, "identity.pt"));
         TorchScriptWriter.AddSub(Path.Combine(ModelStore, "addsub.pt"));
         File.WriteAllBytes(Path.Combine(ModelStore, "garbage.pt"), [.. Enumerable.Range(0, 4096).Select(i => (byte)(i * 31 % 251))]);

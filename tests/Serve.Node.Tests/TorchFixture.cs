@@ -20,27 +20,12 @@ public sealed class TorchFixture : IDisposable
         Devices = new DeviceManager(TorchRuntime.DiscoverDevices(options));
         Backend = new TorchBackend(Devices, new ModelPaths(ModelStore), options, NullLogger<TorchBackend>.Instance);
 
-        // weight[i, j] = (i + 1) * 0.1 * (+1 for even j, -1 for odd j): ones(10) sums to 0 in every row.
-        var weight = new float[6, 10];
-        for (var i = 0; i < 6; i++)
-        {
-            for (var j = 0; j < 10; j++)
-            {
-                weight[i, j] = (i + 1) * 0.1f * (j % 2 == 0 ? 1 : -1);
-            }
-        }
-
-        TorchScriptWriter.LinearRelu(Path.Combine(ModelStore, "linrelu.pt"), weight, LinReluBias);
+        TestModels.WriteLinRelu(Path.Combine(ModelStore, "linrelu.pt"));
         TorchScriptWriter.AddSub(Path.Combine(ModelStore, "addsub.pt"));
         TorchScriptWriter.Identity(Path.Combine(ModelStore, "identity.pt"));
         TorchScriptWriter.ListOut(Path.Combine(ModelStore, "listout.pt"));
         File.WriteAllBytes(Path.Combine(ModelStore, "garbage.pt"), [.. Enumerable.Range(0, 4096).Select(i => (byte)(i * 7919 % 251))]);
     }
-
-    public static readonly float[] LinReluBias = [0.5f, -0.5f, 0f, 1f, 2f, -3f];
-
-    /// <summary>relu(bias) for an input of ones: what the generated linrelu model must answer.</summary>
-    public static readonly float[] LinReluOfOnes = [0.5f, 0f, 0f, 1f, 2f, 0f];
 
     public string ModelStore { get; } = Path.Combine(Path.GetTempPath(), "serve-node-tests-" + Guid.NewGuid().ToString("N"));
 

@@ -16,7 +16,7 @@ public sealed class TorchScriptModelTests(TorchFixture torch) : IClassFixture<To
 
         var result = Assert.Single(output.Tensors);
         Assert.Equal([1L, 6L], result.Shape);
-        Assert.Equal(TorchFixture.LinReluOfOnes, Floats(result));
+        Assert.Equal(TestModels.LinReluOfOnes, Floats(result));
         Assert.Equal("pytorch_torchscript", model.Signature.Platform);
         Assert.Equal("cpu:0", model.Device);
     }
@@ -28,8 +28,8 @@ public sealed class TorchScriptModelTests(TorchFixture torch) : IClassFixture<To
         var json = Document(await RunOneAsync(model, Json("[[1,1,1,1,1,1,1,1,1,1],[2,2,2,2,2,2,2,2,2,2]]")));
 
         Assert.Equal(JsonValueKind.Array, json.ValueKind);
-        Assert.Equal(TorchFixture.LinReluOfOnes, json[0].EnumerateArray().Select(v => v.GetSingle()));
-        Assert.Equal(TorchFixture.LinReluOfOnes, json[1].EnumerateArray().Select(v => v.GetSingle()));
+        Assert.Equal(TestModels.LinReluOfOnes, json[0].EnumerateArray().Select(v => v.GetSingle()));
+        Assert.Equal(TestModels.LinReluOfOnes, json[1].EnumerateArray().Select(v => v.GetSingle()));
     }
 
     [Fact]
@@ -121,10 +121,10 @@ public sealed class TorchScriptModelTests(TorchFixture torch) : IClassFixture<To
         var result = await RunAsync(model, batch);
 
         Assert.Equal(4, result.Outcomes.Count);
-        Assert.Equal(TorchFixture.LinReluOfOnes, Floats(((TensorOutput)Output(result.Outcomes[0])).Tensors[0]));
+        Assert.Equal(TestModels.LinReluOfOnes, Floats(((TensorOutput)Output(result.Outcomes[0])).Tensors[0]));
         var second = ((TensorOutput)Output(result.Outcomes[1])).Tensors[0];
         Assert.Equal([2L, 6L], second.Shape);
-        Assert.Equal(TorchFixture.LinReluOfOnes, Floats(second)[..6]);
+        Assert.Equal(TestModels.LinReluOfOnes, Floats(second)[..6]);
         Assert.Equal(ServeErrorKind.BadInput, Error(result.Outcomes[2]).Kind);
         Assert.Equal(Floats(second)[6..], Floats(((TensorOutput)Output(result.Outcomes[3])).Tensors[0]));
     }

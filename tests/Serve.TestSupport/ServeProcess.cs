@@ -31,13 +31,13 @@ public sealed class ServeProcess : IAsyncDisposable
 
     public IEnumerable<string> Lines => _lines;
 
-    /// <summary>The built dll of a src project, from the same configuration (Debug/Release) as the tests.</summary>
+    /// <summary>The built dll of a src project, in the configuration (Debug/Release) the caller was built in.</summary>
     public static string BuiltDll(string project, string assembly)
     {
-        // Tests run from tests/X/bin/<Configuration>/net10.0/.
+        // Callers run from <project>/bin/<Configuration>/net10.0/.
         var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
         var path = Path.Combine(Fixtures.RepositoryRoot, "src", project, "bin", configuration, "net10.0", assembly);
-        return File.Exists(path) ? path : throw new FileNotFoundException($"{path} is not built; build the solution first", path);
+        return File.Exists(path) ? path : throw new FileNotFoundException($"{path} is not built: dotnet build -c {configuration} Serve.sln", path);
     }
 
     public static ServeProcess Start(string name, string dll, params string[] arguments) =>

@@ -1,11 +1,24 @@
 namespace Serve.Actors.Protocol;
 
 /// <summary>Where a model's weights come from.</summary>
-public abstract record ModelSource;
+public abstract record ModelSource
+{
+    /// <summary>The Open Inference Protocol's platform name for models from this source.</summary>
+    public abstract string Platform { get; }
+}
+
+/// <summary>Platform names reported in model metadata (the protocol's <c>project_format</c> form).</summary>
+public static class ModelPlatforms
+{
+    public const string TorchScript = "pytorch_torchscript";
+    public const string TorchSharpBuiltIn = "pytorch_torchsharp";
+}
 
 /// <summary>A TorchScript archive written by <c>torch.jit.save</c> (.pt, .pth, .ts).</summary>
 public sealed record TorchScriptSource(string Path) : ModelSource
 {
+    public override string Platform => ModelPlatforms.TorchScript;
+
     public override string ToString() => $"TorchScript {Path}";
 }
 
@@ -17,6 +30,8 @@ public sealed record TorchScriptSource(string Path) : ModelSource
 public sealed record BuiltInSource(string Architecture, string? WeightsPath, long Seed, ModelParameter[] Parameters)
     : ModelSource
 {
+    public override string Platform => ModelPlatforms.TorchSharpBuiltIn;
+
     public bool Equals(BuiltInSource? other) =>
         other is not null
         && Architecture == other.Architecture

@@ -54,7 +54,7 @@ public static class OipApi
         {
             name = model,
             versions = catalog.VersionsOf(model).Select(e => e.Definition.Version).ToArray(),
-            platform = signature?.Platform ?? Platform(entry.Definition),
+            platform = signature?.Platform ?? entry.Definition.Source.Platform,
             inputs = (signature?.Inputs ?? []).Select(Describe).ToArray(),
             outputs = (signature?.Outputs ?? []).Select(Describe).ToArray(),
         });
@@ -149,7 +149,4 @@ public static class OipApi
 
 
     private static object Describe(TensorSpec spec) => new { name = spec.Name, datatype = spec.DataType.ToString(), shape = spec.Shape };
-
-    private static string Platform(ModelDefinition definition) =>
-        definition.Source is TorchScriptSource ? "pytorch_torchscript" : "pytorch_torchsharp";
 }

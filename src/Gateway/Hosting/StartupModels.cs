@@ -47,7 +47,8 @@ public static class StartupModels
 
     /// <summary>
     /// The embedded default model: torchvision's resnet18 with weights seeded from 0 (its predictions mean
-    /// nothing) unless real weights are configured, served by the image classifier.
+    /// nothing) unless real weights are configured, served by the image classifier. Batches of up to 8
+    /// without waiting: a lone request runs at once, requests that queue behind a running batch go together.
     /// </summary>
     public static ModelDefinition DefaultModel(GatewayOptions options) => new(
         options.DefaultModel.Name,
@@ -56,7 +57,7 @@ public static class StartupModels
         BuiltInHandlers.ImageClassifier,
         Replicas: Math.Max(1, options.DefaultWorkersPerModel),
         BatchSize: 8,
-        MaxBatchDelayMs: 5,
+        MaxBatchDelayMs: 0,
         JobQueueSize: options.JobQueueSize,
         ResponseTimeoutSeconds: options.DefaultResponseTimeout,
         LabelsPath: options.DefaultModel.Labels is { } l ? Path.GetFullPath(l) : null);

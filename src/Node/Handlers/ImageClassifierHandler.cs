@@ -16,11 +16,11 @@ namespace Serve.Node.Handlers;
 /// Protocol it takes a BYTES tensor of images (or preprocessed FP32 [N,3,224,224]) and returns one JSON
 /// string per image.
 /// </summary>
-public sealed class ImageClassifierHandler(IReadOnlyDictionary<int, string>? labels, long maxImagePixels) : IModelHandler
+public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<int, string>? labels, long maxImagePixels) : IModelHandler
 {
     public const int TopK = 5;
 
-    public ModelSignature Signature { get; } = new(ModelLoader.BuiltInPlatform,
+    public ModelSignature Signature { get; } = new(platform,
         [new TensorSpec("data", TensorDataType.BYTES, [-1])],
         [new TensorSpec("output__0", TensorDataType.BYTES, [-1])]);
 

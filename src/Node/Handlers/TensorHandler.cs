@@ -39,7 +39,7 @@ public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IMo
         }
 
         var expected = Signature.Inputs.Length;
-        if (Signature.Platform == ModelLoader.BuiltInPlatform && request.Inputs.Length != expected)
+        if (Signature.Platform == ModelPlatforms.TorchSharpBuiltIn && request.Inputs.Length != expected)
         {
             throw new ModelInputException($"the model takes {expected} input(s), the request has {request.Inputs.Length}");
         }

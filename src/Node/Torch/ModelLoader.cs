@@ -14,8 +14,6 @@ namespace Serve.Node.Torch;
 /// </summary>
 public static class ModelLoader
 {
-    public const string TorchScriptPlatform = "pytorch_torchscript";
-    public const string BuiltInPlatform = "pytorch_torchsharp";
 
     private static readonly Lock SeedGate = new();
 
@@ -45,7 +43,7 @@ public static class ModelLoader
         var inputs = Math.Max(1, script.GetNumberOfInputs());
         var outputs = Math.Max(1, script.GetNumberOfOutputs());
         var signature = new ModelSignature(
-            TorchScriptPlatform,
+            ModelPlatforms.TorchScript,
             [.. Enumerable.Range(0, inputs).Select(i => new TensorSpec($"input__{i}", TensorDataType.FP32, [-1]))],
             [.. Enumerable.Range(0, outputs).Select(i => new TensorSpec($"output__{i}", TensorDataType.FP32, [-1]))]);
         return TorchModule.FromScript(script, signature);
@@ -82,7 +80,7 @@ public static class ModelLoader
     {
         var classes = IntParameter(source, "num_classes", 1000);
         var module = torchvision.models.resnet18(num_classes: classes);
-        var signature = new ModelSignature(BuiltInPlatform,
+        var signature = new ModelSignature(ModelPlatforms.TorchSharpBuiltIn,
             [new TensorSpec("input__0", TensorDataType.FP32, [-1, 3, 224, 224])],
             [new TensorSpec("output__0", TensorDataType.FP32, [-1, classes])]);
         return (module, signature);
@@ -114,7 +112,7 @@ public static class ModelLoader
         var bias = !string.Equals(source.Parameter("bias"), "false", StringComparison.OrdinalIgnoreCase);
         var relu = !string.Equals(source.Parameter("activation"), "none", StringComparison.OrdinalIgnoreCase);
         var module = new Mlp(sizes, bias, relu);
-        var signature = new ModelSignature(BuiltInPlatform,
+        var signature = new ModelSignature(ModelPlatforms.TorchSharpBuiltIn,
             [new TensorSpec("input__0", TensorDataType.FP32, [-1, sizes[0]])],
             [new TensorSpec("output__0", TensorDataType.FP32, [-1, sizes[^1]])]);
         return (module, signature);

@@ -29,7 +29,7 @@ public sealed partial class TorchBackend(DeviceManager devices, ModelPaths paths
             IModelHandler handler = definition.Handler switch
             {
                 BuiltInHandlers.Tensor => new TensorHandler(module, TensorLimits.Default),
-                BuiltInHandlers.ImageClassifier => new ImageClassifierHandler(labels, options.MaxImagePixels),
+                BuiltInHandlers.ImageClassifier => new ImageClassifierHandler(module.Signature.Platform, labels, options.MaxImagePixels),
                 _ => throw new ModelLoadException(
                     $"handler '{definition.Handler}' is not built in; supported: {string.Join(", ", BuiltInHandlers.All)}"),
             };
@@ -50,7 +50,7 @@ public sealed partial class TorchBackend(DeviceManager devices, ModelPaths paths
     /// </summary>
     private static Task WarmUpAsync(TorchModule module, DeviceLease lease, TorchSharp.torch.Device device, CancellationToken cancellationToken)
     {
-        if (module.Signature.Platform != ModelLoader.BuiltInPlatform || module.Signature.Inputs is not [var input])
+        if (module.Signature.Platform != ModelPlatforms.TorchSharpBuiltIn || module.Signature.Inputs is not [var input])
         {
             return Task.CompletedTask;
         }
