@@ -33,26 +33,14 @@ public static class InferenceApi
     private static async Task<IResult> PredictAsync(
         string model, string? version, HttpContext context, IInferenceClient client, RequestBodies bodies, CatalogView catalog)
     {
-        if (ModelLookup.Find(catalog.Current, model, version, out _) is { } notFound)
+        var (reply, error) = await InferenceCall.RunAsync(context, model, version, catalog, client,
+            async (request, cancellation) => await bodies.ReadTorchServeInputAsync(request, cancellation), ErrorTable.TorchServe);
+        if (reply is null)
         {
-            return ErrorTable.TorchServe(notFound);
+            return error!;
         }
 
-        var cancellation = context.RequestAborted;
-        var (input, problem) = await bodies.ReadTorchServeInputAsync(context.Request, cancellation);
-        if (problem is not null)
-        {
-            return ErrorTable.TorchServe(problem);
-        }
-
-        var reply = await client.InferAsync(model, version, input!, cancellation);
-        ResponseHeaders.Add(context.Response, reply);
-        if (reply is InferenceFailed failed)
-        {
-            return ErrorTable.TorchServe(failed.Error);
-        }
-
-        var (contentType, body) = ((InferenceSucceeded)reply).Output switch
+        var (contentType, body) = reply.Output switch
         {
             DocumentOutput document => (document.ContentType, document.Body),
             TensorOutput tensors => ("application/json", NestedLists(tensors.Tensors)),

@@ -76,41 +76,36 @@ public static class OipApi
     private static async Task<IResult> InferAsync(
         string model, string? version, HttpContext context, IInferenceClient client, RequestBodies bodies, CatalogView catalog)
     {
-        if (ModelLookup.Find(catalog.Current, model, version, out _) is { } notFound)
+        string? requestId = null;
+        var (succeeded, error) = await InferenceCall.RunAsync(context, model, version, catalog, client, async (request, cancellation) =>
         {
-            return ErrorTable.Oip(notFound);
+            var (body, problem) = await bodies.ReadAsync(request, cancellation);
+            if (problem is not null)
+            {
+                return (null, problem);
+            }
+
+            try
+            {
+                using var document = JsonDocument.Parse(body!, OipJson.DocumentOptions);
+                var parsed = OipJson.ReadRequest(document.RootElement, TensorLimits.Default);
+                requestId = parsed.Id;
+                return (new TensorInput(parsed.Inputs, parsed.RequestedOutputs), null);
+            }
+            catch (JsonException failure)
+            {
+                return (null, new ServeError(ServeErrorKind.BadInput, $"The request body is not valid JSON: {failure.Message}"));
+            }
+            catch (TensorFormatException failure)
+            {
+                return (null, new ServeError(ServeErrorKind.BadInput, failure.Message));
+            }
+        }, ErrorTable.Oip);
+        if (succeeded is null)
+        {
+            return error!;
         }
 
-        var cancellation = context.RequestAborted;
-        var (body, problem) = await bodies.ReadAsync(context.Request, cancellation);
-        if (problem is not null)
-        {
-            return ErrorTable.Oip(problem);
-        }
-
-        OipRequest request;
-        try
-        {
-            using var document = JsonDocument.Parse(body!, OipJson.DocumentOptions);
-            request = OipJson.ReadRequest(document.RootElement, TensorLimits.Default);
-        }
-        catch (JsonException error)
-        {
-            return ErrorTable.Oip(StatusCodes.Status400BadRequest, $"The request body is not valid JSON: {error.Message}");
-        }
-        catch (TensorFormatException error)
-        {
-            return ErrorTable.Oip(StatusCodes.Status400BadRequest, error.Message);
-        }
-
-        var reply = await client.InferAsync(model, version, new TensorInput(request.Inputs, request.RequestedOutputs), cancellation);
-        ResponseHeaders.Add(context.Response, reply);
-        if (reply is InferenceFailed failed)
-        {
-            return ErrorTable.Oip(failed.Error);
-        }
-
-        var succeeded = (InferenceSucceeded)reply;
         var servedVersion = ReplicaId.TryParse(succeeded.Timing.Replica, out var replica) ? replica.Version : version;
         var outputs = succeeded.Output switch
         {
@@ -129,9 +124,9 @@ public static class OipApi
                 writer.WriteString("model_version", servedVersion);
             }
 
-            if (request.Id is not null)
+            if (requestId is not null)
             {
-                writer.WriteString("id", request.Id);
+                writer.WriteString("id", requestId);
             }
 
             OipJson.WriteOutputs(writer, outputs);

@@ -1,0 +1,42 @@
+using Serve.Actors.Protocol;
+using Serve.Actors.Registry;
+using Serve.Gateway.Inference;
+
+namespace Serve.Gateway.Apis;
+
+/// <summary>
+/// The steps every inference endpoint takes, whatever its protocol: refuse an unknown model before
+/// reading the body, read and check the input, run it on a replica, add the response headers. Each
+/// protocol brings its own input reader and its own error body.
+/// </summary>
+public static class InferenceCall
+{
+    public delegate Task<(InferenceInput? Input, ServeError? Error)> InputReader(HttpRequest request, CancellationToken cancellationToken);
+
+    /// <summary>The successful reply, or the error response already rendered in the protocol's form.</summary>
+    public static async Task<(InferenceSucceeded? Reply, IResult? Error)> RunAsync(
+        HttpContext context, string model, string? version, CatalogView catalog, IInferenceClient client,
+        InputReader readInput, Func<ServeError, IResult> renderError)
+    {
+        if (ModelLookup.Find(catalog.Current, model, version, out _) is { } notFound)
+        {
+            return (null, renderError(notFound));
+        }
+
+        var cancellation = context.RequestAborted;
+        var (input, problem) = await readInput(context.Request, cancellation);
+        if (problem is not null)
+        {
+            return (null, renderError(problem));
+        }
+
+        var reply = await client.InferAsync(model, version, input!, cancellation);
+        ResponseHeaders.Add(context.Response, reply);
+        return reply switch
+        {
+            InferenceSucceeded succeeded => (succeeded, null),
+            InferenceFailed failed => (null, renderError(failed.Error)),
+            _ => (null, renderError(new ServeError(ServeErrorKind.Internal, $"unexpected reply {reply.GetType().Name}"))),
+        };
+    }
+}
