@@ -4,7 +4,11 @@ using Serve.Node.Hosting;
 
 // One process, two shapes: the standalone server (gateway endpoints and a worker, the default), or a
 // worker that joins a cluster (--role worker).
-var role = new ConfigurationBuilder().AddServeCommandLine(args).AddEnvironmentVariables().Build()["Serve:Role"] ?? "standalone";
+var role = new ConfigurationBuilder()
+    .AddJsonFile("appsettings.json", optional: true)
+    .AddEnvironmentVariables()
+    .AddServeCommandLine(args)
+    .Build()["Serve:Role"] ?? "standalone";
 switch (role)
 {
     case "standalone":

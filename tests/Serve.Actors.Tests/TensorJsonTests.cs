@@ -44,6 +44,19 @@ public sealed class TensorJsonTests
     }
 
     [Fact]
+    public void Nested_lists_that_only_pretend_to_be_large_cost_nothing()
+    {
+        // The first item at each depth is long, the others empty: 400 x 400 x 400 claimed, 400 sent.
+        var pretend = "[[[" + string.Join(",", Enumerable.Repeat("1", 400)) + "]" + string.Concat(Enumerable.Repeat(",[]", 399)) + "]"
+                      + string.Concat(Enumerable.Repeat(",[]", 399)) + "]";
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var error = Assert.Throws<TensorFormatException>(() =>
+            TensorJson.ReadNested("x", TensorDataType.FP32, Json(pretend), TensorLimits.Default));
+        Assert.Contains("not rectangular", error.Message);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1_000_000, "the claimed shape was allocated");
+    }
+
+    [Fact]
     public void Declared_data_may_be_flat_or_nested()
     {
         var flat = TensorJson.ReadData("x", TensorDataType.INT64, [2, 2], Json("[1, 2, 3, 4]"), Limits);

@@ -102,6 +102,26 @@ public sealed class ImageClassifierTests(TorchFixture torch) : IClassFixture<Tor
     }
 
     [Fact]
+    public async Task A_very_thin_image_is_classified_without_a_huge_intermediate_bitmap()
+    {
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        AssertTopFive(Document(await RunOneAsync(_model, RawInput.FromBody("image/png", Images.Png(1, 8000)))));
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        Assert.True(allocated < 50_000_000, $"{allocated} bytes allocated for a 1x8000 image");
+    }
+
+    [Fact]
+    public async Task A_request_may_not_carry_more_images_than_the_limit()
+    {
+        var tiny = Images.Png(8, 8);
+        var many = new NamedTensor("data", TensorDataType.BYTES, [ImageClassifierHandler.MaxImagesPerRequest + 1],
+            TensorShapes.WriteBytesElements([.. Enumerable.Repeat(tiny, ImageClassifierHandler.MaxImagesPerRequest + 1)]));
+        var error = Error(await RunOneAsync(_model, new TensorInput([many], null)));
+        Assert.Equal(ServeErrorKind.BadInput, error.Kind);
+        Assert.Contains($"1 to {ImageClassifierHandler.MaxImagesPerRequest}", error.Message);
+    }
+
+    [Fact]
     public void Preprocessing_normalises_with_imagenet_statistics()
     {
         var gray = Images.Encode(256, 256, SKEncodedImageFormat.Png, new SKColor(128, 128, 128)) ;

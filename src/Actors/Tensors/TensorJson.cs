@@ -86,6 +86,14 @@ public static class TensorJson
             throw new TensorFormatException($"input '{name}': {problem}");
         }
 
+        // The shape above comes from the first item at each depth; count what was really sent before
+        // allocating, so lists that only pretend to be large cost nothing.
+        if (CountScalars(name, data, depth: 0, limits) != count)
+        {
+            throw new TensorFormatException(
+                $"input '{name}': nested lists are not rectangular (shape [{TensorShapes.Format(dims)}] from the first items)");
+        }
+
         var sink = new ElementSink(name, type, count);
         FlattenRectangular(name, data, dims, 0, sink);
         return new NamedTensor(name, type, dims, sink.ToArray());

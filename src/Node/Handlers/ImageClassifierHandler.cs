@@ -20,6 +20,9 @@ public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<
 {
     public const int TopK = 5;
 
+    /// <summary>Each image becomes 600 KB of floats: a request carries at most this many (use batching for more).</summary>
+    public const int MaxImagesPerRequest = 64;
+
     public ModelSignature Signature { get; } = new(platform,
         [new TensorSpec("data", TensorDataType.BYTES, [-1])],
         [new TensorSpec("output__0", TensorDataType.BYTES, [-1])]);
@@ -36,16 +39,18 @@ public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<
                     throw new ModelInputException(problem);
                 }
 
-                var images = TensorShapes.ReadBytesElements(tensor);
-                if (images.Count == 0)
+                if (tensor.ElementCount is 0 or > MaxImagesPerRequest)
                 {
-                    throw new ModelInputException("the BYTES input holds no image");
+                    throw new ModelInputException(
+                        $"the BYTES input holds {tensor.ElementCount} images; one request may carry 1 to {MaxImagesPerRequest}");
                 }
+
+                var images = TensorShapes.ReadBytesElements(tensor);
 
                 var pixels = images.SelectMany(ImagePixels).ToArray();
                 return new PreparedRequest([ToTensor(pixels, images.Count)], ResponseStyle.Tensors, null);
             case TensorInput { Tensors: [var tensor] } when tensor.DataType == TensorDataType.FP32
-                                                             && tensor.Shape is [_, 3, ImagePreprocessor.CropTo, ImagePreprocessor.CropTo]:
+                                                             && tensor.Shape is [> 0 and <= MaxImagesPerRequest, 3, ImagePreprocessor.CropTo, ImagePreprocessor.CropTo]:
                 if (TensorShapes.Validate(tensor, long.MaxValue) is { } invalid)
                 {
                     throw new ModelInputException(invalid);
@@ -67,7 +72,7 @@ public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<
         var logits = outputs[0];
         if (logits.dim() != 2)
         {
-            throw new ModelInputException($"an image classifier must output [batch, classes], this one gave [{string.Join(",", logits.shape)}]");
+            throw new ModelOutputException($"an image classifier must output [batch, classes], this one gave [{string.Join(",", logits.shape)}]");
         }
 
         var probabilities = nn.functional.softmax(logits, 1);

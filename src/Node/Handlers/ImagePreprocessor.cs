@@ -37,9 +37,9 @@ public static class ImagePreprocessor
         // Decode at the smallest size the codec offers (JPEG: 1/8, 1/4, 1/2) whose shorter side is still
         // at least 256: far less to decode, and what is left to shrink is less than 2x.
         var decodedSize = codec.Info.Size;
-        foreach (var scale in (ReadOnlySpan<float>)[0.125f, 0.25f, 0.5f])
+        foreach (var codecScale in (ReadOnlySpan<float>)[0.125f, 0.25f, 0.5f])
         {
-            var scaled = codec.GetScaledDimensions(scale);
+            var scaled = codec.GetScaledDimensions(codecScale);
             if (Math.Min(scaled.Width, scaled.Height) >= ResizeTo && scaled.Width < decodedSize.Width)
             {
                 decodedSize = scaled;
@@ -47,7 +47,11 @@ public static class ImagePreprocessor
             }
         }
 
-        var decodeInfo = new SKImageInfo(decodedSize.Width, decodedSize.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        // Alpha is dropped as PIL's convert("RGB") drops it: decode straight (unpremultiplied) colours,
+        // then call every pixel opaque.
+        var opaque = codec.Info.AlphaType == SKAlphaType.Opaque;
+        var decodeInfo = new SKImageInfo(decodedSize.Width, decodedSize.Height, SKColorType.Rgba8888,
+            opaque ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
         using var decoded = new SKBitmap(decodeInfo);
         var result = codec.GetPixels(decodeInfo, decoded.GetPixels());
         if (result != SKCodecResult.Success)
@@ -55,25 +59,41 @@ public static class ImagePreprocessor
             throw new ModelInputException($"the image is truncated or corrupt ({result})");
         }
 
-        var (resizedWidth, resizedHeight) = decodedSize.Width <= decodedSize.Height
-            ? (ResizeTo, Math.Max(ResizeTo, (int)Math.Round((double)decodedSize.Height * ResizeTo / decodedSize.Width)))
-            : (Math.Max(ResizeTo, (int)Math.Round((double)decodedSize.Width * ResizeTo / decodedSize.Height)), ResizeTo);
-        // Bilinear; mipmaps (which cost more than the resize itself) only when shrinking 2x or more.
-        var shrink = (double)Math.Min(decodedSize.Width, decodedSize.Height) / ResizeTo;
-        var sampling = new SKSamplingOptions(SKFilterMode.Linear, shrink >= 2 ? SKMipmapMode.Linear : SKMipmapMode.None);
-        using var resized = decoded.Resize(
-            new SKImageInfo(resizedWidth, resizedHeight, SKColorType.Rgba8888, SKAlphaType.Unpremul), sampling)
-            ?? throw new ModelInputException("the image could not be resized");
+        if (!opaque)
+        {
+            var rgba = decoded.GetPixelSpan();
+            for (var i = 3; i < rgba.Length; i += 4)
+            {
+                rgba[i] = 255;
+            }
+        }
 
-        var left = (int)Math.Round((resizedWidth - CropTo) / 2.0);
-        var top = (int)Math.Round((resizedHeight - CropTo) / 2.0);
+        // Resize-256-then-crop-224 done in one step: only the source square that ends up in the crop is
+        // drawn, straight into 224x224, so a very thin image never becomes a huge intermediate bitmap.
+        var scale = (double)ResizeTo / Math.Min(decodedSize.Width, decodedSize.Height);
+        var resizedWidth = Math.Max(ResizeTo, (int)Math.Round(decodedSize.Width * scale));
+        var resizedHeight = Math.Max(ResizeTo, (int)Math.Round(decodedSize.Height * scale));
+        var cropLeft = Math.Round((resizedWidth - CropTo) / 2.0);
+        var cropTop = Math.Round((resizedHeight - CropTo) / 2.0);
+        var source = SKRect.Create((float)(cropLeft / scale), (float)(cropTop / scale), (float)(CropTo / scale), (float)(CropTo / scale));
+        // Bilinear; mipmaps (which cost more than the resize itself) only when shrinking 2x or more.
+        var sampling = new SKSamplingOptions(SKFilterMode.Linear, scale <= 0.5 ? SKMipmapMode.Linear : SKMipmapMode.None);
+        var opaqueInfo = decodeInfo.WithAlphaType(SKAlphaType.Opaque);
+        using var image = SKImage.FromPixels(opaqueInfo, decoded.GetPixels(), decoded.RowBytes)
+                          ?? throw new ModelInputException("the image could not be read after decoding");
+        using var resized = new SKBitmap(new SKImageInfo(CropTo, CropTo, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        using (var canvas = new SKCanvas(resized))
+        {
+            canvas.DrawImage(image, source, SKRect.Create(CropTo, CropTo), sampling);
+        }
+
         var pixels = resized.GetPixelSpan();
         var rowBytes = resized.RowBytes;
         var plane = CropTo * CropTo;
         var chw = new float[3 * plane];
         for (var y = 0; y < CropTo; y++)
         {
-            var row = pixels.Slice((top + y) * rowBytes + left * 4, CropTo * 4);
+            var row = pixels.Slice(y * rowBytes, CropTo * 4);
             for (var x = 0; x < CropTo; x++)
             {
                 var offset = y * CropTo + x;

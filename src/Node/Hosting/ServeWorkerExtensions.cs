@@ -38,7 +38,8 @@ public static partial class ServeWorkerExtensions
         }
 
         var options = services.GetRequiredService<NodeOptions>();
-        var settings = ModelActorSettings.Default with { Backoff = options.Backoff };
+        var cluster = services.GetRequiredService<IOptions<ServeClusterOptions>>().Value;
+        var settings = ModelActorSettings.Default with { Backoff = options.Backoff, MaxReplyBytes = cluster.MaximumPayloadBytes };
         return akka.WithModelReplicaShards(services.GetRequiredService<IInferenceBackend>(), settings,
             services.GetRequiredService<LocalReplicas>());
     }

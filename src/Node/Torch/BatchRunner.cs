@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Serve.Actors.Models;
 using Serve.Actors.Protocol;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serve.Node.Torch;
@@ -13,7 +14,8 @@ public sealed record RunResult(NamedTensor[]? Outputs, ServeError? Error);
 /// batch_size is above 1), requests whose inputs agree in count, datatype and every dimension but the
 /// first are concatenated along dimension 0 and run in one forward pass, and the outputs are split back by
 /// each request's share of dimension 0. When a combined pass fails, or its outputs do not split, each
-/// request runs alone, so one bad request cannot fail the others.
+/// request runs alone, so one bad request cannot fail the others. Each attempt has its own dispose scope,
+/// so a failed pass frees its tensors before the next one starts.
 /// </summary>
 public static class BatchRunner
 {
@@ -22,14 +24,14 @@ public static class BatchRunner
         Func<Tensor[], Tensor[]> postprocess, IReadOnlyList<string> outputNames)
     {
         var results = new RunResult[requests.Count];
+        var indexed = requests.Select((inputs, index) => (Inputs: inputs, Index: index)).ToList();
         var groups = batchAlongFirstDim
-            ? requests.Select((inputs, index) => (inputs, index)).GroupBy(r => BatchKey(r.inputs)).ToList()
-            : requests.Select((inputs, index) => (inputs, index)).GroupBy(r => (string?)r.index.ToString()).ToList();
+            ? indexed.GroupBy(r => BatchKey(r.Inputs)).Select(g => (Combinable: g.Key is not null, Members: g.ToList()))
+            : indexed.Select(r => (Combinable: false, Members: new List<(NamedTensor[] Inputs, int Index)> { r }));
 
-        foreach (var group in groups)
+        foreach (var (combinable, members) in groups)
         {
-            var members = group.ToList();
-            if (group.Key is not null && members.Count > 1 && TryRunCombined(module, device, members, postprocess, outputNames, results))
+            if (combinable && members.Count > 1 && TryRunCombined(module, device, members, postprocess, outputNames, results))
             {
                 continue;
             }
@@ -47,9 +49,10 @@ public static class BatchRunner
         TorchModule module, Device device, List<(NamedTensor[] Inputs, int Index)> members,
         Func<Tensor[], Tensor[]> postprocess, IReadOnlyList<string> outputNames, RunResult[] results)
     {
+        using var scope = NewDisposeScope();
         var sizes = members.Select(m => m.Inputs[0].Shape[0]).ToArray();
         var total = sizes.Sum();
-        Tensor[] outputs;
+        NamedTensor[] hostOutputs;
         try
         {
             var inputCount = members[0].Inputs.Length;
@@ -59,19 +62,19 @@ public static class BatchRunner
                 combined[i] = cat(members.Select(m => TensorConversion.ToTorch(m.Inputs[i], device)).ToArray(), 0);
             }
 
-            outputs = postprocess(module.Forward(combined));
+            var outputs = postprocess(module.Forward(combined));
+            if (outputs.Any(o => o.dim() == 0 || o.shape[0] != total))
+            {
+                return false;
+            }
+
+            hostOutputs = [.. outputs.Select((o, i) => TensorConversion.FromTorch(OutputName(outputNames, i), o))];
         }
-        catch (Exception error) when (error is ExternalException or ModelInputException)
+        catch (Exception error) when (error is ExternalException or ModelInputException or ModelOutputException && !IsDeviceFault(error))
         {
             return false;
         }
 
-        if (outputs.Any(o => o.dim() == 0 || o.shape[0] != total))
-        {
-            return false;
-        }
-
-        var hostOutputs = outputs.Select((o, i) => TensorConversion.FromTorch(OutputName(outputNames, i), o)).ToArray();
         long offset = 0;
         for (var m = 0; m < members.Count; m++)
         {
@@ -85,6 +88,7 @@ public static class BatchRunner
     private static RunResult RunAlone(
         TorchModule module, Device device, NamedTensor[] inputs, Func<Tensor[], Tensor[]> postprocess, IReadOnlyList<string> outputNames)
     {
+        using var scope = NewDisposeScope();
         try
         {
             var tensors = inputs.Select(t => TensorConversion.ToTorch(t, device)).ToArray();
@@ -95,7 +99,11 @@ public static class BatchRunner
         {
             return new RunResult(null, error.ToServeError());
         }
-        catch (ExternalException error)
+        catch (ModelOutputException error)
+        {
+            return new RunResult(null, new ServeError(ServeErrorKind.ModelFailed, $"The model's output cannot be served: {error.Message}"));
+        }
+        catch (ExternalException error) when (!IsDeviceFault(error))
         {
             var message = LibTorchErrors.Summarize(error.Message);
             return message.Contains("out of memory", StringComparison.OrdinalIgnoreCase)
@@ -107,6 +115,17 @@ public static class BatchRunner
             throw new ModelExecutionException(LibTorchErrors.Summarize(error.Message), error);
         }
     }
+
+    /// <summary>
+    /// CUDA errors that leave the device's context broken (an illegal access, a device-side assert, a
+    /// failed cuBLAS or cuDNN call) are faults of the replica, not of the input: it must restart.
+    /// </summary>
+    private static bool IsDeviceFault(Exception error) =>
+        error is ExternalException
+        && (error.Message.Contains("CUDA error", StringComparison.OrdinalIgnoreCase)
+            || error.Message.Contains("device-side assert", StringComparison.OrdinalIgnoreCase)
+            || error.Message.Contains("CUBLAS_STATUS", StringComparison.Ordinal)
+            || error.Message.Contains("CUDNN_STATUS", StringComparison.Ordinal));
 
     /// <summary>Inputs batch together when they agree in count, datatype, rank and all but the first dimension.</summary>
     private static string? BatchKey(NamedTensor[] inputs) =>

@@ -23,9 +23,6 @@ public sealed class DeviceExecutor : IDisposable
 
     public string Name { get; }
 
-    /// <summary>Work waiting for the device, not counting the one running.</summary>
-    public int Pending => _work.Count;
-
     /// <summary>
     /// Runs <paramref name="work"/> inside a dispose scope and inference mode: every tensor it creates is
     /// freed when it returns, so it must return managed data only.

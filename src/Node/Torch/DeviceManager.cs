@@ -21,8 +21,6 @@ public sealed class DeviceManager : IDisposable
         _slots = devices.ToDictionary(d => d.Name, d => new Slot(d, new DeviceExecutor(d.Name)), StringComparer.Ordinal);
     }
 
-    public IReadOnlyList<DeviceInfo> Devices => [.. _slots.Values.Select(s => s.Device)];
-
     public DeviceLease Claim(ReplicaId replica)
     {
         lock (_gate)

@@ -14,6 +14,7 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
     : ILoadedModel
 {
     private readonly string[] _outputNames = [.. module.Signature.Outputs.Select(o => o.Name)];
+    private int _disposed;
 
     public string Device => lease.Device.Name;
 
@@ -74,6 +75,7 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
         return new BatchResult([.. outcomes.Select(o => o!)], deviceTime);
     }
 
+    /// <summary>Decodes one request; whatever goes wrong fails that request alone, never the batch or the replica.</summary>
     private Decoded Decode(InferenceInput input)
     {
         try
@@ -83,6 +85,10 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
         catch (ModelInputException error)
         {
             return new Decoded(null, error.ToServeError());
+        }
+        catch (Exception error) when (error is not OutOfMemoryException)
+        {
+            return new Decoded(null, new ServeError(ServeErrorKind.Internal, $"Decoding the request failed: {error.Message}"));
         }
     }
 
@@ -96,10 +102,19 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
         {
             return new InferenceOutcome.Failure(error.ToServeError());
         }
+        catch (Exception error) when (error is not OutOfMemoryException)
+        {
+            return new InferenceOutcome.Failure(new ServeError(ServeErrorKind.Internal, $"Rendering the answer failed: {error.Message}"));
+        }
     }
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         // Queued behind any batch still running on the device, so the module is never freed under it.
         await lease.Executor.RunAsync(() =>
         {

@@ -66,14 +66,22 @@ public static class ModelLoader
             };
         }
 
-        if (weightsPath is not null)
+        try
         {
-            LoadWeights(module, weightsPath);
-        }
+            if (weightsPath is not null)
+            {
+                LoadWeights(module, weightsPath);
+            }
 
-        module.to(device);
-        module.eval();
-        return TorchModule.FromBuiltIn(module, signature);
+            module.to(device);
+            module.eval();
+            return TorchModule.FromBuiltIn(module, signature);
+        }
+        catch
+        {
+            module.Dispose();
+            throw;
+        }
     }
 
     private static (nn.Module<Tensor, Tensor>, ModelSignature) BuildResNet18(BuiltInSource source)

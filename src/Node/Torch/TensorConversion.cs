@@ -56,7 +56,7 @@ public static class TensorConversion
     public static NamedTensor FromTorch(string name, Tensor tensor)
     {
         var dataType = DataTypeOf(tensor.dtype)
-                       ?? throw new ModelInputException($"output '{name}' has datatype {tensor.dtype}, which the protocol cannot carry");
+                       ?? throw new ModelOutputException($"output '{name}' has datatype {tensor.dtype}, which the protocol cannot carry");
         var host = tensor.device_type == DeviceType.CPU ? tensor : tensor.cpu();
         var contiguous = host.contiguous();
         return new NamedTensor(name, dataType, contiguous.shape, contiguous.bytes.ToArray());

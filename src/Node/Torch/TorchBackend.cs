@@ -22,10 +22,11 @@ public sealed partial class TorchBackend(DeviceManager devices, ModelPaths paths
         var labels = definition.LabelsPath is { } labelsPath ? ReadLabels(paths.Resolve(labelsPath)) : null;
 
         var lease = devices.Claim(replica);
+        TorchModule? module = null;
         try
         {
             var device = lease.Device.ToTorch();
-            var module = await lease.Executor.RunAsync(() => Wrap(modelPath, () => ModelLoader.Load(definition.Source, modelPath, device)), cancellationToken);
+            module = await lease.Executor.RunAsync(() => Wrap(modelPath, () => ModelLoader.Load(definition.Source, modelPath, device)), cancellationToken);
             IModelHandler handler = definition.Handler switch
             {
                 BuiltInHandlers.Tensor => new TensorHandler(module, TensorLimits.Default),
@@ -39,6 +40,17 @@ public sealed partial class TorchBackend(DeviceManager devices, ModelPaths paths
         }
         catch
         {
+            // Free what was loaded (on its device thread) and give the device back.
+            if (module is not null)
+            {
+                var loaded = module;
+                await lease.Executor.RunAsync(() =>
+                {
+                    loaded.Dispose();
+                    return true;
+                }, CancellationToken.None);
+            }
+
             lease.Dispose();
             throw;
         }

@@ -85,7 +85,7 @@ public sealed class TorchModule : IDisposable
 
                 break;
             default:
-                throw new ModelInputException(
+                throw new ModelOutputException(
                     $"the model returned {value?.GetType().Name ?? "nothing"}; only tensors, tuples and lists of tensors are supported");
         }
     }
@@ -96,6 +96,9 @@ public sealed class TorchModule : IDisposable
         _builtIn?.Dispose();
     }
 }
+
+/// <summary>The model produced something the protocol cannot carry (not a tensor, an unsupported datatype). 500.</summary>
+public sealed class ModelOutputException(string message) : Exception(message);
 
 /// <summary>The model refused an input (wrong shape, datatype or count). The request fails with 400.</summary>
 public sealed class ModelInputException(string message, Exception? inner = null) : Exception(message, inner)
