@@ -16,14 +16,14 @@ public sealed class ModelActorTests() : ClusterTestKit("model-actor")
     private static ModelDefinition Definition(int batchSize = 1, int delayMs = 0, int queue = 100) =>
         new("m", "1.0", new TorchScriptSource("m.pt"), BuiltInHandlers.Tensor, 1, batchSize, delayMs, queue, 30, null);
 
-    private static InferenceRequest Request(string id, byte value = 1, DateTime? deadline = null) =>
-        new(Replica, id, RawInput.FromBody(null, [value]), deadline ?? DateTime.UtcNow.AddMinutes(1));
+    private static InferenceRequest Request(string id, byte value = 1, TimeSpan? timeout = null) =>
+        new(Replica, id, RawInput.FromBody(null, [value]), timeout ?? TimeSpan.FromMinutes(1));
 
     private (IActorRef Replica, TestProbe Registry) Start(ModelDefinition definition, RestartBackoff? backoff = null)
     {
         var registry = CreateTestProbe();
         var settings = new ModelActorSettings(backoff ?? new RestartBackoff(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(40), 3),
-            TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1));
+            TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1), MaxReplyBytes: 1000);
         var actor = Sys.ActorOf(ModelActor.Props(Replica, _backend, registry.Ref, settings));
         actor.Tell(new EnsureReplica(Replica, definition));
         return (actor, registry);
@@ -152,6 +152,20 @@ public sealed class ModelActorTests() : ClusterTestKit("model-actor")
     }
 
     [Fact]
+    public async Task An_answer_too_large_to_cross_nodes_becomes_an_error_instead_of_silence()
+    {
+        var (actor, _) = Start(Definition());
+        var model = await _backend.LoadNextAsync();
+        actor.Tell(Request("huge"), TestActor);
+        (await model.NextBatchAsync()).Completion.SetResult(new BatchResult(
+            [new InferenceOutcome.Success(new DocumentOutput("application/octet-stream", new byte[1001]))], TimeSpan.Zero));
+
+        var failed = ExpectMsg<InferenceFailed>(Wait);
+        Assert.Equal(ServeErrorKind.ResourceExhausted, failed.Error.Kind);
+        Assert.Contains("MaximumFrameSizeBytes", failed.Error.Message);
+    }
+
+    [Fact]
     public async Task A_bad_input_fails_only_its_own_request()
     {
         var (actor, _) = Start(Definition(batchSize: 2, delayMs: 1000));
@@ -178,11 +192,11 @@ public sealed class ModelActorTests() : ClusterTestKit("model-actor")
         actor.Tell(Request("blocker"), TestActor);
         var blocker = await model.NextBatchAsync();
 
-        actor.Tell(Request("past", deadline: DateTime.UtcNow.AddSeconds(-1)), TestActor);
+        actor.Tell(Request("past", timeout: TimeSpan.Zero), TestActor);
         Assert.Equal(ServeErrorKind.DeadlineExceeded, ExpectMsg<InferenceFailed>(Wait).Error.Kind);
 
         var expiresAt = DateTime.UtcNow.AddMilliseconds(100);
-        actor.Tell(Request("expires", deadline: expiresAt), TestActor);
+        actor.Tell(Request("expires", timeout: TimeSpan.FromMilliseconds(100)), TestActor);
         actor.Tell(Request("fine"), TestActor);
         await Waiting.UntilAsync(() => DateTime.UtcNow > expiresAt, Wait, "the queued request's deadline to pass");
         blocker.Succeed();

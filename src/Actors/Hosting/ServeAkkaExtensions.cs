@@ -113,8 +113,5 @@ public static class ServeAkkaExtensions
     /// <summary>Keeps <paramref name="view"/> in step with the registry's catalog.</summary>
     public static AkkaConfigurationBuilder WithCatalogView(this AkkaConfigurationBuilder builder, CatalogView view) =>
         builder.WithActors((system, registry) =>
-        {
-            var subscriber = system.ActorOf(CatalogSubscriber.Props(view, registry.Get<ModelRegistry>()), "catalog-subscriber");
-            registry.Register<CatalogSubscriberKey>(subscriber);
-        });
+            system.ActorOf(CatalogSubscriber.Props(view, registry.Get<ModelRegistry>()), "catalog-subscriber"));
 }

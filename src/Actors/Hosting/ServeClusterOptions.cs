@@ -29,6 +29,12 @@ public sealed class ServeClusterOptions
     /// </summary>
     public long MaximumFrameSizeBytes { get; set; } = 16L * 1024 * 1024;
 
+    /// <summary>Room in a frame for everything but the payload (envelope, names, settings).</summary>
+    public const long FrameOverheadBytes = 64 * 1024;
+
+    /// <summary>The largest request or answer payload that fits in one frame between nodes.</summary>
+    public long MaximumPayloadBytes => MaximumFrameSizeBytes - FrameOverheadBytes;
+
     /// <summary>How long membership must be stable before the split-brain resolver downs unreachable nodes.</summary>
     public TimeSpan StableAfter { get; set; } = TimeSpan.FromSeconds(10);
 

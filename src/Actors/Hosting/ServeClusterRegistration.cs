@@ -15,7 +15,7 @@ public static class ServeClusterRegistration
         this IServiceCollection services, IConfiguration configuration, IReadOnlyCollection<string> roles,
         Action<AkkaConfigurationBuilder, IServiceProvider> configure)
     {
-        services.AddValidatedOptions<ServeClusterOptions>(ServeClusterOptions.Section, o => o.Validate());
+        services.AddValidatedOptions<ServeClusterOptions>(ServeClusterOptions.Section, o => [.. o.Validate(), .. SeedProblems(o, roles)]);
         var systemName = configuration.GetSection(ServeClusterOptions.Section).Get<ServeClusterOptions>()?.SystemName ?? "serve";
         services.AddAkka(systemName, (akka, provider) =>
         {
@@ -30,4 +30,10 @@ public static class ServeClusterRegistration
         });
         return services;
     }
+
+    /// <summary>A node without the gateway role cannot form a cluster of its own: it would never find a registry.</summary>
+    private static IEnumerable<string> SeedProblems(ServeClusterOptions options, IReadOnlyCollection<string> roles) =>
+        options.Seeds.Length == 0 && !roles.Contains(ServeRoles.Gateway)
+            ? [$"a {string.Join("/", roles)} node needs Serve:Cluster:Seeds (e.g. --seed akka.tcp://{options.SystemName}@gateway-host:4053)"]
+            : [];
 }

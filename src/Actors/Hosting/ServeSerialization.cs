@@ -21,7 +21,7 @@ public static class ServeSerialization
     {
         "System.String", "System.Byte", "System.SByte", "System.Int16", "System.UInt16", "System.Int32",
         "System.UInt32", "System.Int64", "System.UInt64", "System.Single", "System.Double", "System.Boolean",
-        "System.DateTime", "System.TimeSpan", "System.Guid", "System.Char", "System.Decimal",
+        "System.DateTime", "System.TimeSpan", "System.Guid",
     };
 
     public static Akka.Serialization.Serializer Create(ExtendedActorSystem system) =>

@@ -5,14 +5,19 @@ using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Event;
 using Serve.Actors.Batching;
+using Serve.Actors.Hosting;
 using Serve.Actors.Protocol;
 
 namespace Serve.Actors.Models;
 
-public sealed record ModelActorSettings(RestartBackoff Backoff, TimeSpan StatusInterval, TimeSpan ResolveRetryInterval)
+/// <param name="MaxReplyBytes">
+/// The largest answer a replica sends: a bigger one would not fit in a frame between nodes (Akka.Remote
+/// drops it silently), so it is answered with an error instead.
+/// </param>
+public sealed record ModelActorSettings(RestartBackoff Backoff, TimeSpan StatusInterval, TimeSpan ResolveRetryInterval, long MaxReplyBytes)
 {
-    public static ModelActorSettings Default { get; } =
-        new(RestartBackoff.Default, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2));
+    public static ModelActorSettings Default { get; } = new(
+        RestartBackoff.Default, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2), new ServeClusterOptions().MaximumPayloadBytes);
 }
 
 /// <summary>
@@ -45,11 +50,15 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     private ILoadedModel? _model;
     private ReplicaState _state = ReplicaState.Starting;
     private DateTime _stateSinceUtc = DateTime.UtcNow;
-    private int _generation;
+    // Identifies the current load; compared by reference, so completions from an earlier load, or from
+    // before an actor restart, never pass for the current one.
+    private object _generation = new();
     private int _consecutiveFailures;
     private int _restarts;
     private string? _lastError;
     private List<Pending>? _runningBatch;
+    private Task<ILoadedModel>? _loading;
+    private ILoadedModel? _retiring;
     private ModelSignature? _reportedSignature;
     private bool _handingOff;
 
@@ -73,7 +82,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         Receive<BatchDelayElapsed>(_ => TryDispatch());
         Receive<RetryLoad>(m =>
         {
-            if (m.Generation == _generation && _state == ReplicaState.Restarting)
+            if (ReferenceEquals(m.Generation, _generation) && _state == ReplicaState.Restarting)
             {
                 StartLoad();
             }
@@ -110,6 +119,12 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         }
 
         DisposeModel();
+        DisposeRetiring();
+
+        // A load still in flight finishes into nothing: free what it loaded.
+        _loading?.ContinueWith(
+            load => load.Result.DisposeAsync().AsTask(),
+            CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
         _state = ReplicaState.Stopped;
         ReportStatus();
         _lifetime.Dispose();
@@ -163,10 +178,11 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
     private void StartLoad()
     {
-        var generation = ++_generation;
+        var generation = _generation = new object();
         SetState(ReplicaState.Loading);
         _log.Info("Replica {0}: loading {1}", _replica, _definition!.Source);
-        _backend.LoadAsync(_replica, _definition, _lifetime.Token).PipeTo(
+        _loading = _backend.LoadAsync(_replica, _definition, _lifetime.Token);
+        _loading.PipeTo(
             Self,
             success: model => new Loaded(generation, model),
             failure: error => new LoadFailed(generation, error));
@@ -174,7 +190,12 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
     private void OnLoaded(Loaded loaded)
     {
-        if (loaded.Generation != _generation || _handingOff)
+        if (ReferenceEquals(loaded.Generation, _generation))
+        {
+            _loading = null;
+        }
+
+        if (!ReferenceEquals(loaded.Generation, _generation) || _handingOff)
         {
             _ = loaded.Model.DisposeAsync().AsTask();
             return;
@@ -188,8 +209,9 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
     private void OnLoadFailed(LoadFailed failed)
     {
-        if (failed.Generation == _generation)
+        if (ReferenceEquals(failed.Generation, _generation))
         {
+            _loading = null;
             Fail($"loading failed: {Describe(failed.Error)}");
         }
     }
@@ -233,7 +255,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (request.DeadlineUtc <= DateTime.UtcNow)
+        if (request.Timeout <= TimeSpan.Zero)
         {
             Sender.Tell(new InferenceFailed(request.RequestId, DeadlinePassed()));
             return;
@@ -241,7 +263,9 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
         // Decoding starts now if the model is loaded, overlapping the batch on the device.
         var prepared = _state == ReplicaState.Ready ? _model?.Prepare(request.Input) : null;
-        var node = _queue.AddLast(new Pending(request, Sender, Stopwatch.GetTimestamp(), prepared));
+        var arrived = Stopwatch.GetTimestamp();
+        var deadline = arrived + (long)(request.Timeout.TotalSeconds * Stopwatch.Frequency);
+        var node = _queue.AddLast(new Pending(request, Sender, arrived, deadline, prepared));
         _queuedById.TryAdd(request.RequestId, node);
         TryDispatch();
     }
@@ -296,13 +320,13 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
     private bool Dispatch(int count)
     {
-        var now = DateTime.UtcNow;
+        var now = Stopwatch.GetTimestamp();
         var batch = new List<Pending>(count);
         while (batch.Count < count && _queue.First is { } node)
         {
             _queue.RemoveFirst();
             _queuedById.Remove(node.Value.Request.RequestId);
-            if (node.Value.Request.DeadlineUtc <= now)
+            if (node.Value.DeadlineTimestamp <= now)
             {
                 node.Value.ReplyTo.Tell(new InferenceFailed(node.Value.Request.RequestId, DeadlinePassed()));
                 continue;
@@ -330,7 +354,11 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
     private void OnBatchCompleted(BatchCompleted completed)
     {
-        _runningBatch = null;
+        if (!ReferenceEquals(completed.Batch, _runningBatch))
+        {
+            return; // from before a restart; those requests were already answered
+        }
+
         var outcomes = completed.Result.Outcomes;
         if (outcomes.Count != completed.Batch.Count)
         {
@@ -338,6 +366,9 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
                 $"the handler returned {outcomes.Count} results for a batch of {completed.Batch.Count}")));
             return;
         }
+
+        _runningBatch = null;
+        DisposeRetiring();
 
         _consecutiveFailures = 0;
         var device = _model?.Device ?? string.Empty;
@@ -347,6 +378,9 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
             var requestId = pending.Request.RequestId;
             object reply = outcomes[i] switch
             {
+                InferenceOutcome.Success s when SizeOf(s.Output) > _settings.MaxReplyBytes => new InferenceFailed(requestId,
+                    new ServeError(ServeErrorKind.ResourceExhausted,
+                        $"The answer is {SizeOf(s.Output)} bytes, more than the {_settings.MaxReplyBytes} a message between nodes can carry (Serve:Cluster:MaximumFrameSizeBytes)")),
                 InferenceOutcome.Success s => new InferenceSucceeded(requestId, s.Output, new InferenceTiming(
                     QueueMicros: (long)Stopwatch.GetElapsedTime(pending.ArrivedTimestamp, completed.DispatchedTimestamp).TotalMicroseconds,
                     DeviceMicros: (long)completed.Result.DeviceTime.TotalMicroseconds,
@@ -376,7 +410,13 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
     private void OnBatchCrashed(BatchCrashed crashed)
     {
+        if (!ReferenceEquals(crashed.Batch, _runningBatch))
+        {
+            return;
+        }
+
         _runningBatch = null;
+        DisposeRetiring();
         var cause = Describe(crashed.Error);
         var kind = crashed.Error is OperationCanceledException ? ServeErrorKind.Unavailable : ServeErrorKind.ModelFailed;
         Reply(crashed.Batch, new ServeError(kind, $"Model \"{_replica.Model}\" failed while running: {cause}"));
@@ -386,7 +426,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (crashed.Generation == _generation)
+        if (ReferenceEquals(crashed.Generation, _generation))
         {
             Fail($"failed while running: {cause}");
         }
@@ -424,13 +464,35 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     private ServeError DeadlinePassed() => new(ServeErrorKind.DeadlineExceeded,
         $"The request's deadline passed while it waited for model \"{_replica.Model}\"");
 
+    /// <summary>
+    /// Lets go of the model. While a batch of it is still decoding or running it is retired instead and
+    /// freed when that batch ends, so a reload never pulls the model out from under a batch.
+    /// </summary>
     private void DisposeModel()
     {
-        if (_model is not null)
+        if (_model is null)
         {
-            var model = _model;
-            _model = null;
+            return;
+        }
+
+        var model = _model;
+        _model = null;
+        if (_runningBatch is null)
+        {
             _ = model.DisposeAsync().AsTask();
+            return;
+        }
+
+        DisposeRetiring();
+        _retiring = model;
+    }
+
+    private void DisposeRetiring()
+    {
+        if (_retiring is not null)
+        {
+            _ = _retiring.DisposeAsync().AsTask();
+            _retiring = null;
         }
     }
 
@@ -452,6 +514,13 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
             _model?.Device ?? string.Empty, _reportedSignature, _restarts, _lastError, _stateSinceUtc)));
     }
 
+    private static long SizeOf(InferenceOutput output) => output switch
+    {
+        DocumentOutput document => document.Body.LongLength,
+        TensorOutput tensors => tensors.Tensors.Sum(t => t.Data.LongLength),
+        _ => 0,
+    };
+
     private static string Describe(Exception error)
     {
         var root = error is AggregateException { InnerException: { } inner } ? inner : error;
@@ -460,17 +529,17 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         return firstLines.Length > 500 ? firstLines[..500] + "..." : firstLines;
     }
 
-    private sealed record Pending(InferenceRequest Request, IActorRef ReplyTo, long ArrivedTimestamp, IPreparedInput? Prepared);
+    private sealed record Pending(InferenceRequest Request, IActorRef ReplyTo, long ArrivedTimestamp, long DeadlineTimestamp, IPreparedInput? Prepared);
 
-    private sealed record Loaded(int Generation, ILoadedModel Model);
+    private sealed record Loaded(object Generation, ILoadedModel Model);
 
-    private sealed record LoadFailed(int Generation, Exception Error);
+    private sealed record LoadFailed(object Generation, Exception Error);
 
-    private sealed record RetryLoad(int Generation);
+    private sealed record RetryLoad(object Generation);
 
-    private sealed record BatchCompleted(int Generation, List<Pending> Batch, BatchResult Result, long DispatchedTimestamp);
+    private sealed record BatchCompleted(object Generation, List<Pending> Batch, BatchResult Result, long DispatchedTimestamp);
 
-    private sealed record BatchCrashed(int Generation, List<Pending> Batch, Exception Error);
+    private sealed record BatchCrashed(object Generation, List<Pending> Batch, Exception Error);
 
     private sealed record BatchDelayElapsed
     {

@@ -3,7 +3,8 @@ namespace Serve.Actors.Protocol;
 /// <summary>Register model versions (at start-up, and from the management API later). Idempotent.</summary>
 public sealed record RegisterModels(ModelDefinition[] Models) : IServeMessage;
 
-public sealed record ModelsRegistered(string[] Registered, string[] Problems) : IServeMessage;
+/// <summary>The answer to <see cref="RegisterModels"/>, from the registry instance named by its incarnation.</summary>
+public sealed record ModelsRegistered(string RegistryIncarnation, string[] Registered, string[] Problems) : IServeMessage;
 
 /// <summary>Ask the registry for the current catalog.</summary>
 public sealed record GetCatalog : IServeMessage

@@ -29,8 +29,12 @@ public sealed record DocumentOutput(string ContentType, byte[] Body) : Inference
 /// <summary>Output tensors, rendered by the gateway as the protocol of the request asks.</summary>
 public sealed record TensorOutput(NamedTensor[] Tensors) : InferenceOutput;
 
-/// <summary>Gateway to replica: run one request. Dropped unanswered-for if the deadline passes while queued.</summary>
-public sealed record InferenceRequest(ReplicaId Replica, string RequestId, InferenceInput Input, DateTime DeadlineUtc)
+/// <summary>
+/// Gateway to replica: run one request within <paramref name="Timeout"/>. The replica starts the clock on
+/// arrival (a time span, not an instant, so clocks that differ between nodes do not matter) and answers
+/// DeadlineExceeded instead of running a request whose time ran out while it was queued.
+/// </summary>
+public sealed record InferenceRequest(ReplicaId Replica, string RequestId, InferenceInput Input, TimeSpan Timeout)
     : IWithReplicaId;
 
 /// <summary>Gateway to replica: the client gave up; drop the request if it is still queued.</summary>

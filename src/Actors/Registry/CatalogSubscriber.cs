@@ -20,7 +20,8 @@ public sealed class CatalogSubscriber : ReceiveActor, IWithTimers
     private readonly CatalogView _view;
     private readonly IActorRef _registry;
     private CatalogSnapshot? _snapshot;
-    private ImmutableHashSet<string> _unavailable = ImmutableHashSet<string>.Empty;
+    private ImmutableHashSet<string> _unreachable = ImmutableHashSet<string>.Empty;
+    private ImmutableHashSet<string> _departed = ImmutableHashSet<string>.Empty;
 
     public CatalogSubscriber(CatalogView view, IActorRef registry)
     {
@@ -29,16 +30,20 @@ public sealed class CatalogSubscriber : ReceiveActor, IWithTimers
 
         Receive<CatalogSnapshot>(OnSnapshot);
         Receive<SubscribeAck>(_ => { });
-        // A node stops being available when it is unreachable or on its way out, and is available again
-        // when it becomes reachable or (restarted at the same address) joins anew.
-        Receive<ClusterEvent.UnreachableMember>(m => SetAvailability(m.Member.Address, available: false));
-        Receive<ClusterEvent.ReachableMember>(m => SetAvailability(m.Member.Address, available: true));
-        Receive<ClusterEvent.MemberLeft>(m => SetAvailability(m.Member.Address, available: false));
-        Receive<ClusterEvent.MemberExited>(m => SetAvailability(m.Member.Address, available: false));
-        Receive<ClusterEvent.MemberDowned>(m => SetAvailability(m.Member.Address, available: false));
-        Receive<ClusterEvent.MemberRemoved>(m => SetAvailability(m.Member.Address, available: false));
-        Receive<ClusterEvent.MemberJoined>(m => SetAvailability(m.Member.Address, available: true));
-        Receive<ClusterEvent.MemberUp>(m => SetAvailability(m.Member.Address, available: true));
+        // A node cannot serve while it is unreachable, and from the moment it starts to leave (or is
+        // downed) until it joins again (restarted at the same address).
+        Receive<ClusterEvent.UnreachableMember>(m => Update(ref _unreachable, m.Member.Address, add: true));
+        Receive<ClusterEvent.ReachableMember>(m => Update(ref _unreachable, m.Member.Address, add: false));
+        Receive<ClusterEvent.MemberLeft>(m => Update(ref _departed, m.Member.Address, add: true));
+        Receive<ClusterEvent.MemberExited>(m => Update(ref _departed, m.Member.Address, add: true));
+        Receive<ClusterEvent.MemberDowned>(m => Update(ref _departed, m.Member.Address, add: true));
+        Receive<ClusterEvent.MemberRemoved>(m =>
+        {
+            Update(ref _unreachable, m.Member.Address, add: false);
+            Update(ref _departed, m.Member.Address, add: true);
+        });
+        Receive<ClusterEvent.MemberJoined>(m => Update(ref _departed, m.Member.Address, add: false));
+        Receive<ClusterEvent.MemberUp>(m => Update(ref _departed, m.Member.Address, add: false));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
         Receive<Poll>(_ => _registry.Tell(GetCatalog.Instance));
     }
@@ -77,19 +82,26 @@ public sealed class CatalogSubscriber : ReceiveActor, IWithTimers
         Publish();
     }
 
-    private void SetAvailability(Address address, bool available)
+    private void Update(ref ImmutableHashSet<string> set, Address address, bool add)
     {
         var key = address.ToString();
-        var updated = available ? _unavailable.Remove(key) : _unavailable.Add(key);
-        if (updated != _unavailable)
+        var updated = add ? set.Add(key) : set.Remove(key);
+        if (updated != set)
         {
-            _unavailable = updated;
+            set = updated;
             Publish();
         }
     }
 
-    private void Publish() =>
-        _view.Set(new CatalogState(_snapshot ?? CatalogSnapshot.Empty, _snapshot is not null, _unavailable));
+    private void Publish()
+    {
+        // A departed node matters only while replicas are still reported on it; forget it once the
+        // registry has placed them elsewhere, so the set does not grow with every node that ever left.
+        var snapshot = _snapshot ?? CatalogSnapshot.Empty;
+        var named = snapshot.Entries.SelectMany(e => e.Replicas).Select(r => r.NodeAddress).ToHashSet(StringComparer.Ordinal);
+        _departed = _departed.Intersect(named);
+        _view.Set(new CatalogState(snapshot, _snapshot is not null, _unreachable.Union(_departed)));
+    }
 
     private sealed record Poll
     {

@@ -100,7 +100,7 @@ public sealed class ModelRegistryActor : ReceiveActor, IWithTimers
             }
         }
 
-        Sender.Tell(new ModelsRegistered([.. registered], [.. problems]));
+        Sender.Tell(new ModelsRegistered(_incarnation, [.. registered], [.. problems]));
         if (registered.Count > 0)
         {
             Changed();
