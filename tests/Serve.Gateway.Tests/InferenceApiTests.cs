@@ -78,6 +78,16 @@ public sealed class InferenceApiTests(ServeFactory serve) : IClassFixture<ServeF
     }
 
     [Fact]
+    public async Task A_base64_image_sent_with_curl_d_is_the_body_not_a_form()
+    {
+        using var client = serve.Inference();
+        var base64 = new StringContent(Convert.ToBase64String(Images.Png()), System.Text.Encoding.ASCII, "application/x-www-form-urlencoded");
+        var response = await client.PostAsync("/predictions/resnet18", base64, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(5, (await Json.ReadAsync(response)).EnumerateObject().Count());
+    }
+
+    [Fact]
     public async Task Unknown_models_and_versions_are_404_with_torchserve_messages()
     {
         using var client = serve.Inference();

@@ -159,6 +159,18 @@ public sealed class StartupModelsTests
     }
 }
 
+public sealed class GatewayOptionsTests
+{
+    [Fact]
+    public void A_request_size_that_would_not_fit_between_nodes_is_refused_at_start_up()
+    {
+        var payload = new Serve.Actors.Hosting.ServeClusterOptions().MaximumPayloadBytes;
+        Assert.Empty(ServeGatewayExtensions.ValidateGateway(new GatewayOptions(), payload));
+        var problems = ServeGatewayExtensions.ValidateGateway(new GatewayOptions { MaxRequestSize = payload + 1 }, payload);
+        Assert.Contains(problems, p => p.Contains("MaximumFrameSizeBytes"));
+    }
+}
+
 public sealed class ListenerAddressTests
 {
     [Theory]

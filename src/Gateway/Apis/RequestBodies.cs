@@ -6,7 +6,7 @@ using Serve.Gateway.Hosting;
 namespace Serve.Gateway.Apis;
 
 /// <summary>Reads request bodies within max_request_size, refusing larger ones before reading them.</summary>
-public sealed class RequestBodies(IOptions<GatewayOptions> options)
+public sealed partial class RequestBodies(IOptions<GatewayOptions> options)
 {
     private readonly long _maxRequestSize = options.Value.MaxRequestSize;
 
@@ -22,7 +22,8 @@ public sealed class RequestBodies(IOptions<GatewayOptions> options)
 
         try
         {
-            using var buffer = new MemoryStream(request.ContentLength is { } length ? (int)length : 4096);
+            // Grow with what arrives rather than trusting Content-Length with an allocation up front.
+            using var buffer = new MemoryStream((int)Math.Min(request.ContentLength ?? 4096, 81_920));
             await request.Body.CopyToAsync(buffer, cancellationToken);
             if (buffer.Length > _maxRequestSize)
             {
@@ -69,7 +70,7 @@ public sealed class RequestBodies(IOptions<GatewayOptions> options)
 
             foreach (var file in form.Files)
             {
-                using var stream = new MemoryStream((int)file.Length);
+                using var stream = new MemoryStream((int)Math.Min(file.Length, 81_920));
                 await file.CopyToAsync(stream, cancellationToken);
                 parts.Add(new PayloadPart(file.Name, file.ContentType, stream.ToArray()));
             }
@@ -102,14 +103,15 @@ public sealed class RequestBodies(IOptions<GatewayOptions> options)
         request.ContentType?.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true;
 
     /// <summary>
-    /// Fields of a real url-encoded form; null when the body only looks like one (curl -d sends JSON or
-    /// text as url-encoded by default, which parses as one field with no value): then the body is the input.
+    /// Fields of a real url-encoded form; null when the body only looks like one (curl -d sends JSON,
+    /// base64 or text as url-encoded by default): then the body itself is the input. A real form has
+    /// values and plain field names.
     /// </summary>
     private static PayloadPart[]? UrlEncodedFields(byte[] body)
     {
         var text = System.Text.Encoding.UTF8.GetString(body);
         var fields = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(text);
-        if (fields.All(f => f.Value.All(string.IsNullOrEmpty)))
+        if (fields.All(f => f.Value.All(string.IsNullOrEmpty)) || !fields.Keys.All(FieldName().IsMatch))
         {
             return null;
         }
@@ -133,4 +135,7 @@ public sealed class RequestBodies(IOptions<GatewayOptions> options)
     private ServeError TooLarge(long? size) => new(ServeErrorKind.PayloadTooLarge, size is { } s
         ? $"The request body is {s} bytes, more than max_request_size ({_maxRequestSize} bytes)"
         : $"The request body is larger than max_request_size ({_maxRequestSize} bytes)");
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9_.-]{1,64}$")]
+    private static partial System.Text.RegularExpressions.Regex FieldName();
 }

@@ -3,8 +3,8 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing.Matching;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
-using Serve.Actors.Models;
 using Serve.Actors.Hosting;
+using Serve.Actors.Models;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Gateway.Apis;
@@ -19,7 +19,8 @@ public static class ServeGatewayExtensions
     public static WebApplicationBuilder AddServeGateway(this WebApplicationBuilder builder, bool defaultModel)
     {
         var services = builder.Services;
-        services.AddValidatedOptions<GatewayOptions>(GatewayOptions.Section, ValidateGateway);
+        var frame = builder.Configuration.GetSection(ServeClusterOptions.Section).Get<ServeClusterOptions>() ?? new ServeClusterOptions();
+        services.AddValidatedOptions<GatewayOptions>(GatewayOptions.Section, o => ValidateGateway(o, frame.MaximumPayloadBytes));
         services.PostConfigure<GatewayOptions>(o => o.DefaultModel.Enabled = builder.Configuration.GetValue(
             "Serve:DefaultModel:Enabled", defaultModel));
 
@@ -95,7 +96,7 @@ public static class ServeGatewayExtensions
         return app;
     }
 
-    private static IReadOnlyList<string> ValidateGateway(GatewayOptions options)
+    internal static IReadOnlyList<string> ValidateGateway(GatewayOptions options, long maximumPayloadBytes)
     {
         var problems = new List<string>();
         foreach (var (kind, address) in new[]
@@ -115,14 +116,16 @@ public static class ServeGatewayExtensions
             }
         }
 
-        if (options.MaxRequestSize is < 1024 or > 2L * 1024 * 1024 * 1024)
+        // Requests travel to workers in one frame: a bigger one would be dropped on the way.
+        if (options.MaxRequestSize < 1024 || options.MaxRequestSize > maximumPayloadBytes)
         {
-            problems.Add($"Serve:MaxRequestSize must be between 1 KiB and 2 GiB, not {options.MaxRequestSize}");
+            problems.Add($"Serve:MaxRequestSize must be between 1024 and {maximumPayloadBytes} bytes (Serve:Cluster:MaximumFrameSizeBytes " +
+                         $"less {ServeClusterOptions.FrameOverheadBytes}; raise that on every node for larger requests), not {options.MaxRequestSize}");
         }
 
-        if (options.MaxResponseSize is < 1024 or > 2L * 1024 * 1024 * 1024)
+        if (options.MaxResponseSize is < 1024 or > int.MaxValue)
         {
-            problems.Add($"Serve:MaxResponseSize must be between 1 KiB and 2 GiB, not {options.MaxResponseSize}");
+            problems.Add($"Serve:MaxResponseSize must be between 1024 and {int.MaxValue} bytes, not {options.MaxResponseSize}");
         }
 
         if (options.ModelStore is not null && !Directory.Exists(options.ModelStore))

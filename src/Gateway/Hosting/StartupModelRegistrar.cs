@@ -1,20 +1,26 @@
 using Akka.Actor;
 using Akka.Hosting;
-using Microsoft.Extensions.Options;
 using Serve.Actors.Hosting;
 using Serve.Actors.Protocol;
+using Serve.Actors.Registry;
 
 namespace Serve.Gateway.Hosting;
 
 /// <summary>
-/// Registers the start-up models with the registry once the cluster is up, retrying until the registry
-/// singleton answers. Problems in the configuration were already refused at start-up.
+/// Registers the start-up models with the registry once it answers, and again whenever a new registry
+/// takes over (the singleton moved to another gateway, or restarted): until the registry persists its
+/// state, the gateways' configuration is what brings the models back. Registering again is harmless (the
+/// registry keeps what it has). Problems in the configuration were already refused at start-up.
 /// </summary>
 public sealed partial class StartupModelRegistrar(
-    IReadOnlyList<ModelDefinition> models, IRequiredActor<ModelRegistry> registry, ILogger<StartupModelRegistrar> logger)
+    IReadOnlyList<ModelDefinition> models, IRequiredActor<ModelRegistry> registry, CatalogView catalog,
+    ILogger<StartupModelRegistrar> logger)
     : BackgroundService
 {
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly SemaphoreSlim _registryChanged = new(0);
+    private string? _registeredWith;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -24,23 +30,54 @@ public sealed partial class StartupModelRegistrar(
         }
 
         var proxy = await registry.GetAsync(stoppingToken);
-        while (!stoppingToken.IsCancellationRequested)
+        catalog.Changed += OnCatalog;
+        try
         {
-            try
+            while (!stoppingToken.IsCancellationRequested)
             {
-                var result = await proxy.Ask<ModelsRegistered>(new RegisterModels([.. models]), AskTimeout, stoppingToken);
-                foreach (var problem in result.Problems)
+                try
                 {
-                    LogProblem(problem);
+                    var result = await proxy.Ask<ModelsRegistered>(new RegisterModels([.. models]), AskTimeout, stoppingToken);
+                    Report(result);
+                    Volatile.Write(ref _registeredWith, result.RegistryIncarnation);
+                    await _registryChanged.WaitAsync(stoppingToken);
                 }
+                catch (AskTimeoutException)
+                {
+                    LogWaiting();
+                }
+            }
+        }
+        finally
+        {
+            catalog.Changed -= OnCatalog;
+        }
+    }
 
-                LogRegistered(models.Count, result.Registered);
-                return;
-            }
-            catch (AskTimeoutException)
-            {
-                LogWaiting();
-            }
+    public override void Dispose()
+    {
+        _registryChanged.Dispose();
+        base.Dispose();
+    }
+
+    private void OnCatalog(CatalogState state)
+    {
+        if (state.Received && Volatile.Read(ref _registeredWith) is { } known && state.Snapshot.RegistryIncarnation != known)
+        {
+            _registryChanged.Release();
+        }
+    }
+
+    private void Report(ModelsRegistered result)
+    {
+        foreach (var problem in result.Problems)
+        {
+            LogProblem(problem);
+        }
+
+        if (result.Registered.Length > 0)
+        {
+            LogRegistered(result.Registered.Length, result.Registered);
         }
     }
 

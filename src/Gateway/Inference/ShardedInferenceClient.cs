@@ -27,8 +27,8 @@ public sealed class ShardedInferenceClient : IInferenceClient
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<ReplicaId, int> _outstanding = new();
 
-    /// <summary>Requests waiting for an answer, by what they wait on: a node address, or a local replica.</summary>
-    private readonly ConcurrentDictionary<string, ConcurrentDictionary<CancellationTokenSource, byte>> _waiting = new(StringComparer.Ordinal);
+    /// <summary>Requests waiting for an answer, with what each waits on: a node address, or a local replica.</summary>
+    private readonly ConcurrentDictionary<CancellationTokenSource, string> _waiting = new();
 
     public ShardedInferenceClient(IRequiredActor<ModelReplicaRegion> region, CatalogView catalog, LocalReplicas local, TimeProvider time)
     {
@@ -36,8 +36,8 @@ public sealed class ShardedInferenceClient : IInferenceClient
         _catalog = catalog;
         _local = local;
         _time = time;
-        _catalog.Changed += state => Abandon(state.UnavailableNodes);
-        _local.Removed += replica => Abandon([LocalKey(replica)]);
+        _catalog.Changed += state => Abandon(state.UnavailableNodes.Contains);
+        _local.Removed += replica => Abandon(key => key == LocalKey(replica));
     }
 
     public async Task<InferenceReply> InferAsync(string model, string? version, InferenceInput input, CancellationToken cancellationToken)
@@ -72,7 +72,7 @@ public sealed class ShardedInferenceClient : IInferenceClient
 
             var replica = new ReplicaId(definition.Name, definition.Version, index);
             var node = current.Replicas.FirstOrDefault(s => s.Replica.Index == index)?.NodeAddress;
-            reply = await AskReplica(replica, node, requestId, input, deadline, remaining, cancellationToken);
+            reply = await AskReplica(replica, node, requestId, input, remaining, cancellationToken);
             if (reply is not InferenceFailed { Error.Kind: ServeErrorKind.Unavailable })
             {
                 return reply;
@@ -84,19 +84,31 @@ public sealed class ShardedInferenceClient : IInferenceClient
     }
 
     private async Task<InferenceReply> AskReplica(
-        ReplicaId replica, string? node, string requestId, InferenceInput input, DateTime deadline, TimeSpan timeout,
+        ReplicaId replica, string? node, string requestId, InferenceInput input, TimeSpan timeout,
         CancellationToken cancellationToken)
     {
         var target = _local.TryGet(replica, out var localReplica) ? localReplica : _region.ActorRef;
         var waitsOn = localReplica is not null ? LocalKey(replica) : node;
         using var abandoned = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var waiting = waitsOn is null ? null : _waiting.GetOrAdd(waitsOn, _ => new());
-        waiting?.TryAdd(abandoned, 0);
+        if (waitsOn is not null)
+        {
+            _waiting[abandoned] = waitsOn;
+
+            // What it waits on may have gone between choosing it and listing the request: look again.
+            var gone = localReplica is not null
+                ? !_local.TryGet(replica, out var stillThere) || !ReferenceEquals(stillThere, localReplica)
+                : _catalog.Current.UnavailableNodes.Contains(waitsOn);
+            if (gone)
+            {
+                await abandoned.CancelAsync();
+            }
+        }
+
         _outstanding.AddOrUpdate(replica, 1, (_, n) => n + 1);
         await using var onCancel = cancellationToken.Register(() => target.Tell(new CancelInference(replica, requestId)));
         try
         {
-            return await target.Ask<InferenceReply>(new InferenceRequest(replica, requestId, input, deadline), timeout, abandoned.Token);
+            return await target.Ask<InferenceReply>(new InferenceRequest(replica, requestId, input, timeout), timeout, abandoned.Token);
         }
         catch (AskTimeoutException)
         {
@@ -115,30 +127,30 @@ public sealed class ShardedInferenceClient : IInferenceClient
         }
         finally
         {
-            waiting?.TryRemove(abandoned, out _);
+            _waiting.TryRemove(abandoned, out _);
             _outstanding.AddOrUpdate(replica, 0, (_, n) => Math.Max(0, n - 1));
         }
     }
 
     private static string LocalKey(ReplicaId replica) => "local:" + replica.EntityId;
 
-    private void Abandon(IEnumerable<string> keys)
+    /// <summary>Cancels the waiting of every request whose node or local replica matches: it is retried elsewhere.</summary>
+    private void Abandon(Func<string, bool> gone)
     {
-        foreach (var key in keys)
+        foreach (var (request, waitsOn) in _waiting)
         {
-            if (_waiting.TryGetValue(key, out var waiting))
+            if (!gone(waitsOn))
             {
-                foreach (var request in waiting.Keys)
-                {
-                    try
-                    {
-                        request.Cancel();
-                    }
-                    catch (ObjectDisposedException)
-                    {
-                        // The request finished while we were looking.
-                    }
-                }
+                continue;
+            }
+
+            try
+            {
+                request.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The request finished while we were looking.
             }
         }
     }
