@@ -119,6 +119,39 @@ public sealed partial class MultiProcessTests(ITestOutputHelper output)
         Assert.Equal(["tiny/1.0/0", "tiny/1.0/1"], replicas.Order());
     }
 
+    [Fact]
+    public async Task A_worker_stopped_with_sigterm_hands_its_replica_off_without_failing_a_request()
+    {
+        var token = TestContext.Current.CancellationToken;
+        await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
+        using var client = new HttpClient { BaseAddress = cluster.InferenceAddress, Timeout = TimeSpan.FromSeconds(60) };
+        await StartedAndSpreadAsync(cluster, client, token);
+
+        var leaving = cluster.Workers.Single(w => w.Name == Placement(cluster)[1]);
+        var staying = cluster.Workers.Single(w => w != leaving);
+        var readyBefore = staying.Lines.Count(l => l.Contains("Replica tiny/1.0/1: ready on", StringComparison.Ordinal));
+        leaving.Terminate();
+        output.WriteLine($"sent SIGTERM to {leaving.Name} (pid {leaving.Id}), which held replica 1");
+
+        var failures = new List<string>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(90)
+               && staying.Lines.Count(l => l.Contains("Replica tiny/1.0/1: ready on", StringComparison.Ordinal)) == readyBefore)
+        {
+            var (status, _, body) = await PredictAsync(client, token);
+            if (status != HttpStatusCode.OK)
+            {
+                failures.Add($"{clock.Elapsed.TotalSeconds:0.0}s {status}: {body}");
+            }
+        }
+
+        output.WriteLine($"replica 1 ready on {staying.Name} after {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.True(failures.Count == 0, string.Join("\n", failures) + "\n" + cluster.Diagnostics());
+        await Waiting.UntilAsync(() => leaving.HasExited, TimeSpan.FromSeconds(30), $"{leaving.Name} to exit after SIGTERM", cluster.Diagnostics);
+        Assert.True(staying.Lines.Count(l => l.Contains("Replica tiny/1.0/1: ready on", StringComparison.Ordinal)) > readyBefore,
+            "replica 1 did not come back on the remaining worker\n" + cluster.Diagnostics());
+    }
+
     [GeneratedRegex(@"\[(?<time>\d\d/\d\d/\d{4} \d\d:\d\d:\d\d\.\d{3}Z)\].*Replica tiny/1\.0/(?<replica>\d): ready on")]
     private static partial Regex ReadyLine();
 }

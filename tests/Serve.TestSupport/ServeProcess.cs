@@ -85,6 +85,16 @@ public sealed class ServeProcess : IAsyncDisposable
         return builder.ToString();
     }
 
+    /// <summary>SIGTERM (by process id): the process shuts down gracefully, as on a planned restart.</summary>
+    public void Terminate()
+    {
+        if (!_process.HasExited)
+        {
+            using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            kill?.WaitForExit();
+        }
+    }
+
     /// <summary>SIGKILL: the node dies without leaving the cluster.</summary>
     public void Kill()
     {
