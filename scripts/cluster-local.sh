@@ -61,7 +61,7 @@ start() {
     --inference-address "http://127.0.0.1:$inference_port" \
     --management-address "http://127.0.0.1:$management_port" \
     --metrics-address "http://127.0.0.1:$metrics_port" \
-    --cluster-port "$cluster_port" --seed "$seed" \
+    --cluster-port "$cluster_port" --seed "$seed" --data-dir "$state/data" \
     "${model_args[@]}" >"$state/gateway.log" 2>&1 &
   echo $! >"$state/gateway.pid"
 

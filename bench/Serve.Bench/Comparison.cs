@@ -48,6 +48,7 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
                     ["Serve__Models__0__MaxBatchDelay"] = "0",
                 };
             models["Serve__ModelStore"] = store;
+            models["Serve__Registry__Journal"] = "memory";
             models["Serve__DefaultModel__Enabled"] = "false";
             models["Logging__LogLevel__Default"] = "Warning";
             var node = ServeProcess.BuiltDll("Node", "Serve.Node.dll");

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Hosting;
+using Akka.Persistence.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Serve.Actors.Hosting;
@@ -10,7 +11,10 @@ namespace Serve.Actors.Tests;
 public abstract class ClusterTestKit(string name) : Akka.Hosting.TestKit.TestKit(name)
 {
     protected override void ConfigureAkka(AkkaConfigurationBuilder builder, IServiceProvider provider) =>
-        builder.WithServeCluster(new ServeClusterOptions { Port = 0 }, [ServeRoles.Gateway, ServeRoles.Worker]);
+        builder
+            .WithServeCluster(new ServeClusterOptions { Port = 0 }, [ServeRoles.Gateway, ServeRoles.Worker])
+            .WithInMemoryJournal()
+            .WithInMemorySnapshotStore();
 }
 
 /// <summary>One actor system shared by a test class (for tests that only need its serializer).</summary>

@@ -20,7 +20,7 @@ public sealed class RegistryTests() : ClusterTestKit("registry")
     private (IActorRef Registry, TestProbe Region) Start()
     {
         var region = CreateTestProbe();
-        var settings = new RegistrySettings(TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(10));
+        var settings = new RegistrySettings(TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(10), SnapshotEvery: 3);
         return (Sys.ActorOf(ModelRegistryActor.Props(region.Ref, settings)), region);
     }
 
@@ -48,18 +48,79 @@ public sealed class RegistryTests() : ClusterTestKit("registry")
     }
 
     [Fact]
-    public void Registering_again_is_harmless_but_other_settings_and_bad_definitions_are_refused()
+    public void Start_up_models_registered_again_change_nothing_or_take_the_configured_settings()
     {
-        var (registry, _) = Start();
+        var (registry, region) = Start();
         registry.Tell(new RegisterModels([Model("m")]), TestActor);
         ExpectMsg<ModelsRegistered>(Wait);
+        region.ReceiveN(2, Wait);
 
-        registry.Tell(new RegisterModels([Model("m"), Model("m", replicas: 5), Model("bad name") with { BatchSize = 0 }]), TestActor);
-        var second = ExpectMsg<ModelsRegistered>(Wait);
-        Assert.Empty(second.Registered);
-        Assert.Contains(second.Problems, p => p.Contains("already registered with other settings"));
-        Assert.Contains(second.Problems, p => p.Contains("model name 'bad name' is invalid") && p.Contains("batch_size"));
-        Assert.Equal(2, Catalog(registry).Entries.Single().Definition.Replicas);
+        registry.Tell(new RegisterModels([Model("m")]), TestActor);
+        Assert.Empty(ExpectMsg<ModelsRegistered>(Wait).Registered);
+
+        registry.Tell(new RegisterModels([Model("m", replicas: 3), Model("bad name") with { BatchSize = 0 }]), TestActor);
+        var changed = ExpectMsg<ModelsRegistered>(Wait);
+        Assert.Equal(["m/1.0"], changed.Registered);
+        Assert.Contains(changed.Problems, p => p.Contains("model name 'bad name' is invalid") && p.Contains("batch_size"));
+        Assert.Equal(3, Catalog(registry).Entries.Single().Definition.Replicas);
+    }
+
+    [Fact]
+    public void Management_commands_follow_torchserves_rules()
+    {
+        var (registry, region) = Start();
+        registry.Tell(new RegisterModel(Model("m", replicas: 1)), TestActor);
+        Assert.Equal("Model \"m\" Version: 1.0 registered with 1 initial workers", ExpectMsg<RegistryResult>(Wait).Message);
+        registry.Tell(new RegisterModel(Model("m", replicas: 1)), TestActor);
+        Assert.Equal(ServeErrorKind.Conflict, ExpectMsg<RegistryResult>(Wait).Error!.Kind);
+        registry.Tell(new RegisterModel(Model("m", "2.0", replicas: 0)), TestActor);
+        Assert.Contains("registered with 0 initial workers", ExpectMsg<RegistryResult>(Wait).Message);
+        region.ReceiveN(1, Wait);
+
+        registry.Tell(new UnregisterModel("m", "1.0"), TestActor);
+        var forbidden = ExpectMsg<RegistryResult>(Wait);
+        Assert.Equal(ServeErrorKind.Forbidden, forbidden.Error!.Kind);
+        Assert.Equal("Cannot remove default version for model m", forbidden.Message);
+
+        registry.Tell(new SetDefaultVersion("m", "2.0"), TestActor);
+        Assert.Equal("Default version successfully updated for model \"m\" to \"2.0\"", ExpectMsg<RegistryResult>(Wait).Message);
+        registry.Tell(new SetDefaultVersion("m", "9.9"), TestActor);
+        Assert.Equal(ServeErrorKind.NotFound, ExpectMsg<RegistryResult>(Wait).Error!.Kind);
+
+        registry.Tell(new ScaleModel("m", "1.0", 3), TestActor);
+        Assert.Equal("Workers scaled to 3 for model: m, version: 1.0", ExpectMsg<RegistryResult>(Wait).Message);
+        Assert.Equal(3, region.ReceiveN(3, Wait).Cast<EnsureReplica>().Count());
+        registry.Tell(new ScaleModel("m", "1.0", 1), TestActor);
+        ExpectMsg<RegistryResult>(Wait);
+        Assert.Equal(["m/1.0/1", "m/1.0/2"], region.ReceiveN(3, Wait).OfType<StopReplica>().Select(s => s.Replica.EntityId).Order());
+
+        registry.Tell(new UnregisterModel("m", "1.0"), TestActor);
+        Assert.Equal("Model \"m\" unregistered", ExpectMsg<RegistryResult>(Wait).Message);
+        Assert.Equal("m/1.0/0", region.ExpectMsg<StopReplica>(Wait).Replica.EntityId);
+        registry.Tell(new UnregisterModel("nope", null), TestActor);
+        Assert.Equal("Model not found: nope", ExpectMsg<RegistryResult>(Wait).Message);
+        Assert.Equal(["2.0"], Catalog(registry).Entries.Select(e => e.Definition.Version));
+    }
+
+    [Fact]
+    public void The_desired_state_survives_the_registry_and_replays_from_the_journal()
+    {
+        var (registry, _) = Start();
+        registry.Tell(new RegisterModel(Model("a")), TestActor);
+        registry.Tell(new RegisterModel(Model("a", "2.0")), TestActor);
+        registry.Tell(new SetDefaultVersion("a", "2.0"), TestActor);
+        registry.Tell(new ScaleModel("a", "1.0", 4), TestActor);
+        registry.Tell(new RegisterModel(Model("b")), TestActor);
+        ReceiveN(5, Wait);
+        Watch(registry);
+        Sys.Stop(registry);
+        ExpectTerminated(registry, Wait);
+
+        var (again, _) = Start();
+        var catalog = Catalog(again);
+        Assert.Equal(["a/1.0", "a/2.0", "b/1.0"], catalog.Entries.Select(e => e.Definition.Key.ToString()));
+        Assert.True(catalog.Entries.Single(e => e.Definition.Key.ToString() == "a/2.0").IsDefault);
+        Assert.Equal(4, catalog.Entries.Single(e => e.Definition.Key.ToString() == "a/1.0").Definition.Replicas);
     }
 
     [Fact]

@@ -38,6 +38,7 @@ public sealed class LocalCluster : IAsyncDisposable
             "--cluster-port", ports[3].ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--seed", seed,
             "--model-store", store,
+            "--data-dir", Path.Combine(store, "gateway-data"),
             "--models", models));
         for (var i = 0; i < workers; i++)
         {

@@ -42,6 +42,7 @@ public class ServeFactory : WebApplicationFactory<NodeOptions>
 
         builder.UseSetting("Serve:Cluster:Port", "0");
         builder.UseSetting("Serve:ModelStore", ModelStore);
+        builder.UseSetting("Serve:DataDirectory", Path.Combine(ModelStore, "data"));
         builder.UseSetting("Serve:Node:RestartBackoffMin", "00:00:00.050");
         builder.UseSetting("Serve:Node:RestartBackoffMax", "00:00:00.100");
         builder.UseSetting("Serve:Node:MaxConsecutiveFailures", "2");

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Pattern;
 using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Hosting.SBR;
@@ -96,11 +97,17 @@ public static class ServeAkkaExtensions
         builder.WithShardRegionProxy<ModelReplicaRegion>(
             ReplicaMessageExtractor.TypeName, ServeRoles.Worker, new ReplicaMessageExtractor());
 
-    /// <summary>The registry singleton (on the oldest gateway) and a proxy to it on this node.</summary>
+    /// <summary>
+    /// The registry singleton (on the oldest gateway) and a proxy to it on this node. A persistent actor
+    /// stops when its journal fails, and a stopped singleton is never started again: a backoff supervisor
+    /// restarts it (1 s doubling to 30 s) until the journal is back.
+    /// </summary>
     public static AkkaConfigurationBuilder WithModelRegistry(this AkkaConfigurationBuilder builder, RegistrySettings settings) =>
         builder.WithSingleton<ModelRegistry>(
             RegistrySingletonName,
-            (_, registry, _) => ModelRegistryActor.Props(registry.Get<ModelReplicaRegion>(), settings),
+            (_, registry, _) => BackoffSupervisor.Props(Backoff.OnStop(
+                ModelRegistryActor.Props(registry.Get<ModelReplicaRegion>(), settings),
+                "registry", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), 0.2, maxNrOfRetries: -1)),
             new ClusterSingletonOptions { Role = ServeRoles.Gateway, LogSingletonIdentificationFailure = false },
             createProxyToo: true);
 

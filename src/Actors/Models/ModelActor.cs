@@ -90,6 +90,11 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         Receive<ResolveTick>(_ => _registry.Tell(new ResolveModel(_replica.Key)));
         Receive<ReportStatusTick>(_ => ReportStatus());
         Receive<HandOff>(_ => BeginHandOff());
+        Receive<StopReplica>(_ =>
+        {
+            _log.Info("Replica {0}: no longer wanted (scaled down or unregistered); stopping", _replica);
+            Context.Parent.Tell(new Passivate(HandOff.Instance));
+        });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;

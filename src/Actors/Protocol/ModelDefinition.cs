@@ -74,6 +74,8 @@ public sealed record ModelDefinition(
 
     public ModelKey Key => new(Name, Version);
 
+    public ModelDefinition WithReplicas(int replicas) => this with { Replicas = replicas };
+
     public IEnumerable<ReplicaId> ReplicaIds =>
         Enumerable.Range(0, Replicas).Select(i => new ReplicaId(Name, Version, i));
 

@@ -12,6 +12,15 @@ public enum ServeErrorKind
     /// <summary>No such model or version.</summary>
     NotFound,
 
+    /// <summary>It exists already (a model version registered twice).</summary>
+    Conflict,
+
+    /// <summary>Not allowed in this state (removing the default version while others exist).</summary>
+    Forbidden,
+
+    /// <summary>Turned off on this server (registering models when the model API is disabled).</summary>
+    Disabled,
+
     /// <summary>The model's queue is full.</summary>
     Overloaded,
 

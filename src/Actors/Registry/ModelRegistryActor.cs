@@ -2,26 +2,29 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Event;
+using Akka.Persistence;
 using Serve.Actors.Protocol;
 
 namespace Serve.Actors.Registry;
 
-public sealed record RegistrySettings(TimeSpan ReconcileInterval, TimeSpan PublishInterval, TimeSpan PublishDebounce)
+public sealed record RegistrySettings(TimeSpan ReconcileInterval, TimeSpan PublishInterval, TimeSpan PublishDebounce, int SnapshotEvery)
 {
     public static RegistrySettings Default { get; } =
-        new(TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(20));
+        new(TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(20), SnapshotEvery: 100);
 }
 
 /// <summary>
-/// The cluster's one registry (a cluster singleton on the gateway role): the desired state (model versions,
-/// default versions, replica counts, serving settings) and the observed state (each replica's status).
-/// It wakes every desired replica through the shard region on a timer, so replicas come back wherever
-/// sharding places them after a node is lost, and publishes the catalog to every gateway.
-/// This issue's registry lives in memory; persistence comes with the management API.
+/// The cluster's one registry (a cluster singleton on the gateway role). It persists the desired state
+/// (<see cref="DesiredState"/>: model versions, their settings and replica counts, default versions) as
+/// events in the journal, so a cluster restarted from nothing comes back to it, and keeps the observed state
+/// (each replica's status) in memory. It wakes every desired replica through the shard region on a timer,
+/// so replicas come back wherever sharding places them, stops replicas that are no longer wanted, and
+/// publishes the catalog to every gateway.
 /// </summary>
-public sealed class ModelRegistryActor : ReceiveActor, IWithTimers
+public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 {
     public const string CatalogTopic = "serve.catalog";
+    public const string RegistryPersistenceId = "serve-model-registry";
     private const string ReconcileTimer = "reconcile";
     private const string PublishTimer = "publish";
     private const string DebounceTimer = "debounce";
@@ -31,8 +34,7 @@ public sealed class ModelRegistryActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly IActorRef _mediator = DistributedPubSub.Get(Context.System).Mediator;
     private readonly string _incarnation = Guid.NewGuid().ToString("N");
-    private readonly Dictionary<ModelKey, ModelDefinition> _models = [];
-    private readonly Dictionary<string, string> _defaultVersions = new(StringComparer.Ordinal);
+    private readonly DesiredState _desired = new();
     private readonly Dictionary<ReplicaId, ReplicaStatus> _statuses = [];
     private long _revision;
 
@@ -41,76 +43,163 @@ public sealed class ModelRegistryActor : ReceiveActor, IWithTimers
         _replicaRegion = replicaRegion;
         _settings = settings;
 
-        Receive<RegisterModels>(Register);
-        Receive<GetCatalog>(_ => Sender.Tell(Snapshot()));
-        Receive<ResolveModel>(m => Sender.Tell(new ModelResolved(m.Key, _models.GetValueOrDefault(m.Key))));
-        Receive<ReplicaStatusReport>(m => UpdateStatus(m.Status));
-        Receive<ClusterEvent.MemberRemoved>(m => ForgetNode(m.Member.Address.ToString()));
-        Receive<ClusterEvent.IMemberEvent>(_ => { });
-        Receive<ReconcileTick>(_ => EnsureAllReplicas());
-        Receive<PublishTick>(_ => PublishCatalog());
+        Recover<RegistryEvent>(e => _desired.Apply(e));
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is RegistrySnapshot snapshot)
+            {
+                _desired.Restore(snapshot);
+            }
+        });
+        Recover<RecoveryCompleted>(_ => OnRecovered());
+
+        Command<RegisterModels>(RegisterStartupModels);
+        Command<RegisterModel>(m => Change(_desired.Register(m.Definition, fromConfiguration: false)));
+        Command<UnregisterModel>(m => Change(_desired.Unregister(m.Model, m.Version)));
+        Command<ScaleModel>(m => Change(_desired.Scale(m.Model, m.Version, m.Replicas)));
+        Command<SetDefaultVersion>(m => Change(_desired.SetDefault(m.Model, m.Version)));
+        Command<GetCatalog>(_ => Sender.Tell(Snapshot()));
+        Command<ResolveModel>(m => Sender.Tell(new ModelResolved(m.Key, _desired.Find(m.Key))));
+        Command<ReplicaStatusReport>(m => UpdateStatus(m.Status));
+        Command<ClusterEvent.MemberRemoved>(m => ForgetNode(m.Member.Address.ToString()));
+        Command<ClusterEvent.IMemberEvent>(_ => { });
+        Command<ReconcileTick>(_ => Reconcile());
+        Command<PublishTick>(_ => PublishCatalog());
+        Command<SaveSnapshotSuccess>(_ => { });
+        Command<SaveSnapshotFailure>(f => _log.Warning("Registry snapshot failed: {0}", f.Cause.Message));
     }
+
+    public override string PersistenceId => RegistryPersistenceId;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(IActorRef replicaRegion, RegistrySettings settings) =>
         Akka.Actor.Props.Create(() => new ModelRegistryActor(replicaRegion, settings));
 
-    protected override void PreStart()
+    protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
+
+    private void OnRecovered()
     {
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.MemberRemoved));
         Timers.StartPeriodicTimer(ReconcileTimer, ReconcileTick.Instance, _settings.ReconcileInterval);
         Timers.StartPeriodicTimer(PublishTimer, PublishTick.Instance, _settings.PublishInterval);
-        _log.Info("Model registry started (incarnation {0})", _incarnation);
+        _log.Info("Model registry started (incarnation {0}) with {1} model version(s) from the journal", _incarnation, _desired.Models.Count);
+        Reconcile();
+        Changed();
     }
 
-    protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
-
-    private void Register(RegisterModels register)
+    /// <summary>Start-up models from a gateway's configuration: registered, or updated to what the configuration says.</summary>
+    private void RegisterStartupModels(RegisterModels register)
     {
         var registered = new List<string>();
         var problems = new List<string>();
+        var events = new List<RegistryEvent>();
+        var pending = new DesiredState();
+        pending.Restore(_desired.ToSnapshot());
         foreach (var definition in register.Models)
         {
-            var invalid = definition.Validate();
-            if (invalid.Count > 0)
+            var decision = pending.Register(definition, fromConfiguration: true);
+            if (decision.Result.Error is { } error)
             {
-                problems.Add($"{definition.Key}: {string.Join("; ", invalid)}");
+                problems.Add($"{definition.Key}: {error.Message}");
                 continue;
             }
 
-            if (_models.TryGetValue(definition.Key, out var existing))
+            foreach (var change in decision.Events)
             {
-                if (existing != definition)
-                {
-                    problems.Add($"{definition.Key}: already registered with other settings");
-                }
-
-                continue;
-            }
-
-            _models[definition.Key] = definition;
-            _defaultVersions.TryAdd(definition.Name, definition.Version);
-            registered.Add(definition.Key.ToString());
-            _log.Info("Registered model {0} ({1} replicas, handler {2})", definition.Key, definition.Replicas, definition.Handler);
-            foreach (var replica in definition.ReplicaIds)
-            {
-                _replicaRegion.Tell(new EnsureReplica(replica, definition));
+                pending.Apply(change);
+                events.Add(change);
+                registered.Add(definition.Key.ToString());
             }
         }
 
-        Sender.Tell(new ModelsRegistered(_incarnation, [.. registered], [.. problems]));
-        if (registered.Count > 0)
+        var replyTo = Sender;
+        PersistChanges(events, () => replyTo.Tell(new ModelsRegistered(_incarnation, [.. registered], [.. problems])));
+    }
+
+    private void Change(Decision decision)
+    {
+        var replyTo = Sender;
+        if (decision.Result.Error is not null)
         {
-            Changed();
+            replyTo.Tell(decision.Result);
+            return;
+        }
+
+        PersistChanges(decision.Events, () => replyTo.Tell(decision.Result));
+    }
+
+    /// <summary>Persists the events, applies each, acts on the cluster, then answers.</summary>
+    private void PersistChanges(IReadOnlyList<RegistryEvent> events, Action answer)
+    {
+        if (events.Count == 0)
+        {
+            answer();
+            return;
+        }
+
+        var remaining = events.Count;
+        PersistAll(events, change =>
+        {
+            var before = Affected(change);
+            _desired.Apply(change);
+            _log.Info("Registry: {0}", change);
+            Act(change, before);
+            if (LastSequenceNr % _settings.SnapshotEvery == 0)
+            {
+                SaveSnapshot(_desired.ToSnapshot());
+            }
+
+            if (--remaining == 0)
+            {
+                Changed();
+                answer();
+            }
+        });
+    }
+
+    private ModelDefinition? Affected(RegistryEvent change) => change switch
+    {
+        ModelVersionRegistered r => _desired.Find(r.Definition.Key),
+        ModelVersionUnregistered u => _desired.Find(u.Key),
+        ModelVersionScaled s => _desired.Find(s.Key),
+        _ => null,
+    };
+
+    /// <summary>Brings the cluster toward the new desired state: wake new replicas, stop unwanted ones.</summary>
+    private void Act(RegistryEvent change, ModelDefinition? before)
+    {
+        var wanted = change switch
+        {
+            ModelVersionRegistered r => r.Definition,
+            ModelVersionScaled s => _desired.Find(s.Key),
+            _ => null,
+        };
+        foreach (var replica in wanted?.ReplicaIds ?? [])
+        {
+            _replicaRegion.Tell(new EnsureReplica(replica, wanted!));
+        }
+
+        var kept = wanted?.ReplicaIds.ToHashSet() ?? [];
+        foreach (var replica in before?.ReplicaIds.Where(r => !kept.Contains(r)) ?? [])
+        {
+            _replicaRegion.Tell(new StopReplica(replica));
+            _statuses.Remove(replica);
         }
     }
 
     private void UpdateStatus(ReplicaStatus status)
     {
-        if (!_models.TryGetValue(status.Replica.Key, out var definition) || status.Replica.Index >= definition.Replicas)
+        if (_desired.Find(status.Replica.Key) is not { } definition || status.Replica.Index >= definition.Replicas)
         {
+            // A replica nobody wants any more (its model was removed or scaled down, perhaps while its node
+            // was away): tell it to stop.
+            if (status.State != ReplicaState.Stopped)
+            {
+                _replicaRegion.Tell(new StopReplica(status.Replica));
+            }
+
             return;
         }
 
@@ -147,13 +236,13 @@ public sealed class ModelRegistryActor : ReceiveActor, IWithTimers
         {
             _log.Info("Node {0} left; its {1} replica(s) will be placed again", address, gone.Count);
             Changed();
-            EnsureAllReplicas();
+            Reconcile();
         }
     }
 
-    private void EnsureAllReplicas()
+    private void Reconcile()
     {
-        foreach (var definition in _models.Values)
+        foreach (var definition in _desired.Models)
         {
             foreach (var replica in definition.ReplicaIds)
             {
@@ -171,17 +260,16 @@ public sealed class ModelRegistryActor : ReceiveActor, IWithTimers
         }
     }
 
-    private void PublishCatalog() =>
-        _mediator.Tell(new Publish(CatalogTopic, Snapshot()));
+    private void PublishCatalog() => _mediator.Tell(new Publish(CatalogTopic, Snapshot()));
 
     private CatalogSnapshot Snapshot()
     {
-        var entries = _models.Values
+        var entries = _desired.Models
             .OrderBy(d => d.Name, StringComparer.Ordinal)
             .ThenBy(d => d.Version, StringComparer.Ordinal)
             .Select(d => new CatalogEntry(
                 d,
-                _defaultVersions.GetValueOrDefault(d.Name) == d.Version,
+                _desired.IsDefault(d),
                 [.. d.ReplicaIds.Select(r => _statuses.GetValueOrDefault(r)).OfType<ReplicaStatus>()]))
             .ToArray();
         return new CatalogSnapshot(_incarnation, _revision, entries);

@@ -14,6 +14,9 @@ public static class ErrorTable
     {
         ServeErrorKind.BadInput => (StatusCodes.Status400BadRequest, "BadRequestException"),
         ServeErrorKind.NotFound => (StatusCodes.Status404NotFound, "ModelNotFoundException"),
+        ServeErrorKind.Conflict => (StatusCodes.Status409Conflict, "ConflictStatusException"),
+        ServeErrorKind.Forbidden => (StatusCodes.Status403Forbidden, "InvalidModelVersionException"),
+        ServeErrorKind.Disabled => (StatusCodes.Status405MethodNotAllowed, "MethodNotAllowedException"),
         ServeErrorKind.Overloaded => (StatusCodes.Status503ServiceUnavailable, "ServiceUnavailableException"),
         ServeErrorKind.Unavailable => (StatusCodes.Status503ServiceUnavailable, "ServiceUnavailableException"),
         ServeErrorKind.DeadlineExceeded => (StatusCodes.Status504GatewayTimeout, "RequestTimeoutException"),

@@ -6,6 +6,7 @@ public static class CommandLine
     public static readonly Dictionary<string, string> SwitchMappings = new(StringComparer.Ordinal)
     {
         ["--model-store"] = "Serve:ModelStore",
+        ["--data-dir"] = "Serve:DataDirectory",
         ["--models"] = "Serve:LoadModels",
         ["--inference-address"] = "Serve:InferenceAddress",
         ["--management-address"] = "Serve:ManagementAddress",

@@ -34,6 +34,9 @@ public sealed class GatewayOptions
     /// <summary>Replicas for each start-up model (TorchServe's default_workers_per_model). Env: Serve__DefaultWorkersPerModel.</summary>
     public int DefaultWorkersPerModel { get; set; } = 1;
 
+    /// <summary>Where Serve keeps its state (the registry's SQLite journal). Env: Serve__DataDirectory; switch --data-dir.</summary>
+    public string DataDirectory { get; set; } = "data";
+
     /// <summary>Directory of model files (TorchServe's model_store, --model-store). Env: Serve__ModelStore.</summary>
     public string? ModelStore { get; set; }
 

@@ -21,6 +21,7 @@ public static class ServeGatewayExtensions
         var services = builder.Services;
         var frame = builder.Configuration.GetSection(ServeClusterOptions.Section).Get<ServeClusterOptions>() ?? new ServeClusterOptions();
         services.AddValidatedOptions<GatewayOptions>(GatewayOptions.Section, o => ValidateGateway(o, frame.MaximumPayloadBytes));
+        services.AddValidatedOptions<RegistryOptions>(RegistryOptions.Section, o => o.Validate());
         services.PostConfigure<GatewayOptions>(o => o.DefaultModel.Enabled = builder.Configuration.GetValue(
             "Serve:DefaultModel:Enabled", defaultModel));
 
@@ -66,6 +67,8 @@ public static class ServeGatewayExtensions
         }
 
         return akka
+            .WithRegistryJournal(services.GetRequiredService<IOptions<RegistryOptions>>().Value,
+                services.GetRequiredService<IOptions<GatewayOptions>>().Value.DataDirectory)
             .WithModelRegistry(RegistrySettings.Default)
             .WithCatalogView(services.GetRequiredService<CatalogView>());
     }

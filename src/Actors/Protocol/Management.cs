@@ -1,0 +1,40 @@
+namespace Serve.Actors.Protocol;
+
+/// <summary>Management API to registry: register one model version (409 when that version exists).</summary>
+public sealed record RegisterModel(ModelDefinition Definition) : IServeMessage;
+
+/// <summary>Remove a model version (its default version when <paramref name="Version"/> is null).</summary>
+public sealed record UnregisterModel(string Model, string? Version) : IServeMessage;
+
+/// <summary>Set a model version's replica count (its default version when <paramref name="Version"/> is null).</summary>
+public sealed record ScaleModel(string Model, string? Version, int Replicas) : IServeMessage;
+
+/// <summary>Make a version the one requests without a version go to.</summary>
+public sealed record SetDefaultVersion(string Model, string Version) : IServeMessage;
+
+/// <summary>The registry's answer to a management command: done (with TorchServe's message) or why not.</summary>
+public sealed record RegistryResult(ServeError? Error, string Message) : IServeMessage
+{
+    public static RegistryResult Done(string message) => new(null, message);
+
+    public static RegistryResult Refused(ServeErrorKind kind, string message) => new(new ServeError(kind, message), message);
+}
+
+/// <summary>Registry to replica: you are no longer wanted here (scaled down or unregistered).</summary>
+public sealed record StopReplica(ReplicaId Replica) : IWithReplicaId;
+
+/// <summary>What the registry persists: each change to the desired state.</summary>
+public abstract record RegistryEvent : IServeMessage;
+
+public sealed record ModelVersionRegistered(ModelDefinition Definition) : RegistryEvent;
+
+public sealed record ModelVersionUnregistered(ModelKey Key) : RegistryEvent;
+
+public sealed record ModelVersionScaled(ModelKey Key, int Replicas) : RegistryEvent;
+
+public sealed record DefaultVersionSet(string Model, string Version) : RegistryEvent;
+
+/// <summary>The whole desired state, saved every so many events so recovery need not replay them all.</summary>
+public sealed record RegistrySnapshot(ModelDefinition[] Models, DefaultVersion[] Defaults) : IServeMessage;
+
+public sealed record DefaultVersion(string Model, string Version);

@@ -1,0 +1,167 @@
+using Serve.Actors.Protocol;
+
+namespace Serve.Actors.Registry;
+
+/// <summary>What a command decided: the events to persist, or why it was refused, and the answer's text.</summary>
+public sealed record Decision(RegistryEvent[] Events, RegistryResult Result)
+{
+    public static Decision Refuse(ServeErrorKind kind, string message) => new([], RegistryResult.Refused(kind, message));
+}
+
+/// <summary>
+/// The registry's desired state (model versions with their settings and replica counts, and each model's
+/// default version) and the rules that change it, as pure functions: a command gives a
+/// <see cref="Decision"/> (events or a refusal, with TorchServe's messages); events are applied to change
+/// the state, on the live path and on recovery alike.
+/// </summary>
+public sealed class DesiredState
+{
+    private readonly Dictionary<ModelKey, ModelDefinition> _models = [];
+    private readonly Dictionary<string, string> _defaults = new(StringComparer.Ordinal);
+
+    public IReadOnlyCollection<ModelDefinition> Models => _models.Values;
+
+    public ModelDefinition? Find(ModelKey key) => _models.GetValueOrDefault(key);
+
+    public string? DefaultVersion(string model) => _defaults.GetValueOrDefault(model);
+
+    public bool IsDefault(ModelDefinition definition) => DefaultVersion(definition.Name) == definition.Version;
+
+    /// <summary>
+    /// Registers a new version (TorchServe: 409 when it exists). Start-up models (<paramref name="fromConfiguration"/>)
+    /// are registered again by every gateway at every start: an identical definition changes nothing, and a
+    /// changed one replaces the registered one, since the configuration that names a model defines it.
+    /// </summary>
+    public Decision Register(ModelDefinition definition, bool fromConfiguration)
+    {
+        var problems = definition.Validate();
+        if (problems.Count > 0)
+        {
+            return Decision.Refuse(ServeErrorKind.BadInput, string.Join("; ", problems));
+        }
+
+        if (_models.TryGetValue(definition.Key, out var existing))
+        {
+            if (!fromConfiguration)
+            {
+                return Decision.Refuse(ServeErrorKind.Conflict,
+                    $"Model version {definition.Version} is already registered for model {definition.Name}");
+            }
+
+            if (existing == definition)
+            {
+                return new Decision([], RegistryResult.Done(Registered(definition)));
+            }
+        }
+
+        return new Decision([new ModelVersionRegistered(definition)], RegistryResult.Done(Registered(definition)));
+    }
+
+    public Decision Unregister(string model, string? version)
+    {
+        if (Resolve(model, version) is not { } definition)
+        {
+            return NotFound(model, version);
+        }
+
+        var versions = _models.Keys.Count(k => k.Name == model);
+        if (IsDefault(definition) && versions > 1)
+        {
+            return Decision.Refuse(ServeErrorKind.Forbidden, $"Cannot remove default version for model {model}");
+        }
+
+        return new Decision([new ModelVersionUnregistered(definition.Key)], RegistryResult.Done($"Model \"{model}\" unregistered"));
+    }
+
+    public Decision Scale(string model, string? version, int replicas)
+    {
+        if (Resolve(model, version) is not { } definition)
+        {
+            return NotFound(model, version);
+        }
+
+        if (definition.WithReplicas(replicas).Validate() is { Count: > 0 } problems)
+        {
+            return Decision.Refuse(ServeErrorKind.BadInput, string.Join("; ", problems));
+        }
+
+        var message = version is null
+            ? $"Workers scaled to {replicas} for model: {model}"
+            : $"Workers scaled to {replicas} for model: {model}, version: {version}";
+        return definition.Replicas == replicas
+            ? new Decision([], RegistryResult.Done(message))
+            : new Decision([new ModelVersionScaled(definition.Key, replicas)], RegistryResult.Done(message));
+    }
+
+    public Decision SetDefault(string model, string version)
+    {
+        if (!_models.ContainsKey(new ModelKey(model, version)))
+        {
+            return _models.Keys.Any(k => k.Name == model)
+                ? Decision.Refuse(ServeErrorKind.NotFound, $"Model version {version} does not exist for model {model}")
+                : Decision.Refuse(ServeErrorKind.NotFound, $"Model not found: {model}");
+        }
+
+        var message = $"Default version successfully updated for model \"{model}\" to \"{version}\"";
+        return DefaultVersion(model) == version
+            ? new Decision([], RegistryResult.Done(message))
+            : new Decision([new DefaultVersionSet(model, version)], RegistryResult.Done(message));
+    }
+
+    public void Apply(RegistryEvent change)
+    {
+        switch (change)
+        {
+            case ModelVersionRegistered registered:
+                _models[registered.Definition.Key] = registered.Definition;
+                _defaults.TryAdd(registered.Definition.Name, registered.Definition.Version);
+                break;
+            case ModelVersionUnregistered unregistered:
+                _models.Remove(unregistered.Key);
+                if (_defaults.GetValueOrDefault(unregistered.Key.Name) == unregistered.Key.Version)
+                {
+                    _defaults.Remove(unregistered.Key.Name);
+                }
+
+                break;
+            case ModelVersionScaled scaled when _models.TryGetValue(scaled.Key, out var definition):
+                _models[scaled.Key] = definition.WithReplicas(scaled.Replicas);
+                break;
+            case DefaultVersionSet set:
+                _defaults[set.Model] = set.Version;
+                break;
+        }
+    }
+
+    public RegistrySnapshot ToSnapshot() => new(
+        [.. _models.Values.OrderBy(d => d.Key.ToString(), StringComparer.Ordinal)],
+        [.. _defaults.OrderBy(d => d.Key, StringComparer.Ordinal).Select(d => new DefaultVersion(d.Key, d.Value))]);
+
+    public void Restore(RegistrySnapshot snapshot)
+    {
+        _models.Clear();
+        _defaults.Clear();
+        foreach (var definition in snapshot.Models)
+        {
+            _models[definition.Key] = definition;
+        }
+
+        foreach (var version in snapshot.Defaults)
+        {
+            _defaults[version.Model] = version.Version;
+        }
+    }
+
+    private ModelDefinition? Resolve(string model, string? version) =>
+        Find(new ModelKey(model, version ?? DefaultVersion(model) ?? string.Empty));
+
+    private Decision NotFound(string model, string? version) =>
+        version is not null && _models.Keys.Any(k => k.Name == model)
+            ? Decision.Refuse(ServeErrorKind.NotFound, $"Model version: {version} does not exist for model: {model}")
+            : Decision.Refuse(ServeErrorKind.NotFound, $"Model not found: {model}");
+
+    private static string Registered(ModelDefinition definition) =>
+        definition.Replicas == 0
+            ? $"Model \"{definition.Name}\" Version: {definition.Version} registered with 0 initial workers. Use scale workers API to add workers for the model."
+            : $"Model \"{definition.Name}\" Version: {definition.Version} registered with {definition.Replicas} initial workers";
+}
