@@ -120,5 +120,6 @@ public static class ServeAkkaExtensions
     /// <summary>Keeps <paramref name="view"/> in step with the registry's catalog.</summary>
     public static AkkaConfigurationBuilder WithCatalogView(this AkkaConfigurationBuilder builder, CatalogView view) =>
         builder.WithActors((system, registry) =>
-            system.ActorOf(CatalogSubscriber.Props(view, registry.Get<ModelRegistry>()), "catalog-subscriber"));
+            registry.Register<CatalogSubscriberKey>(
+                system.ActorOf(CatalogSubscriber.Props(view, registry.Get<ModelRegistry>()), "catalog-subscriber")));
 }

@@ -46,6 +46,21 @@ public sealed class CatalogSubscriber : ReceiveActor, IWithTimers
         Receive<ClusterEvent.MemberUp>(m => Update(ref _departed, m.Member.Address, add: false));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
         Receive<Poll>(_ => _registry.Tell(GetCatalog.Instance));
+        Receive<Refresh>(_ =>
+        {
+            var replyTo = Sender;
+            _registry.Ask<CatalogSnapshot>(GetCatalog.Instance, TimeSpan.FromSeconds(10))
+                .PipeTo(Self, success: snapshot => new Refreshed(snapshot, replyTo), failure: _ => new Refreshed(null, replyTo));
+        });
+        Receive<Refreshed>(m =>
+        {
+            if (m.Snapshot is not null)
+            {
+                OnSnapshot(m.Snapshot);
+            }
+
+            m.ReplyTo.Tell(Refresh.Done);
+        });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -106,5 +121,20 @@ public sealed class CatalogSubscriber : ReceiveActor, IWithTimers
     private sealed record Poll
     {
         public static Poll Instance { get; } = new();
+    }
+
+    private sealed record Refreshed(CatalogSnapshot? Snapshot, IActorRef ReplyTo);
+
+    /// <summary>
+    /// Fetch the catalog now and answer <see cref="Done"/> once this node's view has it: a management call
+    /// then sees its own change in the next read on this gateway.
+    /// </summary>
+    public sealed record Refresh
+    {
+        public static Refresh Instance { get; } = new();
+
+        public static object Done { get; } = new RefreshDone();
+
+        private sealed record RefreshDone;
     }
 }

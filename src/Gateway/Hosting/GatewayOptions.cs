@@ -34,6 +34,13 @@ public sealed class GatewayOptions
     /// <summary>Replicas for each start-up model (TorchServe's default_workers_per_model). Env: Serve__DefaultWorkersPerModel.</summary>
     public int DefaultWorkersPerModel { get; set; } = 1;
 
+    /// <summary>
+    /// Allow registering and unregistering models through the management API after start-up (TorchServe's
+    /// enable_model_api, off by default: those calls answer 405). Scaling, describing and setting the
+    /// default version are always allowed. Env: Serve__EnableModelApi.
+    /// </summary>
+    public bool EnableModelApi { get; set; }
+
     /// <summary>Where Serve keeps its state (the registry's SQLite journal). Env: Serve__DataDirectory; switch --data-dir.</summary>
     public string DataDirectory { get; set; } = "data";
 

@@ -9,6 +9,7 @@ using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Gateway.Apis;
 using Serve.Gateway.Inference;
+using Serve.Gateway.Management;
 
 namespace Serve.Gateway.Hosting;
 
@@ -42,6 +43,7 @@ public static class ServeGatewayExtensions
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<RequestBodies>();
         services.AddSingleton<IInferenceClient, ShardedInferenceClient>();
+        services.AddSingleton<IManagementClient, ManagementClient>();
         services.TryAddSingleton<LocalReplicas>();
         services.AddSingleton<IReadOnlyList<ModelDefinition>>(sp =>
         {
@@ -96,6 +98,7 @@ public static class ServeGatewayExtensions
         });
         app.MapInferenceApi();
         app.MapOipApi();
+        app.MapManagementApi();
         return app;
     }
 

@@ -1,0 +1,309 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Serve.Actors.Protocol;
+using Serve.Actors.Registry;
+using Serve.Gateway.Hosting;
+using Serve.Gateway.Management;
+
+namespace Serve.Gateway.Apis;
+
+/// <summary>
+/// TorchServe's management API on the management listener: register, scale, describe, list, unregister,
+/// set the default version. Registering and unregistering are refused (405) unless the model API is
+/// enabled, as in TorchServe. Models are registered from TorchScript files in the model store.
+/// </summary>
+public static class ManagementApi
+{
+    private const int MaxPage = 100;
+    private static readonly TimeSpan StartupTimeout = TimeSpan.FromSeconds(120);
+
+    public static IEndpointRouteBuilder MapManagementApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/models").OnListener(ListenerKind.Management);
+        api.MapGet(string.Empty, List);
+        api.MapPost(string.Empty, RegisterAsync);
+        api.MapGet("/{model}", (string model, CatalogView catalog) => Describe(catalog.Current, model, null));
+        api.MapGet("/{model}/{version}", (string model, string version, CatalogView catalog) => Describe(catalog.Current, model, version));
+        api.MapPut("/{model}", (string model, HttpRequest request, IManagementClient client) => ScaleAsync(model, null, request, client));
+        api.MapPut("/{model}/{version}", (string model, string version, HttpRequest request, IManagementClient client) =>
+            ScaleAsync(model, version, request, client));
+        api.MapDelete("/{model}", (string model, IManagementClient client, IOptions<GatewayOptions> options, CancellationToken cancellation) =>
+            UnregisterAsync(model, null, client, options.Value, cancellation));
+        api.MapDelete("/{model}/{version}", (string model, string version, IManagementClient client, IOptions<GatewayOptions> options, CancellationToken cancellation) =>
+            UnregisterAsync(model, version, client, options.Value, cancellation));
+        api.MapPut("/{model}/{version}/set-default", async (string model, string version, IManagementClient client, CancellationToken cancellation) =>
+            Answer(await client.SendAsync(new SetDefaultVersion(model, version), cancellation)));
+        return app;
+    }
+
+    private static IResult List(HttpRequest request, CatalogView catalog)
+    {
+        var limit = IntQuery(request, "limit") is { } l and > 0 and <= MaxPage ? l : MaxPage;
+        var offset = Math.Max(0, IntQuery(request, "next_page_token") ?? 0);
+        var defaults = catalog.Current.Entries.Where(e => e.IsDefault).OrderBy(e => e.Definition.Name, StringComparer.Ordinal).ToList();
+        var page = defaults.Skip(offset).Take(limit).Select(e => new { modelName = e.Definition.Name, modelUrl = ModelUrl(e.Definition) }).ToList();
+        return offset + limit < defaults.Count
+            ? Results.Json(new { nextPageToken = (offset + limit).ToString(CultureInfo.InvariantCulture), models = page })
+            : Results.Json(new { models = page });
+    }
+
+    private static IResult Describe(CatalogState catalog, string model, string? version)
+    {
+        var versions = catalog.VersionsOf(model);
+        if (versions.Count == 0)
+        {
+            return ErrorTable.TorchServe(new ServeError(ServeErrorKind.NotFound, $"Model not found: {model}"));
+        }
+
+        IEnumerable<CatalogEntry> chosen = version switch
+        {
+            "all" => versions,
+            null => versions.Where(e => e.IsDefault),
+            _ => versions.Where(e => e.Definition.Version == version),
+        };
+        var entries = chosen.ToList();
+        return entries.Count == 0
+            ? ErrorTable.TorchServe(new ServeError(ServeErrorKind.NotFound, $"Model version: {version} does not exist for model: {model}"))
+            : Results.Json(entries.Select(e => DescribeEntry(e, catalog)).ToArray());
+    }
+
+    private static object DescribeEntry(CatalogEntry entry, CatalogState catalog)
+    {
+        var d = entry.Definition;
+        return new
+        {
+            modelName = d.Name,
+            modelVersion = d.Version,
+            modelUrl = ModelUrl(d),
+            runtime = "serve",
+            minWorkers = d.Replicas,
+            maxWorkers = d.Replicas,
+            batchSize = d.BatchSize,
+            maxBatchDelay = d.MaxBatchDelayMs,
+            responseTimeout = d.ResponseTimeoutSeconds,
+            jobQueueSize = d.JobQueueSize,
+            handler = d.Handler,
+            isDefault = entry.IsDefault,
+            deviceType = entry.Replicas.Any(r => r.Device.StartsWith("cuda", StringComparison.Ordinal)) ? "gpu" : "cpu",
+            workers = entry.Replicas.OrderBy(r => r.Replica.Index).Select(r => new
+            {
+                id = r.Replica.EntityId,
+                startTime = r.SinceUtc,
+                status = r.State == ReplicaState.Ready && catalog.IsAvailable(r) ? "READY" : r.State.ToString().ToUpperInvariant(),
+                gpu = r.Device.StartsWith("cuda", StringComparison.Ordinal),
+                node = r.NodeAddress,
+                device = r.Device,
+                restarts = r.Restarts,
+                lastError = r.LastError,
+            }).ToArray(),
+        };
+    }
+
+    private static async Task<IResult> RegisterAsync(
+        HttpRequest request, IManagementClient client, IOptions<GatewayOptions> options, CancellationToken cancellation)
+    {
+        var settings = options.Value;
+        if (!settings.EnableModelApi)
+        {
+            return ModelApiDisabled();
+        }
+
+        var (parameters, problem) = await RegisterParameters.ReadAsync(request, cancellation);
+        if (problem is not null)
+        {
+            return ErrorTable.TorchServe(problem);
+        }
+
+        var (definition, refused) = parameters!.ToDefinition(settings);
+        if (refused is not null)
+        {
+            return ErrorTable.TorchServe(refused);
+        }
+
+        var result = await client.SendAsync(new RegisterModel(definition!), cancellation);
+        if (result.Error is not null || definition!.Replicas == 0)
+        {
+            return Answer(result);
+        }
+
+        if (!parameters.Synchronous)
+        {
+            return Results.Json(new { status = "Processing worker updates..." }, statusCode: StatusCodes.Status202Accepted);
+        }
+
+        if (await client.WaitForReplicasAsync(definition.Key, definition.Replicas, StartupTimeout, cancellation))
+        {
+            return Answer(result);
+        }
+
+        // As TorchServe: a synchronous registration whose workers do not start is undone.
+        await client.SendAsync(new UnregisterModel(definition.Name, definition.Version), CancellationToken.None);
+        return ErrorTable.TorchServe(new ServeError(ServeErrorKind.Internal,
+            $"Failed to start workers for model {definition.Name} version: {definition.Version}"));
+    }
+
+    private static async Task<IResult> ScaleAsync(string model, string? version, HttpRequest request, IManagementClient client)
+    {
+        var cancellation = request.HttpContext.RequestAborted;
+        var min = IntQuery(request, "min_worker") ?? 1;
+        var max = IntQuery(request, "max_worker") ?? min;
+        if (max < min)
+        {
+            return ErrorTable.TorchServe(new ServeError(ServeErrorKind.BadInput, "max_worker cannot be less than min_worker."));
+        }
+
+        var result = await client.SendAsync(new ScaleModel(model, version, min), cancellation);
+        if (result.Error is not null)
+        {
+            return Answer(result);
+        }
+
+        if (!BoolQuery(request, "synchronous", fallback: false))
+        {
+            return Results.Json(new { status = "Processing worker updates..." }, statusCode: StatusCodes.Status202Accepted);
+        }
+
+        var key = new ModelKey(model, version ?? string.Empty);
+        if (version is null && request.HttpContext.RequestServices.GetRequiredService<CatalogView>().Current.Find(model, null) is { } entry)
+        {
+            key = entry.Definition.Key;
+        }
+
+        return await client.WaitForReplicasAsync(key, min, StartupTimeout, cancellation)
+            ? Answer(result)
+            : Results.Json(new { status = "Workers scaling in progress..." }, statusCode: StatusCodes.Status206PartialContent);
+    }
+
+    private static async Task<IResult> UnregisterAsync(
+        string model, string? version, IManagementClient client, GatewayOptions options, CancellationToken cancellation) =>
+        options.EnableModelApi
+            ? Answer(await client.SendAsync(new UnregisterModel(model, version), cancellation))
+            : ModelApiDisabled();
+
+    private static IResult Answer(RegistryResult result) =>
+        result.Error is { } error ? ErrorTable.TorchServe(error) : Results.Json(new { status = result.Message });
+
+    private static IResult ModelApiDisabled() => ErrorTable.TorchServe(new ServeError(ServeErrorKind.Disabled,
+        "Registering and unregistering models is disabled on this server. Enable it with enable_model_api=true " +
+        "(Serve:EnableModelApi, environment Serve__EnableModelApi=true) if clients of the management API may change the models."));
+
+    private static string ModelUrl(ModelDefinition definition) => definition.Source switch
+    {
+        TorchScriptSource script => Path.GetFileName(script.Path),
+        BuiltInSource builtIn => $"builtin:{builtIn.Architecture}",
+        _ => string.Empty,
+    };
+
+    internal static int? IntQuery(HttpRequest request, string name) =>
+        int.TryParse(request.Query[name], NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : null;
+
+    internal static bool BoolQuery(HttpRequest request, string name, bool fallback) =>
+        bool.TryParse(request.Query[name], out var value) ? value : fallback;
+}
+
+/// <summary>TorchServe's register parameters, from the query string or a JSON body with the same names.</summary>
+public sealed record RegisterParameters(
+    string? Url, string? ModelName, string? ModelVersion, string? Handler, int? BatchSize, int? MaxBatchDelay,
+    int? InitialWorkers, int? ResponseTimeout, bool Synchronous)
+{
+    public static readonly string[] TorchScriptExtensions = StartupModels.TorchScriptExtensions;
+
+    public static async Task<(RegisterParameters? Parameters, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellation)
+    {
+        var values = request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal);
+        if (request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) == true)
+        {
+            try
+            {
+                using var document = await JsonDocument.ParseAsync(request.Body, new JsonDocumentOptions { MaxDepth = 8 }, cancellation);
+                if (document.RootElement.ValueKind != JsonValueKind.Object)
+                {
+                    return (null, new ServeError(ServeErrorKind.BadInput, "The request body must be a JSON object of register parameters"));
+                }
+
+                foreach (var property in document.RootElement.EnumerateObject())
+                {
+                    values[property.Name] = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : property.Value.GetRawText();
+                }
+            }
+            catch (JsonException error)
+            {
+                return (null, new ServeError(ServeErrorKind.BadInput, $"The request body is not valid JSON: {error.Message}"));
+            }
+        }
+
+        var problems = new List<string>();
+        int? Int(string name)
+        {
+            if (!values.TryGetValue(name, out var text) || string.IsNullOrEmpty(text))
+            {
+                return null;
+            }
+
+            if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
+            {
+                return value;
+            }
+
+            problems.Add($"{name} must be an integer, not '{text}'");
+            return null;
+        }
+
+        var parameters = new RegisterParameters(
+            values.GetValueOrDefault("url"), values.GetValueOrDefault("model_name"), values.GetValueOrDefault("model_version"),
+            values.GetValueOrDefault("handler"), Int("batch_size"), Int("max_batch_delay"), Int("initial_workers"),
+            Int("response_timeout"),
+            !values.TryGetValue("synchronous", out var sync) || !bool.TryParse(sync, out var synchronous) || synchronous);
+        return problems.Count > 0
+            ? (null, new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)))
+            : (parameters, null);
+    }
+
+    /// <summary>The definition to register, or why the URL cannot be used (TorchServe's status codes and messages).</summary>
+    public (ModelDefinition? Definition, ServeError? Error) ToDefinition(GatewayOptions options)
+    {
+        if (string.IsNullOrWhiteSpace(Url))
+        {
+            return (null, new ServeError(ServeErrorKind.BadInput, "Parameter url is required."));
+        }
+
+        if (Url.Contains("://", StringComparison.Ordinal))
+        {
+            // Registration from URLs is denied until allowed_urls is configured (none can be yet).
+            return (null, new ServeError(ServeErrorKind.NotFound, $"Given URL {Url} does not match any allowed URL(s)"));
+        }
+
+        if (Url.Contains("..", StringComparison.Ordinal) || Url.Contains('/', StringComparison.Ordinal) || Url.Contains('\\', StringComparison.Ordinal))
+        {
+            return (null, new ServeError(ServeErrorKind.NotFound, $"Relative path is not allowed in url: {Url}"));
+        }
+
+        if (!TorchScriptExtensions.Contains(Path.GetExtension(Url), StringComparer.OrdinalIgnoreCase))
+        {
+            return (null, new ServeError(ServeErrorKind.BadInput,
+                $"{Url} is not a TorchScript file; register a .pt, .pth or .ts file from the model store (model archives are not supported yet)"));
+        }
+
+        if (options.ModelStore is null || !File.Exists(Path.Combine(options.ModelStore, Url)))
+        {
+            return (null, new ServeError(ServeErrorKind.NotFound, $"Model not found at: {Url}"));
+        }
+
+        var definition = new ModelDefinition(
+            ModelName ?? Path.GetFileNameWithoutExtension(Url),
+            ModelVersion ?? "1.0",
+            new TorchScriptSource(Url),
+            Handler ?? BuiltInHandlers.Tensor,
+            InitialWorkers ?? options.DefaultWorkersPerModel,
+            BatchSize ?? ModelDefinition.DefaultBatchSize,
+            MaxBatchDelay ?? ModelDefinition.DefaultMaxBatchDelayMs,
+            options.JobQueueSize,
+            ResponseTimeout ?? options.DefaultResponseTimeout,
+            null);
+        var problems = definition.Validate();
+        return problems.Count > 0
+            ? (null, new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)))
+            : (definition, null);
+    }
+}

@@ -1,0 +1,166 @@
+using System.Net;
+using System.Text.Json;
+
+namespace Serve.Gateway.Tests;
+
+/// <summary>TorchServe's management API against the real standalone server, with the model API enabled.</summary>
+public sealed class ManagementApiTests(ManagementApiTests.Factory serve) : IClassFixture<ManagementApiTests.Factory>
+{
+    public sealed class Factory : ServeFactory
+    {
+        protected override IEnumerable<KeyValuePair<string, string?>> Settings() =>
+        [
+            new("Serve:LoadModels", "linrelu=linrelu.pt"),
+            new("Serve:EnableModelApi", "true"),
+        ];
+    }
+
+    private static async Task<(HttpStatusCode Status, JsonElement Body)> Call(HttpClient client, HttpMethod method, string path, HttpContent? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = body };
+        using var response = await client.SendAsync(request, TestContext.Current.CancellationToken);
+        return (response.StatusCode, await Json.ReadAsync(response));
+    }
+
+    private static string Status(JsonElement body) => body.GetProperty("status").GetString()!;
+
+    private static string Message(JsonElement body) => body.GetProperty("message").GetString()!;
+
+    [Fact]
+    public async Task Register_serve_describe_scale_and_unregister_a_model()
+    {
+        await serve.WaitReadyAsync("linrelu");
+        using var management = serve.Management();
+        using var inference = serve.Inference();
+
+        var (status, body) = await Call(management, HttpMethod.Post, "/models?url=identity.pt&model_name=echo&initial_workers=1");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("Model \"echo\" Version: 1.0 registered with 1 initial workers", Status(body));
+
+        var predicted = await inference.PostAsync("/predictions/echo", Json.Body("[[1,2,3]]"), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, predicted.StatusCode);
+        Assert.Equal("[[1,2,3]]", await predicted.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+
+        (status, body) = await Call(management, HttpMethod.Post, "/models?url=identity.pt&model_name=echo");
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Equal("Model version 1.0 is already registered for model echo", Message(body));
+
+        (status, body) = await Call(management, HttpMethod.Get, "/models/echo");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var described = Assert.Single(body.EnumerateArray());
+        Assert.Equal("echo", described.GetProperty("modelName").GetString());
+        Assert.Equal("identity.pt", described.GetProperty("modelUrl").GetString());
+        var worker = Assert.Single(described.GetProperty("workers").EnumerateArray());
+        Assert.Equal("READY", worker.GetProperty("status").GetString());
+        Assert.Equal("cpu:0", worker.GetProperty("device").GetString());
+
+        (status, body) = await Call(management, HttpMethod.Put, "/models/echo?min_worker=2&synchronous=true");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("Workers scaled to 2 for model: echo", Status(body));
+        (_, body) = await Call(management, HttpMethod.Get, "/models/echo/1.0");
+        Assert.Equal(2, body[0].GetProperty("workers").GetArrayLength());
+
+        (status, body) = await Call(management, HttpMethod.Put, "/models/echo?min_worker=3&max_worker=2");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("max_worker cannot be less than min_worker.", Message(body));
+
+        (status, body) = await Call(management, HttpMethod.Put, "/models/echo?min_worker=1");
+        Assert.Equal(HttpStatusCode.Accepted, status);
+        Assert.Equal("Processing worker updates...", Status(body));
+
+        (status, body) = await Call(management, HttpMethod.Get, "/models");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(["echo", "linrelu"], body.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("modelName").GetString()));
+
+        (status, body) = await Call(management, HttpMethod.Delete, "/models/echo");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("Model \"echo\" unregistered", Status(body));
+        await Waiting.UntilAsync(async () => (await inference.PostAsync("/predictions/echo", Json.Body("[[1]]"))).StatusCode == HttpStatusCode.NotFound,
+            TimeSpan.FromSeconds(10), "the unregistered model to disappear from the catalog");
+    }
+
+    [Fact]
+    public async Task Versions_and_the_default_version()
+    {
+        using var management = serve.Management();
+        Assert.Equal(HttpStatusCode.OK, (await Call(management, HttpMethod.Post, "/models?url=identity.pt&model_name=v&initial_workers=1")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await Call(management, HttpMethod.Post, "/models?url=addsub.pt&model_name=v&model_version=2.0&initial_workers=1")).Status);
+
+        var (status, body) = await Call(management, HttpMethod.Delete, "/models/v/1.0");
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Equal("Cannot remove default version for model v", Message(body));
+
+        (status, body) = await Call(management, HttpMethod.Put, "/models/v/2.0/set-default");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("Default version successfully updated for model \"v\" to \"2.0\"", Status(body));
+        (_, body) = await Call(management, HttpMethod.Get, "/models/v/all");
+        Assert.Equal(2, body.GetArrayLength());
+        Assert.Equal(HttpStatusCode.OK, (await Call(management, HttpMethod.Delete, "/models/v/1.0")).Status);
+        (status, _) = await Call(management, HttpMethod.Get, "/models/v/1.0");
+        Assert.Equal(HttpStatusCode.NotFound, status);
+    }
+
+    [Theory]
+    [InlineData("/models", HttpStatusCode.BadRequest, "Parameter url is required.")]
+    [InlineData("/models?url=http://example.com/m.pt", HttpStatusCode.NotFound, "does not match any allowed URL(s)")]
+    [InlineData("/models?url=../etc/m.pt", HttpStatusCode.NotFound, "Relative path is not allowed in url")]
+    [InlineData("/models?url=missing.pt", HttpStatusCode.NotFound, "Model not found at: missing.pt")]
+    [InlineData("/models?url=resnet.mar", HttpStatusCode.BadRequest, "model archives are not supported yet")]
+    [InlineData("/models?url=identity.pt&model_name=-bad", HttpStatusCode.BadRequest, "model name '-bad' is invalid")]
+    [InlineData("/models?url=identity.pt&batch_size=many", HttpStatusCode.BadRequest, "batch_size must be an integer")]
+    public async Task Bad_registrations_are_refused_with_torchserves_codes(string path, HttpStatusCode expected, string message)
+    {
+        using var management = serve.Management();
+        var (status, body) = await Call(management, HttpMethod.Post, path);
+        Assert.Equal(expected, status);
+        Assert.Contains(message, Message(body));
+    }
+
+    [Fact]
+    public async Task A_json_body_registers_too()
+    {
+        using var management = serve.Management();
+        var (status, body) = await Call(management, HttpMethod.Post, "/models",
+            Json.Body("""{"url": "identity.pt", "model_name": "fromjson", "initial_workers": 0}"""));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("registered with 0 initial workers", Status(body));
+    }
+
+    [Fact]
+    public async Task A_synchronous_registration_whose_workers_cannot_start_is_undone()
+    {
+        using var management = serve.Management();
+        var (status, body) = await Call(management, HttpMethod.Post, "/models?url=garbage.pt&model_name=broken&initial_workers=1");
+        Assert.Equal(HttpStatusCode.InternalServerError, status);
+        Assert.Equal("Failed to start workers for model broken version: 1.0", Message(body));
+        await Waiting.UntilAsync(async () => (await Call(management, HttpMethod.Get, "/models/broken")).Status == HttpStatusCode.NotFound,
+            TimeSpan.FromSeconds(10), "the failed registration to be undone");
+    }
+
+    [Fact]
+    public async Task Management_endpoints_answer_only_on_the_management_listener()
+    {
+        using var inference = serve.Inference();
+        var response = await inference.GetAsync("/models", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+}
+
+/// <summary>The model API is off by default, as in TorchServe.</summary>
+public sealed class ModelApiDisabledTests(ServeFactory serve) : IClassFixture<ServeFactory>
+{
+    [Fact]
+    public async Task Registering_and_unregistering_answer_405_and_say_how_to_enable_them()
+    {
+        using var management = serve.Management();
+        var token = TestContext.Current.CancellationToken;
+        var register = await management.PostAsync("/models?url=identity.pt", null, token);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, register.StatusCode);
+        Assert.Contains("enable_model_api=true", (await Json.ReadAsync(register)).GetProperty("message").GetString());
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, (await management.DeleteAsync("/models/linrelu", token)).StatusCode);
+
+        // Describing and listing stay available.
+        await serve.WaitReadyAsync("linrelu");
+        Assert.Equal(HttpStatusCode.OK, (await management.GetAsync("/models/linrelu", token)).StatusCode);
+    }
+}
