@@ -1,22 +1,26 @@
+using System.Globalization;
+
 namespace Serve.Cluster.Tests;
 
-/// <summary>A gateway process and N worker processes on loopback, with free ports and a shared model store.</summary>
+/// <summary>
+/// A gateway process and N worker processes on loopback, with free ports, over a model store the caller
+/// owns (so a test can stop a whole cluster and start another over the same store and data).
+/// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
     private readonly List<ServeProcess> _processes = [];
+    private readonly string? _ownedStore;
 
-    private LocalCluster(string modelStore, int inferencePort, string seed)
+    private LocalCluster(int inferencePort, int managementPort, string? ownedStore)
     {
-        ModelStore = modelStore;
         InferencePort = inferencePort;
-        Seed = seed;
+        ManagementPort = managementPort;
+        _ownedStore = ownedStore;
     }
-
-    public string ModelStore { get; }
 
     public int InferencePort { get; }
 
-    public string Seed { get; }
+    public int ManagementPort { get; }
 
     public ServeProcess Gateway => _processes[0];
 
@@ -24,27 +28,37 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public Uri InferenceAddress => new($"http://127.0.0.1:{InferencePort}");
 
+    public Uri ManagementAddress => new($"http://127.0.0.1:{ManagementPort}");
+
+    /// <summary>A cluster over a new temporary model store, deleted with the cluster; start-up models from <paramref name="models"/>.</summary>
     public static LocalCluster Start(int workers, string models, Action<string> prepareModelStore)
     {
         var store = Directory.CreateTempSubdirectory("serve-cluster-").FullName;
         prepareModelStore(store);
+        return Start(workers, store, ["--models", models, "--data-dir", Path.Combine(store, "gateway-data")], ownsStore: true);
+    }
+
+    /// <summary>A cluster over <paramref name="store"/>, the gateway started with <paramref name="gatewayArguments"/>.</summary>
+    public static LocalCluster Start(int workers, string store, IReadOnlyList<string> gatewayArguments, bool ownsStore = false)
+    {
         var ports = FreePorts.Take(4 + workers);
         var seed = $"akka.tcp://serve@127.0.0.1:{ports[3]}";
-        var cluster = new LocalCluster(store, ports[0], seed);
+        var cluster = new LocalCluster(ports[0], ports[1], ownsStore ? store : null);
         cluster._processes.Add(ServeProcess.Start("gateway", ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll"),
+        [
             "--inference-address", $"http://127.0.0.1:{ports[0]}",
             "--management-address", $"http://127.0.0.1:{ports[1]}",
             "--metrics-address", $"http://127.0.0.1:{ports[2]}",
-            "--cluster-port", ports[3].ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--cluster-port", Port(ports[3]),
             "--seed", seed,
             "--model-store", store,
-            "--data-dir", Path.Combine(store, "gateway-data"),
-            "--models", models));
+            .. gatewayArguments,
+        ]));
         for (var i = 0; i < workers; i++)
         {
             cluster._processes.Add(ServeProcess.Start($"worker-{i + 1}", ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
                 "--role", "worker",
-                "--cluster-port", ports[4 + i].ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "--cluster-port", Port(ports[4 + i]),
                 "--seed", seed,
                 "--model-store", store));
         }
@@ -61,6 +75,11 @@ public sealed class LocalCluster : IAsyncDisposable
             await process.DisposeAsync();
         }
 
-        Directory.Delete(ModelStore, recursive: true);
+        if (_ownedStore is not null)
+        {
+            Directory.Delete(_ownedStore, recursive: true);
+        }
     }
+
+    private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
 }
