@@ -64,6 +64,10 @@ public sealed class ManagementApiTests(ManagementApiTests.Factory serve) : IClas
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal("max_worker cannot be less than min_worker.", Message(body));
 
+        (status, body) = await Call(management, HttpMethod.Put, "/models/echo?min_worker=two");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("min_worker must be an integer, not 'two'", Message(body));
+
         (status, body) = await Call(management, HttpMethod.Put, "/models/echo?min_worker=1");
         Assert.Equal(HttpStatusCode.Accepted, status);
         Assert.Equal("Processing worker updates...", Status(body));

@@ -146,6 +146,11 @@ public static class ManagementApi
     private static async Task<IResult> ScaleAsync(string model, string? version, HttpRequest request, IManagementClient client)
     {
         var cancellation = request.HttpContext.RequestAborted;
+        if (MalformedInteger(request, "min_worker", "max_worker") is { } malformed)
+        {
+            return ErrorTable.TorchServe(malformed);
+        }
+
         var min = IntQuery(request, "min_worker") ?? 1;
         var max = IntQuery(request, "max_worker") ?? min;
         if (max < min)
@@ -194,6 +199,11 @@ public static class ManagementApi
         BuiltInSource builtIn => $"builtin:{builtIn.Architecture}",
         _ => string.Empty,
     };
+
+    private static ServeError? MalformedInteger(HttpRequest request, params string[] names) =>
+        names.Where(n => request.Query.ContainsKey(n) && IntQuery(request, n) is null)
+            .Select(n => new ServeError(ServeErrorKind.BadInput, $"{n} must be an integer, not '{request.Query[n]}'"))
+            .FirstOrDefault();
 
     internal static int? IntQuery(HttpRequest request, string name) =>
         int.TryParse(request.Query[name], NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : null;
