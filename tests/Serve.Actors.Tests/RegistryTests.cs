@@ -66,6 +66,30 @@ public sealed class RegistryTests() : ClusterTestKit("registry")
     }
 
     [Fact]
+    public void Management_changes_to_a_start_up_model_outlive_the_same_configuration_but_not_a_changed_one()
+    {
+        var (registry, _) = Start();
+        registry.Tell(new RegisterModels([Model("m")]), TestActor);
+        ExpectMsg<ModelsRegistered>(Wait);
+        registry.Tell(new ScaleModel("m", null, 5), TestActor);
+        ExpectMsg<RegistryResult>(Wait);
+        Watch(registry);
+        Sys.Stop(registry);
+        ExpectTerminated(registry, Wait);
+
+        // The next start: the journal brings the scaled model back, and the unchanged configuration keeps it.
+        var (again, _) = Start();
+        again.Tell(new RegisterModels([Model("m")]), TestActor);
+        Assert.Empty(ExpectMsg<ModelsRegistered>(Wait).Registered);
+        Assert.Equal(5, Catalog(again).Entries.Single().Definition.Replicas);
+
+        again.Tell(new RegisterModels([Model("m") with { BatchSize = 4 }]), TestActor);
+        Assert.Equal(["m/1.0"], ExpectMsg<ModelsRegistered>(Wait).Registered);
+        var definition = Catalog(again).Entries.Single().Definition;
+        Assert.Equal((4, 2), (definition.BatchSize, definition.Replicas));
+    }
+
+    [Fact]
     public void Management_commands_follow_torchserves_rules()
     {
         var (registry, region) = Start();

@@ -26,7 +26,9 @@ public sealed record StopReplica(ReplicaId Replica) : IWithReplicaId;
 /// <summary>What the registry persists: each change to the desired state.</summary>
 public abstract record RegistryEvent : IServeMessage;
 
-public sealed record ModelVersionRegistered(ModelDefinition Definition) : RegistryEvent;
+/// <param name="FromConfiguration">Registered from a gateway's start-up configuration (which is remembered
+/// so that the same configuration at the next start does not undo changes made through the API).</param>
+public sealed record ModelVersionRegistered(ModelDefinition Definition, bool FromConfiguration) : RegistryEvent;
 
 public sealed record ModelVersionUnregistered(ModelKey Key) : RegistryEvent;
 
@@ -35,6 +37,6 @@ public sealed record ModelVersionScaled(ModelKey Key, int Replicas) : RegistryEv
 public sealed record DefaultVersionSet(string Model, string Version) : RegistryEvent;
 
 /// <summary>The whole desired state, saved every so many events so recovery need not replay them all.</summary>
-public sealed record RegistrySnapshot(ModelDefinition[] Models, DefaultVersion[] Defaults) : IServeMessage;
+public sealed record RegistrySnapshot(ModelDefinition[] Models, DefaultVersion[] Defaults, ModelDefinition[] Configured) : IServeMessage;
 
 public sealed record DefaultVersion(string Model, string Version);

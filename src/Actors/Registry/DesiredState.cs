@@ -19,6 +19,9 @@ public sealed class DesiredState
     private readonly Dictionary<ModelKey, ModelDefinition> _models = [];
     private readonly Dictionary<string, string> _defaults = new(StringComparer.Ordinal);
 
+    // Each start-up model as the configuration last gave it.
+    private readonly Dictionary<ModelKey, ModelDefinition> _configured = [];
+
     public IReadOnlyCollection<ModelDefinition> Models => _models.Values;
 
     public ModelDefinition? Find(ModelKey key) => _models.GetValueOrDefault(key);
@@ -29,8 +32,9 @@ public sealed class DesiredState
 
     /// <summary>
     /// Registers a new version (TorchServe: 409 when it exists). Start-up models (<paramref name="fromConfiguration"/>)
-    /// are registered again by every gateway at every start: an identical definition changes nothing, and a
-    /// changed one replaces the registered one, since the configuration that names a model defines it.
+    /// are registered again by every gateway at every start. The same configuration as last time changes
+    /// nothing, so what the management API changed since (replicas scaled, for instance) stays; a changed
+    /// configuration replaces the registered definition, since the configuration that names a model defines it.
     /// </summary>
     public Decision Register(ModelDefinition definition, bool fromConfiguration)
     {
@@ -48,13 +52,13 @@ public sealed class DesiredState
                     $"Model version {definition.Version} is already registered for model {definition.Name}");
             }
 
-            if (existing == definition)
+            if (_configured.GetValueOrDefault(definition.Key) == definition)
             {
-                return new Decision([], RegistryResult.Done(Registered(definition)));
+                return new Decision([], RegistryResult.Done(Registered(existing)));
             }
         }
 
-        return new Decision([new ModelVersionRegistered(definition)], RegistryResult.Done(Registered(definition)));
+        return new Decision([new ModelVersionRegistered(definition, fromConfiguration)], RegistryResult.Done(Registered(definition)));
     }
 
     public Decision Unregister(string model, string? version)
@@ -115,9 +119,15 @@ public sealed class DesiredState
             case ModelVersionRegistered registered:
                 _models[registered.Definition.Key] = registered.Definition;
                 _defaults.TryAdd(registered.Definition.Name, registered.Definition.Version);
+                if (registered.FromConfiguration)
+                {
+                    _configured[registered.Definition.Key] = registered.Definition;
+                }
+
                 break;
             case ModelVersionUnregistered unregistered:
                 _models.Remove(unregistered.Key);
+                _configured.Remove(unregistered.Key);
                 if (_defaults.GetValueOrDefault(unregistered.Key.Name) == unregistered.Key.Version)
                 {
                     _defaults.Remove(unregistered.Key.Name);
@@ -135,15 +145,22 @@ public sealed class DesiredState
 
     public RegistrySnapshot ToSnapshot() => new(
         [.. _models.Values.OrderBy(d => d.Key.ToString(), StringComparer.Ordinal)],
-        [.. _defaults.OrderBy(d => d.Key, StringComparer.Ordinal).Select(d => new DefaultVersion(d.Key, d.Value))]);
+        [.. _defaults.OrderBy(d => d.Key, StringComparer.Ordinal).Select(d => new DefaultVersion(d.Key, d.Value))],
+        [.. _configured.Values.OrderBy(d => d.Key.ToString(), StringComparer.Ordinal)]);
 
     public void Restore(RegistrySnapshot snapshot)
     {
         _models.Clear();
         _defaults.Clear();
+        _configured.Clear();
         foreach (var definition in snapshot.Models)
         {
             _models[definition.Key] = definition;
+        }
+
+        foreach (var definition in snapshot.Configured)
+        {
+            _configured[definition.Key] = definition;
         }
 
         foreach (var version in snapshot.Defaults)
