@@ -16,7 +16,6 @@ namespace Serve.Gateway.Apis;
 public static class ManagementApi
 {
     private const int MaxPage = 100;
-    private static readonly TimeSpan StartupTimeout = TimeSpan.FromSeconds(120);
 
     public static IEndpointRouteBuilder MapManagementApi(this IEndpointRouteBuilder app)
     {
@@ -101,7 +100,7 @@ public static class ManagementApi
     }
 
     private static async Task<IResult> RegisterAsync(
-        HttpRequest request, IManagementClient client, IOptions<GatewayOptions> options, CancellationToken cancellation)
+        HttpRequest request, IManagementClient client, ModelDownloads downloads, IOptions<GatewayOptions> options, CancellationToken cancellation)
     {
         var settings = options.Value;
         if (!settings.EnableModelApi)
@@ -115,14 +114,29 @@ public static class ManagementApi
             return ErrorTable.TorchServe(problem);
         }
 
-        var (definition, refused) = parameters!.ToDefinition(settings);
-        if (refused is not null)
+        if (parameters!.CheckUrl() is { } badUrl)
         {
-            return ErrorTable.TorchServe(refused);
+            return ErrorTable.TorchServe(badUrl);
         }
 
-        var result = await client.SendAsync(new RegisterModel(definition!), cancellation);
-        if (result.Error is not null || definition!.Replicas == 0)
+        var (file, unavailable) = await downloads.ResolveAsync(parameters.Url!, cancellation);
+        if (unavailable is not null)
+        {
+            return ErrorTable.TorchServe(unavailable);
+        }
+
+        var (definition, refused) = parameters.ToDefinition(file!.FileName, settings);
+        var result = refused is null
+            ? await client.SendAsync(new RegisterModel(definition!), CancellationToken.None)
+            : RegistryResult.Refused(refused.Kind, refused.Message);
+        if (result.Error is not null)
+        {
+            // Nothing half-registered: a file downloaded for a refused registration goes.
+            downloads.Discard(file);
+            return Answer(result);
+        }
+
+        if (definition!.Replicas == 0)
         {
             return Answer(result);
         }
@@ -132,13 +146,14 @@ public static class ManagementApi
             return Results.Json(new { status = "Processing worker updates..." }, statusCode: StatusCodes.Status202Accepted);
         }
 
-        if (await client.WaitForReplicasAsync(definition.Key, definition.Replicas, StartupTimeout, cancellation))
+        if (await client.WaitForReplicasAsync(definition.Key, definition.Replicas, StartupTimeout(settings), cancellation))
         {
             return Answer(result);
         }
 
         // As TorchServe: a synchronous registration whose workers do not start is undone.
         await client.SendAsync(new UnregisterModel(definition.Name, definition.Version), CancellationToken.None);
+        downloads.Discard(file);
         return ErrorTable.TorchServe(new ServeError(ServeErrorKind.Internal,
             $"Failed to start workers for model {definition.Name} version: {definition.Version}"));
     }
@@ -175,7 +190,8 @@ public static class ManagementApi
             key = entry.Definition.Key;
         }
 
-        return await client.WaitForReplicasAsync(key, min, StartupTimeout, cancellation)
+        var settings = request.HttpContext.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value;
+        return await client.WaitForReplicasAsync(key, min, StartupTimeout(settings), cancellation)
             ? Answer(result)
             : Results.Json(new { status = "Workers scaling in progress..." }, statusCode: StatusCodes.Status206PartialContent);
     }
@@ -185,6 +201,8 @@ public static class ManagementApi
         options.EnableModelApi
             ? Answer(await client.SendAsync(new UnregisterModel(model, version), cancellation))
             : ModelApiDisabled();
+
+    private static TimeSpan StartupTimeout(GatewayOptions options) => TimeSpan.FromSeconds(options.DefaultStartupTimeout);
 
     private static IResult Answer(RegistryResult result) =>
         result.Error is { } error ? ErrorTable.TorchServe(error) : Results.Json(new { status = result.Message });
@@ -270,40 +288,39 @@ public sealed record RegisterParameters(
             : (parameters, null);
     }
 
-    /// <summary>The definition to register, or why the URL cannot be used (TorchServe's status codes and messages).</summary>
-    public (ModelDefinition? Definition, ServeError? Error) ToDefinition(GatewayOptions options)
+    /// <summary>Why <see cref="Url"/> cannot name a model file (checked before anything is fetched); null when it can.</summary>
+    public ServeError? CheckUrl()
     {
         if (string.IsNullOrWhiteSpace(Url))
         {
-            return (null, new ServeError(ServeErrorKind.BadInput, "Parameter url is required."));
+            return new ServeError(ServeErrorKind.BadInput, "Parameter url is required.");
         }
 
-        if (Url.Contains("://", StringComparison.Ordinal))
+        var path = ModelDownloads.IsUrl(Url) && Uri.TryCreate(Url, UriKind.Absolute, out var uri) ? uri.AbsolutePath : Url;
+        if (!ModelDownloads.IsUrl(Url)
+            && (Url.Contains("..", StringComparison.Ordinal) || Url.Contains('/', StringComparison.Ordinal) || Url.Contains('\\', StringComparison.Ordinal)))
         {
-            // Registration from URLs is denied until allowed_urls is configured (none can be yet).
-            return (null, new ServeError(ServeErrorKind.NotFound, $"Given URL {Url} does not match any allowed URL(s)"));
+            return new ServeError(ServeErrorKind.NotFound, $"Relative path is not allowed in url: {Url}");
         }
 
-        if (Url.Contains("..", StringComparison.Ordinal) || Url.Contains('/', StringComparison.Ordinal) || Url.Contains('\\', StringComparison.Ordinal))
-        {
-            return (null, new ServeError(ServeErrorKind.NotFound, $"Relative path is not allowed in url: {Url}"));
-        }
+        return TorchScriptExtensions.Contains(Path.GetExtension(path), StringComparer.OrdinalIgnoreCase)
+            ? null
+            : new ServeError(ServeErrorKind.BadInput,
+                $"{Url} is not a TorchScript file; register a .pt, .pth or .ts file (model archives are not supported yet)");
+    }
 
-        if (!TorchScriptExtensions.Contains(Path.GetExtension(Url), StringComparer.OrdinalIgnoreCase))
-        {
-            return (null, new ServeError(ServeErrorKind.BadInput,
-                $"{Url} is not a TorchScript file; register a .pt, .pth or .ts file from the model store (model archives are not supported yet)"));
-        }
-
-        if (options.ModelStore is null || !File.Exists(Path.Combine(options.ModelStore, Url)))
+    /// <summary>The definition to register from <paramref name="fileName"/> in the model store, or why not.</summary>
+    public (ModelDefinition? Definition, ServeError? Error) ToDefinition(string fileName, GatewayOptions options)
+    {
+        if (options.ModelStore is null || !File.Exists(Path.Combine(options.ModelStore, fileName)))
         {
             return (null, new ServeError(ServeErrorKind.NotFound, $"Model not found at: {Url}"));
         }
 
         var definition = new ModelDefinition(
-            ModelName ?? Path.GetFileNameWithoutExtension(Url),
+            ModelName ?? Path.GetFileNameWithoutExtension(fileName),
             ModelVersion ?? "1.0",
-            new TorchScriptSource(Url),
+            new TorchScriptSource(fileName),
             Handler ?? BuiltInHandlers.Tensor,
             InitialWorkers ?? options.DefaultWorkersPerModel,
             BatchSize ?? ModelDefinition.DefaultBatchSize,

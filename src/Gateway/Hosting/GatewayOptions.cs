@@ -13,7 +13,7 @@ public sealed class GatewayOptions
     /// <summary>TorchServe's inference_address. Env: Serve__InferenceAddress.</summary>
     public string InferenceAddress { get; set; } = "http://127.0.0.1:8080";
 
-    /// <summary>TorchServe's management_address (the management API comes in a later issue). Env: Serve__ManagementAddress.</summary>
+    /// <summary>TorchServe's management_address. Env: Serve__ManagementAddress.</summary>
     public string ManagementAddress { get; set; } = "http://127.0.0.1:8081";
 
     /// <summary>TorchServe's metrics_address (the metrics API comes in a later issue). Env: Serve__MetricsAddress.</summary>
@@ -27,6 +27,12 @@ public sealed class GatewayOptions
 
     /// <summary>Default per-request deadline (TorchServe's default_response_timeout, seconds). Env: Serve__DefaultResponseTimeout.</summary>
     public int DefaultResponseTimeout { get; set; } = ModelDefinition.DefaultResponseTimeoutSeconds;
+
+    /// <summary>
+    /// Seconds a synchronous registration or scale waits for its replicas to serve (TorchServe's
+    /// default_startup_timeout). Env: Serve__DefaultStartupTimeout.
+    /// </summary>
+    public int DefaultStartupTimeout { get; set; } = 120;
 
     /// <summary>Default queue bound per replica (TorchServe's job_queue_size). Env: Serve__JobQueueSize.</summary>
     public int JobQueueSize { get; set; } = ModelDefinition.DefaultJobQueueSize;
@@ -43,6 +49,15 @@ public sealed class GatewayOptions
 
     /// <summary>Where Serve keeps its state (the registry's SQLite journal). Env: Serve__DataDirectory; switch --data-dir.</summary>
     public string DataDirectory { get; set; } = "data";
+
+    /// <summary>
+    /// URLs models may be registered from (TorchServe's allowed_urls): regular expressions, each matched
+    /// against the whole URL, case-insensitive. Empty by default: no URL is allowed. Env: Serve__AllowedUrls__0.
+    /// </summary>
+    public string[] AllowedUrls { get; set; } = [];
+
+    /// <summary>Largest model file downloaded for a registration, in bytes (1 GiB). Env: Serve__MaxDownloadSize.</summary>
+    public long MaxDownloadSize { get; set; } = 1L << 30;
 
     /// <summary>Directory of model files (TorchServe's model_store, --model-store). Env: Serve__ModelStore.</summary>
     public string? ModelStore { get; set; }

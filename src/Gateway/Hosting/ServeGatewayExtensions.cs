@@ -44,6 +44,7 @@ public static class ServeGatewayExtensions
         services.AddSingleton<RequestBodies>();
         services.AddSingleton<IInferenceClient, ShardedInferenceClient>();
         services.AddSingleton<IManagementClient, ManagementClient>();
+        services.AddSingleton<ModelDownloads>();
         services.TryAddSingleton<LocalReplicas>();
         services.AddSingleton<IReadOnlyList<ModelDefinition>>(sp =>
         {
@@ -132,6 +133,17 @@ public static class ServeGatewayExtensions
         if (options.MaxResponseSize is < 1024 or > int.MaxValue)
         {
             problems.Add($"Serve:MaxResponseSize must be between 1024 and {int.MaxValue} bytes, not {options.MaxResponseSize}");
+        }
+
+        problems.AddRange(AllowedUrls.Problems(options.AllowedUrls));
+        if (options.MaxDownloadSize <= 0)
+        {
+            problems.Add($"Serve:MaxDownloadSize must be a positive number of bytes, not {options.MaxDownloadSize}");
+        }
+
+        if (options.DefaultStartupTimeout <= 0)
+        {
+            problems.Add($"Serve:DefaultStartupTimeout must be a positive number of seconds, not {options.DefaultStartupTimeout}");
         }
 
         if (options.ModelStore is not null && !Directory.Exists(options.ModelStore))
