@@ -3,7 +3,7 @@ using Serve.Gateway.Hosting;
 
 // Gateway-only node: the HTTP endpoints and the registry; model replicas run on worker nodes.
 var builder = WebApplication.CreateBuilder(args);
-builder.Configuration.AddServeDefaults().AddServeCommandLine(args);
+builder.AddServeConfiguration(args);
 builder.AddServeGateway(defaultModel: false);
 builder.Services.AddServeCluster(builder.Configuration, [ServeRoles.Gateway],
     (akka, services) => akka.WithServeGateway(services, hostsReplicas: false));

@@ -13,7 +13,7 @@ switch (role)
 {
     case "standalone":
         var web = WebApplication.CreateBuilder(args);
-        web.Configuration.AddServeDefaults().AddServeCommandLine(args);
+        web.AddServeConfiguration(args);
         web.AddServeGateway(defaultModel: true);
         web.Services.AddServeWorker(web.Configuration);
         web.Services.AddServeCluster(web.Configuration, [ServeRoles.Gateway, ServeRoles.Worker], (akka, services) => akka
@@ -26,7 +26,7 @@ switch (role)
 
     case "worker":
         var host = Host.CreateApplicationBuilder(args);
-        host.Configuration.AddServeDefaults().AddServeCommandLine(args);
+        host.AddServeConfiguration(args);
         host.Services.AddServeWorker(host.Configuration);
         host.Services.AddServeCluster(host.Configuration, [ServeRoles.Worker], (akka, services) => akka
             .WithServeWorker(services, hostsRegistry: false));

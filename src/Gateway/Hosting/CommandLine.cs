@@ -5,6 +5,7 @@ public static class CommandLine
 {
     public static readonly Dictionary<string, string> SwitchMappings = new(StringComparer.Ordinal)
     {
+        ["--ts-config"] = "Serve:TorchServeConfig",
         ["--model-store"] = "Serve:ModelStore",
         ["--data-dir"] = "Serve:DataDirectory",
         ["--models"] = "Serve:LoadModels",

@@ -1,0 +1,121 @@
+using Serve.Gateway.Hosting;
+
+namespace Serve.Gateway.Tests;
+
+public sealed class TorchServeConfigTests
+{
+    private static readonly Func<string, string?> NoEnvironment = _ => null;
+
+    [Fact]
+    public void Properties_are_read_as_java_reads_them()
+    {
+        var properties = TorchServeConfig.ParseProperties("""
+            # comment
+            ! another comment
+              inference_address=http://127.0.0.1:8080
+            management_address : http://127.0.0.1:8081
+            metrics_address http://127.0.0.1:8082
+            load_models=a=a.pt,\
+                        b=b.pt
+            allowed_urls=https://example\\.com/.*
+            key\ with\ spaces=x
+            unicode=caf\u00e9
+            empty=
+            trailing_backslashes=c:\\\\
+            """);
+
+        Assert.Equal("http://127.0.0.1:8080", properties["inference_address"]);
+        Assert.Equal("http://127.0.0.1:8081", properties["management_address"]);
+        Assert.Equal("http://127.0.0.1:8082", properties["metrics_address"]);
+        Assert.Equal("a=a.pt,b=b.pt", properties["load_models"]);
+        Assert.Equal(@"https://example\.com/.*", properties["allowed_urls"]);
+        Assert.Equal("x", properties["key with spaces"]);
+        Assert.Equal("café", properties["unicode"]);
+        Assert.Equal(string.Empty, properties["empty"]);
+        Assert.Equal(@"c:\\", properties["trailing_backslashes"]);
+        Assert.Equal(9, properties.Count);
+    }
+
+    [Fact]
+    public void Keys_that_mean_something_to_serve_become_its_settings_and_the_rest_are_listed()
+    {
+        var result = TorchServeConfig.Translate("config.properties", new Dictionary<string, string>
+        {
+            ["inference_address"] = "http://127.0.0.1:9080",
+            ["model_store"] = "/models",
+            ["load_models"] = "all",
+            ["enable_model_api"] = "true",
+            ["max_request_size"] = "1000000",
+            ["allowed_urls"] = @"https://models\.example\.com/.*, file://.*",
+            ["number_of_netty_threads"] = "32",
+            ["grpc_inference_port"] = "7070",
+            ["mystery"] = "1",
+        }, NoEnvironment);
+
+        Assert.Empty(result.Problems);
+        Assert.Equal("http://127.0.0.1:9080", result.Settings["Serve:InferenceAddress"]);
+        Assert.Equal("/models", result.Settings["Serve:ModelStore"]);
+        Assert.Equal("all", result.Settings["Serve:LoadModels"]);
+        Assert.Equal("true", result.Settings["Serve:EnableModelApi"]);
+        Assert.Equal("1000000", result.Settings["Serve:MaxRequestSize"]);
+        Assert.Equal(@"https://models\.example\.com/.*", result.Settings["Serve:AllowedUrls:0"]);
+        Assert.Equal("file://.*", result.Settings["Serve:AllowedUrls:1"]);
+        Assert.Contains("number_of_netty_threads (does not apply to Serve)", result.NotApplied);
+        Assert.Contains("grpc_inference_port (gRPC is not implemented yet)", result.NotApplied);
+        Assert.Equal(["mystery"], result.Unknown);
+    }
+
+    [Fact]
+    public void Environment_references_are_substituted_and_a_missing_one_is_a_problem()
+    {
+        var environment = new Dictionary<string, string> { ["STORE"] = "/srv/models" };
+        var result = TorchServeConfig.Translate("config.properties", new Dictionary<string, string>
+        {
+            ["model_store"] = "$$STORE$$",
+            ["load_models"] = "$$MODELS$$",
+        }, environment.GetValueOrDefault);
+
+        Assert.Equal("/srv/models", result.Settings["Serve:ModelStore"]);
+        Assert.Equal(["load_models: environment variable MODELS (referenced as $$MODELS$$) is not set"], result.Problems);
+    }
+
+    [Fact]
+    public void Ts_environment_variables_override_the_file_only_when_enabled()
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["TS_JOB_QUEUE_SIZE"] = "500",
+            ["TS_ALLOWED_URLS"] = "https://.*",
+        };
+        var file = new Dictionary<string, string> { ["job_queue_size"] = "100", ["allowed_urls"] = "file://.*" };
+
+        var off = TorchServeConfig.Translate("c", file, environment.GetValueOrDefault);
+        Assert.Equal("100", off.Settings["Serve:JobQueueSize"]);
+
+        var on = TorchServeConfig.Translate("c", new Dictionary<string, string>(file) { ["enable_envvars_config"] = "true" },
+            environment.GetValueOrDefault);
+        Assert.Equal("500", on.Settings["Serve:JobQueueSize"]);
+        Assert.Equal("file://.*", on.Settings["Serve:AllowedUrls:0"]);
+
+        var urlsToo = TorchServeConfig.Translate("c",
+            new Dictionary<string, string>(file) { ["enable_envvars_config"] = "true", ["use_env_allowed_urls"] = "true" },
+            environment.GetValueOrDefault);
+        Assert.Equal("https://.*", urlsToo.Settings["Serve:AllowedUrls:0"]);
+    }
+
+    [Fact]
+    public void Tls_keys_are_a_problem_not_a_silent_downgrade()
+    {
+        var result = TorchServeConfig.Translate("c", new Dictionary<string, string> { ["keystore"] = "keystore.p12" }, NoEnvironment);
+        Assert.Single(result.Problems);
+        Assert.StartsWith("keystore: TLS is not implemented yet", result.Problems[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_file_is_found_as_torchserve_finds_it()
+    {
+        var environment = new Dictionary<string, string> { ["TS_CONFIG_FILE"] = "/etc/ts/config.properties" };
+        Assert.Equal("/etc/ts/config.properties", TorchServeConfig.Locate("/other/config.properties", environment.GetValueOrDefault));
+        Assert.Equal("/other/config.properties", TorchServeConfig.Locate("/other/config.properties", NoEnvironment));
+    }
+}
