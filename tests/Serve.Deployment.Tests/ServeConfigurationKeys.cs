@@ -29,6 +29,16 @@ public static partial class ServeConfigurationKeys
         "Serve__DefaultModel__Name",
         "Serve__DefaultModel__Weights",
         "Serve__DefaultModel__Labels",
+        "Serve__DefaultStartupTimeout",
+        "Serve__EnableModelApi",
+        "Serve__DataDirectory",
+        "Serve__MaxDownloadSize",
+        "Serve__MaxArchiveSize",
+        "Serve__TorchServeConfig",
+
+        // RegistryOptions (section Serve:Registry).
+        "Serve__Registry__Journal",
+        "Serve__Registry__ConnectionString",
 
         // ServeClusterOptions (section Serve:Cluster); Seeds__N below.
         "Serve__Cluster__SystemName",
@@ -57,7 +67,7 @@ public static partial class ServeConfigurationKeys
 
     public static bool IsKnown(string name)
     {
-        if (Known.Contains(name) || SeedKey().IsMatch(name))
+        if (Known.Contains(name) || SeedKey().IsMatch(name) || AllowedUrlKey().IsMatch(name))
         {
             return true;
         }
@@ -74,6 +84,9 @@ public static partial class ServeConfigurationKeys
 
     [GeneratedRegex(@"^Serve__Cluster__Seeds__\d+$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     public static partial Regex SeedKey();
+
+    [GeneratedRegex(@"^Serve__AllowedUrls__\d+$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex AllowedUrlKey();
 
     [GeneratedRegex(@"^Serve__Models__\d+__(?<property>.+)$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex ModelKey();

@@ -109,7 +109,8 @@ public sealed class ManagementApiTests(ManagementApiTests.Factory serve) : IClas
     [InlineData("/models?url=http://example.com/m.pt", HttpStatusCode.NotFound, "does not match any allowed URL(s)")]
     [InlineData("/models?url=../etc/m.pt", HttpStatusCode.NotFound, "Relative path is not allowed in url")]
     [InlineData("/models?url=missing.pt", HttpStatusCode.NotFound, "Model not found at: missing.pt")]
-    [InlineData("/models?url=resnet.mar", HttpStatusCode.BadRequest, "model archives are not supported yet")]
+    [InlineData("/models?url=resnet.mar", HttpStatusCode.NotFound, "Model not found at: resnet.mar")]
+    [InlineData("/models?url=model.onnx", HttpStatusCode.BadRequest, "is not a model Serve can load")]
     [InlineData("/models?url=identity.pt&model_name=-bad", HttpStatusCode.BadRequest, "model name '-bad' is invalid")]
     [InlineData("/models?url=identity.pt&batch_size=many", HttpStatusCode.BadRequest, "batch_size must be an integer")]
     public async Task Bad_registrations_are_refused_with_torchserves_codes(string path, HttpStatusCode expected, string message)

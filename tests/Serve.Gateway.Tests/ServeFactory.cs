@@ -32,6 +32,11 @@ public class ServeFactory : WebApplicationFactory<NodeOptions>
         new("Serve:MaxRequestSize", "200000"),
     ];
 
+    /// <summary>More files for the model store, written before the server starts.</summary>
+    protected virtual void PrepareModelStore(string store)
+    {
+    }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         Directory.CreateDirectory(ModelStore);
@@ -39,6 +44,7 @@ public class ServeFactory : WebApplicationFactory<NodeOptions>
         TorchScriptWriter.Identity(Path.Combine(ModelStore, "identity.pt"));
         TorchScriptWriter.AddSub(Path.Combine(ModelStore, "addsub.pt"));
         File.WriteAllBytes(Path.Combine(ModelStore, "garbage.pt"), [.. Enumerable.Range(0, 4096).Select(i => (byte)(i * 31 % 251))]);
+        PrepareModelStore(ModelStore);
 
         builder.UseSetting("Serve:Cluster:Port", "0");
         builder.UseSetting("Serve:ModelStore", ModelStore);

@@ -74,6 +74,9 @@ public sealed record ModelDefinition(
 
     public ModelKey Key => new(Name, Version);
 
+    /// <summary>What the model was registered from, as given (a file or archive name, or a URL); describe's modelUrl.</summary>
+    public string? Url { get; init; }
+
     public ModelDefinition WithReplicas(int replicas) => this with { Replicas = replicas };
 
     public IEnumerable<ReplicaId> ReplicaIds =>
@@ -93,9 +96,9 @@ public sealed record ModelDefinition(
             problems.Add($"model version '{Version}' is invalid: use {ModelNames.Rule}");
         }
 
-        if (!BuiltInHandlers.IsKnown(Handler))
+        if (BuiltInHandlers.Problem(Handler) is { } handlerProblem)
         {
-            problems.Add($"handler '{Handler}' is not a built-in handler; supported: {string.Join(", ", BuiltInHandlers.All)}");
+            problems.Add(handlerProblem);
         }
 
         if (Replicas is < 0 or > 64)
@@ -135,5 +138,28 @@ public static class BuiltInHandlers
 
     public static IReadOnlyList<string> All { get; } = [Tensor, ImageClassifier];
 
+    /// <summary>TorchServe's built-in handlers that Serve does not have yet.</summary>
+    private static readonly string[] NotYet = ["text_classifier", "object_detector", "image_segmenter"];
+
     public static bool IsKnown(string? name) => name is not null && All.Contains(name);
+
+    /// <summary>Why <paramref name="name"/> cannot handle requests (null when it can), for the person who asked for it.</summary>
+    public static string? Problem(string name)
+    {
+        var supported = $"supported built-in handlers: {string.Join(", ", All)}";
+        if (IsKnown(name))
+        {
+            return null;
+        }
+
+        if (name.EndsWith(".py", StringComparison.OrdinalIgnoreCase) || name.Contains(':', StringComparison.Ordinal)
+            || name.Contains('/', StringComparison.Ordinal))
+        {
+            return $"handler '{name}' is Python code; Serve never runs code from a model archive or a request; {supported}";
+        }
+
+        return NotYet.Contains(name)
+            ? $"handler '{name}' (TorchServe's) is not available in Serve yet; {supported}"
+            : $"handler '{name}' is not a built-in handler; {supported}";
+    }
 }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
+using Serve.Archive;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Management;
 
@@ -114,7 +115,7 @@ public static class ManagementApi
             return ErrorTable.TorchServe(problem);
         }
 
-        if (parameters!.CheckUrl() is { } badUrl)
+        if (parameters!.CheckUrl(settings) is { } badUrl)
         {
             return ErrorTable.TorchServe(badUrl);
         }
@@ -125,18 +126,20 @@ public static class ManagementApi
             return ErrorTable.TorchServe(unavailable);
         }
 
-        var (definition, refused) = parameters.ToDefinition(file!.FileName, settings);
+        var (model, refused) = parameters.ToDefinition(file!.FileName, settings);
         var result = refused is null
-            ? await client.SendAsync(new RegisterModel(definition!), CancellationToken.None)
+            ? await client.SendAsync(new RegisterModel(model!.Definition), CancellationToken.None)
             : RegistryResult.Refused(refused.Kind, refused.Message);
         if (result.Error is not null)
         {
-            // Nothing half-registered: a file downloaded for a refused registration goes.
+            // Nothing half-registered: what was downloaded or unpacked for a refused registration goes.
+            model?.Discard();
             downloads.Discard(file);
             return Answer(result);
         }
 
-        if (definition!.Replicas == 0)
+        var definition = model!.Definition;
+        if (definition.Replicas == 0)
         {
             return Answer(result);
         }
@@ -153,6 +156,7 @@ public static class ManagementApi
 
         // As TorchServe: a synchronous registration whose workers do not start is undone.
         await client.SendAsync(new UnregisterModel(definition.Name, definition.Version), CancellationToken.None);
+        model.Discard();
         downloads.Discard(file);
         return ErrorTable.TorchServe(new ServeError(ServeErrorKind.Internal,
             $"Failed to start workers for model {definition.Name} version: {definition.Version}"));
@@ -211,7 +215,7 @@ public static class ManagementApi
         "Registering and unregistering models is disabled on this server. Enable it with enable_model_api=true " +
         "(Serve:EnableModelApi, environment Serve__EnableModelApi=true) if clients of the management API may change the models."));
 
-    private static string ModelUrl(ModelDefinition definition) => definition.Source switch
+    private static string ModelUrl(ModelDefinition definition) => definition.Url ?? definition.Source switch
     {
         TorchScriptSource script => Path.GetFileName(script.Path),
         BuiltInSource builtIn => $"builtin:{builtIn.Architecture}",
@@ -235,8 +239,6 @@ public sealed record RegisterParameters(
     string? Url, string? ModelName, string? ModelVersion, string? Handler, int? BatchSize, int? MaxBatchDelay,
     int? InitialWorkers, int? ResponseTimeout, bool Synchronous)
 {
-    public static readonly string[] TorchScriptExtensions = StartupModels.TorchScriptExtensions;
-
     public static async Task<(RegisterParameters? Parameters, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellation)
     {
         var values = request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal);
@@ -288,49 +290,66 @@ public sealed record RegisterParameters(
             : (parameters, null);
     }
 
-    /// <summary>Why <see cref="Url"/> cannot name a model file (checked before anything is fetched); null when it can.</summary>
-    public ServeError? CheckUrl()
+    /// <summary>Why <see cref="Url"/> cannot name a model (checked before anything is fetched); null when it can.</summary>
+    public ServeError? CheckUrl(GatewayOptions options)
     {
         if (string.IsNullOrWhiteSpace(Url))
         {
             return new ServeError(ServeErrorKind.BadInput, "Parameter url is required.");
         }
 
-        var path = ModelDownloads.IsUrl(Url) && Uri.TryCreate(Url, UriKind.Absolute, out var uri) ? uri.AbsolutePath : Url;
-        if (!ModelDownloads.IsUrl(Url)
-            && (Url.Contains("..", StringComparison.Ordinal) || Url.Contains('/', StringComparison.Ordinal) || Url.Contains('\\', StringComparison.Ordinal)))
+        var isUrl = ModelDownloads.IsUrl(Url);
+        if (!isUrl && (Url.Contains("..", StringComparison.Ordinal) || Url.Contains('/', StringComparison.Ordinal) || Url.Contains('\\', StringComparison.Ordinal)))
         {
             return new ServeError(ServeErrorKind.NotFound, $"Relative path is not allowed in url: {Url}");
         }
 
-        return TorchScriptExtensions.Contains(Path.GetExtension(path), StringComparer.OrdinalIgnoreCase)
+        var path = isUrl && Uri.TryCreate(Url, UriKind.Absolute, out var uri) ? uri.AbsolutePath : Url;
+        var extension = Path.GetExtension(path);
+        return ModelFiles.TorchScriptExtensions.Contains(extension, StringComparer.OrdinalIgnoreCase)
+               || extension.Equals(ModelFiles.ArchiveExtension, StringComparison.OrdinalIgnoreCase)
+               || (!isUrl && options.ModelStore is not null && Directory.Exists(Path.Combine(options.ModelStore, Url)))
             ? null
             : new ServeError(ServeErrorKind.BadInput,
-                $"{Url} is not a TorchScript file; register a .pt, .pth or .ts file (model archives are not supported yet)");
+                $"{Url} is not a model Serve can load: give a TorchServe archive (.mar), an unpacked archive directory, " +
+                "or a TorchScript file (.pt, .pth, .ts)");
     }
 
     /// <summary>The definition to register from <paramref name="fileName"/> in the model store, or why not.</summary>
-    public (ModelDefinition? Definition, ServeError? Error) ToDefinition(string fileName, GatewayOptions options)
+    public (DefinedModel? Model, ServeError? Error) ToDefinition(string fileName, GatewayOptions options)
     {
-        if (options.ModelStore is null || !File.Exists(Path.Combine(options.ModelStore, fileName)))
+        var full = options.ModelStore is null ? null : Path.Combine(options.ModelStore, fileName);
+        if (full is null || (!File.Exists(full) && !Directory.Exists(full)))
         {
             return (null, new ServeError(ServeErrorKind.NotFound, $"Model not found at: {Url}"));
         }
 
-        var definition = new ModelDefinition(
-            ModelName ?? Path.GetFileNameWithoutExtension(fileName),
-            ModelVersion ?? "1.0",
-            new TorchScriptSource(fileName),
-            Handler ?? BuiltInHandlers.Tensor,
-            InitialWorkers ?? options.DefaultWorkersPerModel,
-            BatchSize ?? ModelDefinition.DefaultBatchSize,
-            MaxBatchDelay ?? ModelDefinition.DefaultMaxBatchDelayMs,
-            options.JobQueueSize,
-            ResponseTimeout ?? options.DefaultResponseTimeout,
-            null);
-        var problems = definition.Validate();
-        return problems.Count > 0
-            ? (null, new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)))
-            : (definition, null);
+        DefinedModel model;
+        try
+        {
+            model = ModelFiles.Define(fileName, new GivenSettings
+            {
+                Name = ModelName,
+                Version = ModelVersion,
+                Handler = Handler,
+                Replicas = InitialWorkers,
+                BatchSize = BatchSize,
+                MaxBatchDelay = MaxBatchDelay,
+                ResponseTimeout = ResponseTimeout,
+            }, options);
+        }
+        catch (ArchiveException error)
+        {
+            return (null, new ServeError(ServeErrorKind.BadInput, $"{Url}: {error.Message}"));
+        }
+
+        var problems = model.Definition.Validate();
+        if (problems.Count > 0)
+        {
+            model.Discard();
+            return (null, new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)));
+        }
+
+        return (model with { Definition = model.Definition with { Url = Url } }, null);
     }
 }

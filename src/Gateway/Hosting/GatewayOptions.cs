@@ -59,6 +59,9 @@ public sealed class GatewayOptions
     /// <summary>Largest model file downloaded for a registration, in bytes (1 GiB). Env: Serve__MaxDownloadSize.</summary>
     public long MaxDownloadSize { get; set; } = 1L << 30;
 
+    /// <summary>Most bytes a model archive may unpack to (4 GiB). Env: Serve__MaxArchiveSize.</summary>
+    public long MaxArchiveSize { get; set; } = 4L << 30;
+
     /// <summary>Directory of model files (TorchServe's model_store, --model-store). Env: Serve__ModelStore.</summary>
     public string? ModelStore { get; set; }
 

@@ -136,9 +136,9 @@ public static class ServeGatewayExtensions
         }
 
         problems.AddRange(AllowedUrls.Problems(options.AllowedUrls));
-        if (options.MaxDownloadSize <= 0)
+        if (options.MaxDownloadSize <= 0 || options.MaxArchiveSize <= 0)
         {
-            problems.Add($"Serve:MaxDownloadSize must be a positive number of bytes, not {options.MaxDownloadSize}");
+            problems.Add($"Serve:MaxDownloadSize and Serve:MaxArchiveSize must be positive numbers of bytes, not {options.MaxDownloadSize} and {options.MaxArchiveSize}");
         }
 
         if (options.DefaultStartupTimeout <= 0)

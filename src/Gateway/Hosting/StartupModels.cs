@@ -1,6 +1,8 @@
 using System.Globalization;
 using Microsoft.AspNetCore.WebUtilities;
 using Serve.Actors.Protocol;
+using Serve.Archive;
+using Serve.Gateway.Management;
 
 namespace Serve.Gateway.Hosting;
 
@@ -11,8 +13,6 @@ namespace Serve.Gateway.Hosting;
 /// </summary>
 public static class StartupModels
 {
-    public static readonly string[] TorchScriptExtensions = [".pt", ".pth", ".ts"];
-
     public static IReadOnlyList<ModelDefinition> Build(GatewayOptions options, out IReadOnlyList<string> problems)
     {
         var found = new List<string>();
@@ -73,11 +73,16 @@ public static class StartupModels
                 yield break;
             }
 
-            foreach (var file in Directory.EnumerateFiles(options.ModelStore).Order(StringComparer.Ordinal))
+            foreach (var entry in Directory.EnumerateFileSystemEntries(options.ModelStore).Order(StringComparer.Ordinal))
             {
-                if (TorchScriptExtensions.Contains(Path.GetExtension(file), StringComparer.OrdinalIgnoreCase))
+                var name = Path.GetFileName(entry);
+                var isModel = Directory.Exists(entry)
+                    ? File.Exists(Path.Combine(entry, ArchiveManifest.RelativePath))
+                    : ModelFiles.TorchScriptExtensions.Contains(Path.GetExtension(entry), StringComparer.OrdinalIgnoreCase)
+                      || Path.GetExtension(entry).Equals(ModelFiles.ArchiveExtension, StringComparison.OrdinalIgnoreCase);
+                if (isModel && Define(null, name, [], options, problems) is { } definition)
                 {
-                    yield return Define(Path.GetFileNameWithoutExtension(file), Path.GetFileName(file), [], options, problems);
+                    yield return definition;
                 }
             }
 
@@ -91,19 +96,23 @@ public static class StartupModels
             var settings = query < 0 ? [] : QueryHelpers.ParseQuery(item[query..]).ToDictionary(p => p.Key, p => p.Value.ToString(), StringComparer.Ordinal);
             var equals = spec.IndexOf('=', StringComparison.Ordinal);
             var path = equals < 0 ? spec : spec[(equals + 1)..];
-            var name = equals < 0 ? Path.GetFileNameWithoutExtension(path) : spec[..equals];
-            yield return Define(name, path, settings, options, problems);
+            if (Define(equals < 0 ? null : spec[..equals], path, settings, options, problems) is { } definition)
+            {
+                yield return definition;
+            }
         }
     }
 
-    private static ModelDefinition Define(
-        string name, string path, Dictionary<string, string> settings, GatewayOptions options, List<string> problems)
+    /// <summary>A model file or archive with its settings; null (and a problem) when an archive cannot be used.</summary>
+    private static ModelDefinition? Define(
+        string? name, string path, Dictionary<string, string> settings, GatewayOptions options, List<string> problems)
     {
-        int Setting(string key, int fallback)
+        var label = name ?? path;
+        int? Setting(string key)
         {
             if (!settings.Remove(key, out var value))
             {
-                return fallback;
+                return null;
             }
 
             if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed))
@@ -111,26 +120,33 @@ public static class StartupModels
                 return parsed;
             }
 
-            problems.Add($"model '{name}': {key}={value} is not an integer");
-            return fallback;
+            problems.Add($"model '{label}': {key}={value} is not an integer");
+            return null;
         }
 
-        settings.Remove("handler", out var handler);
-        settings.Remove("version", out var version);
-        var definition = new ModelDefinition(
-            name,
-            version ?? "1.0",
-            new TorchScriptSource(ResolvePath(path, options)),
-            handler ?? BuiltInHandlers.Tensor,
-            Replicas: Setting("replicas", options.DefaultWorkersPerModel),
-            BatchSize: Setting("batch_size", ModelDefinition.DefaultBatchSize),
-            MaxBatchDelayMs: Setting("max_batch_delay", ModelDefinition.DefaultMaxBatchDelayMs),
-            JobQueueSize: Setting("job_queue_size", options.JobQueueSize),
-            ResponseTimeoutSeconds: Setting("response_timeout", options.DefaultResponseTimeout),
-            LabelsPath: settings.Remove("labels", out var labels) ? ResolvePath(labels, options) : null);
+        var given = new GivenSettings
+        {
+            Name = name,
+            Version = settings.Remove("version", out var version) ? version : null,
+            Handler = settings.Remove("handler", out var handler) ? handler : null,
+            Replicas = Setting("replicas"),
+            BatchSize = Setting("batch_size"),
+            MaxBatchDelay = Setting("max_batch_delay"),
+            JobQueueSize = Setting("job_queue_size"),
+            ResponseTimeout = Setting("response_timeout"),
+            Labels = settings.Remove("labels", out var labels) ? ResolvePath(labels, options) : null,
+        };
         problems.AddRange(settings.Keys.Select(k =>
-            $"model '{name}': unknown setting '{k}' (known: replicas, batch_size, max_batch_delay, job_queue_size, response_timeout, handler, version, labels)"));
-        return definition;
+            $"model '{label}': unknown setting '{k}' (known: replicas, batch_size, max_batch_delay, job_queue_size, response_timeout, handler, version, labels)"));
+        try
+        {
+            return ModelFiles.Define(ModelFiles.IsArchive(path, options.ModelStore) ? path : ResolvePath(path, options), given, options).Definition;
+        }
+        catch (Exception error) when (error is ArchiveException or FileNotFoundException)
+        {
+            problems.Add($"model '{label}' ({path}): {error.Message}");
+            return null;
+        }
     }
 
     private static ModelDefinition? FromSection(StartupModelOptions model, GatewayOptions options, List<string> problems)

@@ -1,0 +1,171 @@
+using Serve.Actors.Protocol;
+using Serve.Archive;
+using Serve.Gateway.Hosting;
+
+namespace Serve.Gateway.Management;
+
+/// <summary>Settings given beside a model file (management API parameters or --models settings); null where not given.</summary>
+public sealed record GivenSettings
+{
+    public string? Name { get; init; }
+
+    public string? Version { get; init; }
+
+    public string? Handler { get; init; }
+
+    public int? Replicas { get; init; }
+
+    public int? BatchSize { get; init; }
+
+    public int? MaxBatchDelay { get; init; }
+
+    public int? JobQueueSize { get; init; }
+
+    public int? ResponseTimeout { get; init; }
+
+    public string? Labels { get; init; }
+}
+
+/// <summary>A model's definition, and the archive directory unpacked to make it (null when none was unpacked now).</summary>
+public sealed record DefinedModel(ModelDefinition Definition, string? Unpacked)
+{
+    /// <summary>Removes what defining the model unpacked, when its registration did not happen.</summary>
+    public void Discard()
+    {
+        if (Unpacked is not null && Directory.Exists(Unpacked))
+        {
+            Directory.Delete(Unpacked, recursive: true);
+        }
+    }
+}
+
+/// <summary>
+/// Turns a model file into a definition: a bare TorchScript file, a TorchServe .mar archive, or an unpacked
+/// archive directory. An archive's settings sit between Serve's defaults and the settings given with it,
+/// as in TorchServe (defaults &lt; model-config.yaml &lt; API parameters). Archives are unpacked once into
+/// the model store (<see cref="ArchiveDirectory"/>, one directory per archive content), so every worker
+/// reading the same store finds the files.
+/// </summary>
+public static class ModelFiles
+{
+    public const string ArchiveDirectory = ".serve-archives";
+    public const string ArchiveExtension = ".mar";
+
+    /// <summary>Model files Serve loads: TorchScript written by torch.jit.save.</summary>
+    public static readonly string[] TorchScriptExtensions = ModelArchive.ModelFileExtensions;
+
+    public static bool IsArchive(string path, string? modelStore) =>
+        Path.GetExtension(path).Equals(ArchiveExtension, StringComparison.OrdinalIgnoreCase)
+        || Directory.Exists(Full(path, modelStore));
+
+    /// <summary>
+    /// The definition for <paramref name="path"/> (relative to the model store, or absolute). An archive that
+    /// cannot be used, or whose definition is invalid, throws <see cref="ArchiveException"/> and leaves nothing
+    /// unpacked. <see cref="DefinedModel.Unpacked"/> names a directory unpacked by this call, for the caller
+    /// to remove if the registration is refused after all.
+    /// </summary>
+    public static DefinedModel Define(string path, GivenSettings given, GatewayOptions options)
+    {
+        if (!IsArchive(path, options.ModelStore))
+        {
+            return new DefinedModel(Create(path, path, ArchiveSettings.None, given, options), null);
+        }
+
+        if (options.ModelStore is null)
+        {
+            throw new ArchiveException("model archives need a model store (--model-store) to be unpacked into");
+        }
+
+        var full = Full(path, options.ModelStore);
+        if (Directory.Exists(full))
+        {
+            return new DefinedModel(FromArchive(ModelArchive.Open(full), full, path, given, options), null);
+        }
+
+        if (!File.Exists(full))
+        {
+            throw new FileNotFoundException($"Model not found at: {path}", full);
+        }
+
+        var final = UnpackedDirectory(full, options);
+        if (Directory.Exists(final))
+        {
+            return new DefinedModel(FromArchive(ModelArchive.Open(final), final, path, given, options), null);
+        }
+
+        // Unpacked aside and checked, then renamed: a directory in the archive directory is always complete and usable.
+        var staging = Path.Combine(options.ModelStore, ArchiveDirectory, $".unpacking-{Guid.NewGuid():N}");
+        try
+        {
+            SafeZip.Extract(full, staging, new ArchiveLimits(ArchiveLimits.Default.MaxEntries, options.MaxArchiveSize));
+            var definition = FromArchive(ModelArchive.Open(staging), final, path, given, options);
+            try
+            {
+                Directory.Move(staging, final);
+                return new DefinedModel(definition, final);
+            }
+            catch (IOException) when (Directory.Exists(final))
+            {
+                // Another registration unpacked the same archive meanwhile: theirs is as good.
+                return new DefinedModel(definition, null);
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(staging))
+            {
+                Directory.Delete(staging, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>The definition from an unpacked archive that is (or will be) at <paramref name="directory"/>.</summary>
+    private static ModelDefinition FromArchive(ModelArchive archive, string directory, string path, GivenSettings given, GatewayOptions options)
+    {
+        var model = archive.Manifest.Model;
+        var merged = given with
+        {
+            Name = given.Name ?? model.ModelName ?? Path.GetFileNameWithoutExtension(path),
+            Version = given.Version ?? model.ModelVersion,
+            Handler = given.Handler ?? model.Handler,
+            Labels = given.Labels ?? (archive.LabelsFile is { } labels ? InStore(Path.Combine(directory, labels), options) : null),
+        };
+        var definition = Create(InStore(Path.Combine(directory, archive.SerializedFile), options), path, archive.Settings, merged, options);
+        var problems = definition.Validate();
+        return problems.Count == 0 ? definition : throw new ArchiveException(string.Join("; ", problems));
+    }
+
+    private static ModelDefinition Create(
+        string modelFile, string path, ArchiveSettings archive, GivenSettings given, GatewayOptions options) => new(
+        given.Name ?? Path.GetFileNameWithoutExtension(path),
+        given.Version ?? "1.0",
+        new TorchScriptSource(modelFile),
+        given.Handler ?? BuiltInHandlers.Tensor,
+        given.Replicas ?? archive.MinWorkers ?? options.DefaultWorkersPerModel,
+        given.BatchSize ?? archive.BatchSize ?? ModelDefinition.DefaultBatchSize,
+        given.MaxBatchDelay ?? archive.MaxBatchDelay ?? ModelDefinition.DefaultMaxBatchDelayMs,
+        given.JobQueueSize ?? archive.JobQueueSize ?? options.JobQueueSize,
+        given.ResponseTimeout ?? archive.ResponseTimeout ?? options.DefaultResponseTimeout,
+        given.Labels)
+    {
+        Url = path,
+    };
+
+    /// <summary>Where a .mar is unpacked: named by its content's hash, so the same archive is unpacked once.</summary>
+    private static string UnpackedDirectory(string archivePath, GatewayOptions options)
+    {
+        using var stream = File.OpenRead(archivePath);
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream))[..16];
+        return Path.Combine(options.ModelStore!, ArchiveDirectory, $"{Path.GetFileNameWithoutExtension(archivePath)}-{hash}");
+    }
+
+    private static string Full(string path, string? modelStore) =>
+        Path.IsPathRooted(path) || modelStore is null ? Path.GetFullPath(path) : Path.Combine(modelStore, path);
+
+    /// <summary>Paths inside the model store are kept relative to it: each worker resolves them against its own store.</summary>
+    private static string InStore(string path, GatewayOptions options)
+    {
+        var relative = Path.GetRelativePath(options.ModelStore!, path);
+        return relative.StartsWith("..", StringComparison.Ordinal) ? Path.GetFullPath(path) : relative;
+    }
+}

@@ -1,0 +1,175 @@
+using System.IO.Compression;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Serve.Archive;
+using Serve.Gateway.Management;
+
+namespace Serve.Gateway.Tests;
+
+/// <summary>
+/// TorchServe model archives through the management API and at start-up: settings precedence, unpacked
+/// directories, and bad archives refused with a 4xx that leaves nothing registered or unpacked.
+/// </summary>
+public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory serve) : IClassFixture<ArchiveRegistrationTests.Factory>
+{
+    public sealed class Factory : ServeFactory
+    {
+        protected override IEnumerable<KeyValuePair<string, string?>> Settings() =>
+        [
+            new("Serve:LoadModels", "linrelu=linrelu.pt,startup.mar"),
+            new("Serve:EnableModelApi", "true"),
+        ];
+
+        protected override void PrepareModelStore(string store)
+        {
+            WriteArchive(store, "startup.mar", "from-startup", "tensor", "batchSize: 3\nminWorkers: 1\n");
+            WriteArchive(store, "echo.mar", "echo", "tensor", "batchSize: 4\nmaxBatchDelay: 7\nminWorkers: 1\nresponseTimeout: 33\n",
+                labels: """{"0": "zero"}""");
+            WriteArchive(store, "python.mar", "python", "my_handler.py:handle", null);
+            WriteArchive(store, "segmenter.mar", "segmenter", "image_segmenter", null);
+
+            var unpacked = Path.Combine(store, "unpacked-echo");
+            Directory.CreateDirectory(unpacked);
+            ZipFile.ExtractToDirectory(Path.Combine(store, "echo.mar"), unpacked);
+
+            using (var zip = ZipFile.Open(Path.Combine(store, "slip.mar"), ZipArchiveMode.Create))
+            {
+                using (var writer = new StreamWriter(zip.CreateEntry("MAR-INF/MANIFEST.json").Open()))
+                {
+                    writer.Write("""{"model": {"modelName": "slip", "serializedFile": "identity.pt", "handler": "tensor"}}""");
+                }
+
+                using (var model = zip.CreateEntry("identity.pt").Open())
+                {
+                    model.Write(File.ReadAllBytes(Path.Combine(store, "identity.pt")));
+                }
+
+                using var evil = new StreamWriter(zip.CreateEntry("../../slipped.txt").Open());
+                evil.Write("outside");
+            }
+
+            var whole = File.ReadAllBytes(Path.Combine(store, "echo.mar"));
+            File.WriteAllBytes(Path.Combine(store, "truncated.mar"), whole[..(whole.Length * 2 / 3)]);
+
+            var eager = Path.Combine(store, "eager-src");
+            Directory.CreateDirectory(Path.Combine(eager, "MAR-INF"));
+            File.WriteAllText(Path.Combine(eager, "MAR-INF", "MANIFEST.json"),
+                """{"model": {"modelName": "eager", "serializedFile": "weights.pth", "modelFile": "model.py", "handler": "image_classifier"}}""");
+            File.WriteAllText(Path.Combine(eager, "weights.pth"), "state dict");
+            File.WriteAllText(Path.Combine(eager, "model.py"), "import os; os.system('echo owned')");
+            ZipFile.CreateFromDirectory(eager, Path.Combine(store, "eager.mar"));
+            Directory.Delete(eager, recursive: true);
+        }
+
+        private static void WriteArchive(string store, string file, string name, string handler, string? config, string? labels = null)
+        {
+            var work = Directory.CreateTempSubdirectory("serve-archive-src-").FullName;
+            try
+            {
+                var model = Path.Combine(work, "identity.pt");
+                File.Copy(Path.Combine(store, "identity.pt"), model);
+                string? configFile = null;
+                if (config is not null)
+                {
+                    configFile = Path.Combine(work, "model-config.yaml");
+                    File.WriteAllText(configFile, config);
+                }
+
+                List<string> extra = [];
+                if (labels is not null)
+                {
+                    extra.Add(Path.Combine(work, "index_to_name.json"));
+                    File.WriteAllText(extra[0], labels);
+                }
+
+                ArchiveWriter.Write(Path.Combine(store, file), new ArchiveContents(name, "1.0", model, handler, configFile, extra));
+            }
+            finally
+            {
+                Directory.Delete(work, recursive: true);
+            }
+        }
+    }
+
+    private async Task<(HttpStatusCode Status, JsonElement Body)> Call(HttpMethod method, string path)
+    {
+        using var management = serve.Management();
+        using var response = await management.SendAsync(new HttpRequestMessage(method, path), TestContext.Current.CancellationToken);
+        return (response.StatusCode, await Json.ReadAsync(response));
+    }
+
+    private static string Message(JsonElement body) =>
+        body.TryGetProperty("message", out var message) ? message.GetString()! : body.GetProperty("status").GetString()!;
+
+    private string[] Unpacked()
+    {
+        var directory = Path.Combine(serve.ModelStore, ModelFiles.ArchiveDirectory);
+        return Directory.Exists(directory) ? [.. Directory.GetDirectories(directory).Select(Path.GetFileName).Order()!] : [];
+    }
+
+    [Fact]
+    public async Task An_archive_registers_with_its_settings_under_the_api_parameters_and_serves()
+    {
+        var (status, body) = await Call(HttpMethod.Post, "/models?url=echo.mar");
+        Assert.True(status == HttpStatusCode.OK, Message(body));
+        Assert.Equal("Model \"echo\" Version: 1.0 registered with 1 initial workers", Message(body));
+
+        var described = (await Call(HttpMethod.Get, "/models/echo")).Body[0];
+        Assert.Equal("echo.mar", described.GetProperty("modelUrl").GetString());
+        Assert.Equal((4, 7, 33), (described.GetProperty("batchSize").GetInt32(), described.GetProperty("maxBatchDelay").GetInt32(),
+            described.GetProperty("responseTimeout").GetInt32()));
+
+        using var inference = serve.Inference();
+        using var response = await inference.PostAsync("/predictions/echo",
+            new StringContent("[[3.0]]", Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
+        Assert.Equal("[[3]]", await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+
+        // API parameters override the archive's model-config.yaml, which overrides Serve's defaults.
+        (status, body) = await Call(HttpMethod.Post, "/models?url=echo.mar&model_name=echo2&batch_size=2&initial_workers=0");
+        Assert.True(status == HttpStatusCode.OK, Message(body));
+        described = (await Call(HttpMethod.Get, "/models/echo2")).Body[0];
+        Assert.Equal((2, 7), (described.GetProperty("batchSize").GetInt32(), described.GetProperty("maxBatchDelay").GetInt32()));
+        Assert.Single(Unpacked(), d => d.StartsWith("echo-", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_start_up_archive_serves_with_its_settings()
+    {
+        await serve.WaitReadyAsync("from-startup");
+        var described = (await Call(HttpMethod.Get, "/models/from-startup")).Body[0];
+        Assert.Equal(3, described.GetProperty("batchSize").GetInt32());
+        Assert.Equal("startup.mar", described.GetProperty("modelUrl").GetString());
+    }
+
+    [Fact]
+    public async Task An_unpacked_archive_directory_registers()
+    {
+        var (status, body) = await Call(HttpMethod.Post, "/models?url=unpacked-echo&model_name=fromdir&initial_workers=1");
+        Assert.True(status == HttpStatusCode.OK, Message(body));
+        Assert.Equal(4, (await Call(HttpMethod.Get, "/models/fromdir")).Body[0].GetProperty("batchSize").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("python.mar", "python", "handler 'my_handler.py:handle' is Python code; Serve never runs code from a model archive")]
+    [InlineData("segmenter.mar", "segmenter", "handler 'image_segmenter' (TorchServe's) is not available in Serve yet")]
+    [InlineData("eager.mar", "eager", "eager PyTorch model (model.py)")]
+    [InlineData("slip.mar", "slip", "the archive entry '../../slipped.txt' would be written outside the model's directory")]
+    [InlineData("truncated.mar", "echo", "the archive is not a valid zip file")]
+    public async Task Bad_archives_get_a_400_and_leave_nothing_behind(string file, string name, string message)
+    {
+        var before = Unpacked();
+        var (status, body) = await Call(HttpMethod.Post, $"/models?url={file}&initial_workers=1");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains(message, Message(body));
+        if (file is "python.mar" or "segmenter.mar")
+        {
+            Assert.EndsWith("supported built-in handlers: tensor, image_classifier", Message(body), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await Call(HttpMethod.Get, $"/models/{name}")).Status);
+        Assert.Equal(before, Unpacked());
+        Assert.False(File.Exists(Path.Combine(serve.ModelStore, "slipped.txt")));
+        Assert.False(File.Exists(Path.Combine(Path.GetDirectoryName(serve.ModelStore)!, "slipped.txt")));
+    }
+}
