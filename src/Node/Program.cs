@@ -1,6 +1,13 @@
 using Serve.Actors.Hosting;
 using Serve.Gateway.Hosting;
 using Serve.Node.Hosting;
+using Serve.Node.Torch;
+
+// A child started to load a model file once, so that a file which aborts libtorch cannot kill a worker.
+if (args is [ModelPreflight.Switch, ..])
+{
+    return ModelPreflight.RunChild(args);
+}
 
 // One process, two shapes: the standalone server (gateway endpoints and a worker, the default), or a
 // worker that joins a cluster (--role worker).

@@ -131,6 +131,24 @@ public sealed class ModelActorTests() : ClusterTestKit("model-actor")
     }
 
     [Fact]
+    public async Task A_refused_model_file_is_not_retried_until_the_definition_changes()
+    {
+        var (actor, registry) = Start(Definition());
+        actor.Tell(Request("waiting"), TestActor);
+        (await _backend.NextLoadAsync()).Completion.SetException(new ModelLoadException("m.pt is refused: libtorch aborted", rejected: true));
+
+        Assert.Contains("m.pt is refused: libtorch aborted", ExpectMsg<InferenceFailed>(Wait).Error.Message);
+        var rejected = ExpectState(registry, ReplicaState.Rejected);
+        Assert.Equal(0, rejected.Restarts);
+        Assert.Equal("model file refused: m.pt is refused: libtorch aborted", rejected.LastError);
+        Assert.False(_backend.Loads.Reader.TryRead(out _), "no second load of a refused file");
+
+        // A new definition (another file) loads again.
+        actor.Tell(new EnsureReplica(Replica, Definition() with { Source = new TorchScriptSource("fixed.pt") }));
+        Assert.Equal("fixed.pt", ((TorchScriptSource)(await _backend.NextLoadAsync()).Definition.Source).Path);
+    }
+
+    [Fact]
     public async Task A_crash_while_running_fails_the_batch_with_its_cause_and_reloads_the_model()
     {
         var (actor, registry) = Start(Definition());

@@ -28,6 +28,8 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
                 labels: """{"0": "zero"}""");
             WriteArchive(store, "python.mar", "python", "my_handler.py:handle", null);
             WriteArchive(store, "segmenter.mar", "segmenter", "image_segmenter", null);
+            TorchScriptWriter.AbortsOnLoad(Path.Combine(store, "aborts.pt"));
+            WriteArchive(store, "aborts.mar", "aborts", "tensor", null, model: "aborts.pt");
 
             var unpacked = Path.Combine(store, "unpacked-echo");
             Directory.CreateDirectory(unpacked);
@@ -62,13 +64,14 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
             Directory.Delete(eager, recursive: true);
         }
 
-        private static void WriteArchive(string store, string file, string name, string handler, string? config, string? labels = null)
+        private static void WriteArchive(
+            string store, string file, string name, string handler, string? config, string? labels = null, string model = "identity.pt")
         {
             var work = Directory.CreateTempSubdirectory("serve-archive-src-").FullName;
             try
             {
-                var model = Path.Combine(work, "identity.pt");
-                File.Copy(Path.Combine(store, "identity.pt"), model);
+                var modelFile = Path.Combine(work, model);
+                File.Copy(Path.Combine(store, model), modelFile);
                 string? configFile = null;
                 if (config is not null)
                 {
@@ -83,7 +86,7 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
                     File.WriteAllText(extra[0], labels);
                 }
 
-                ArchiveWriter.Write(Path.Combine(store, file), new ArchiveContents(name, "1.0", model, handler, configFile, extra));
+                ArchiveWriter.Write(Path.Combine(store, file), new ArchiveContents(name, "1.0", modelFile, handler, configFile, extra));
             }
             finally
             {
@@ -156,6 +159,7 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
     [InlineData("eager.mar", "eager", "eager PyTorch model (model.py)")]
     [InlineData("slip.mar", "slip", "the archive entry '../../slipped.txt' would be written outside the model's directory")]
     [InlineData("truncated.mar", "echo", "the archive is not a valid zip file")]
+    [InlineData("aborts.mar", "aborts", "aborts.pt is refused: libtorch aborted (SIGABRT) while a preflight process loaded it")]
     public async Task Bad_archives_get_a_400_and_leave_nothing_behind(string file, string name, string message)
     {
         var before = Unpacked();

@@ -132,12 +132,13 @@ public sealed class ManagementApiTests(ManagementApiTests.Factory serve) : IClas
     }
 
     [Fact]
-    public async Task A_synchronous_registration_whose_workers_cannot_start_is_undone()
+    public async Task A_synchronous_registration_of_a_file_the_workers_refuse_is_undone_with_the_reason()
     {
         using var management = serve.Management();
         var (status, body) = await Call(management, HttpMethod.Post, "/models?url=garbage.pt&model_name=broken&initial_workers=1");
-        Assert.Equal(HttpStatusCode.InternalServerError, status);
-        Assert.Equal("Failed to start workers for model broken version: 1.0", Message(body));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.StartsWith("Model broken version 1.0 was not registered: model file refused:", Message(body), StringComparison.Ordinal);
+        Assert.Contains("is not a TorchScript file that libtorch can load", Message(body), StringComparison.Ordinal);
         await Waiting.UntilAsync(async () => (await Call(management, HttpMethod.Get, "/models/broken")).Status == HttpStatusCode.NotFound,
             TimeSpan.FromSeconds(10), "the failed registration to be undone");
     }

@@ -18,12 +18,14 @@ public sealed class TorchFixture : IDisposable
         var options = new NodeOptions { CpuSlots = 1, MaxImagePixels = 10_000_000 };
         TorchRuntime.Initialize(options);
         Devices = new DeviceManager(TorchRuntime.DiscoverDevices(options));
-        Backend = new TorchBackend(Devices, new ModelPaths(ModelStore), options, NullLogger<TorchBackend>.Instance);
+        Backend = new TorchBackend(Devices, new ModelPaths(ModelStore), new ModelPreflight(options, NullLogger<ModelPreflight>.Instance),
+            options, NullLogger<TorchBackend>.Instance);
 
         TestModels.WriteLinRelu(Path.Combine(ModelStore, "linrelu.pt"));
         TorchScriptWriter.AddSub(Path.Combine(ModelStore, "addsub.pt"));
         TorchScriptWriter.Identity(Path.Combine(ModelStore, "identity.pt"));
         TorchScriptWriter.ListOut(Path.Combine(ModelStore, "listout.pt"));
+        TorchScriptWriter.AbortsOnLoad(Path.Combine(ModelStore, "aborts.pt"));
         File.WriteAllBytes(Path.Combine(ModelStore, "garbage.pt"), [.. Enumerable.Range(0, 4096).Select(i => (byte)(i * 7919 % 251))]);
     }
 

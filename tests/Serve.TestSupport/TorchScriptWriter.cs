@@ -80,6 +80,21 @@ public static class TorchScriptWriter
 
         """, []);
 
+    /// <summary>
+    /// Well-formed TorchScript whose code names an undefined value: libtorch aborts the process that loads
+    /// it (SIGABRT) instead of throwing. Only ever load it in a child process.
+    /// </summary>
+    public static void AbortsOnLoad(string path) => Write(path, """
+        class Model(Module):
+          __parameters__ = []
+          __buffers__ = []
+          training : bool
+          def forward(self: __torch__.Model,
+            x: Tensor) -> Tensor:
+            return torch.add(x, undefined_value)
+
+        """, []);
+
     private sealed record Parameter(string Name, float[] Values, int[] Shape);
 
     private static void Write(string path, string code, IReadOnlyList<Parameter> parameters)

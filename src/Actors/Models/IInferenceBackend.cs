@@ -51,7 +51,12 @@ public abstract record InferenceOutcome
 }
 
 /// <summary>Loading a model failed; the message says which file and why.</summary>
-public sealed class ModelLoadException(string message, Exception? inner = null) : Exception(message, inner);
+/// <param name="Rejected">The file itself is unusable (not a model libtorch loads, or one that would crash
+/// the node): loading it again cannot succeed, so the replica is not retried.</param>
+public sealed class ModelLoadException(string message, Exception? inner = null, bool rejected = false) : Exception(message, inner)
+{
+    public bool Rejected { get; } = rejected;
+}
 
 /// <summary>The model failed while running, not because of its input; the replica restarts.</summary>
 public sealed class ModelExecutionException(string message, Exception? inner = null) : Exception(message, inner);

@@ -217,6 +217,12 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         if (ReferenceEquals(failed.Generation, _generation))
         {
             _loading = null;
+            if (failed.Error is ModelLoadException { Rejected: true })
+            {
+                Reject($"model file refused: {Describe(failed.Error)}");
+                return;
+            }
+
             Fail($"loading failed: {Describe(failed.Error)}");
         }
     }
@@ -242,9 +248,19 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         Timers.StartSingleTimer(RetryTimer, new RetryLoad(_generation), delay);
     }
 
+    /// <summary>The model file cannot be used: no backoff, no retry, until the definition changes.</summary>
+    private void Reject(string cause)
+    {
+        _lastError = cause;
+        DisposeModel();
+        FailQueued(new ServeError(ServeErrorKind.Unavailable, $"Model \"{_replica.Model}\" replica {_replica.Index} {cause}"));
+        _log.Error("Replica {0}: {1}. Not retrying until its definition changes", _replica, cause);
+        SetState(ReplicaState.Rejected);
+    }
+
     private void Enqueue(InferenceRequest request)
     {
-        if (_state is ReplicaState.Failed or ReplicaState.Restarting || _handingOff)
+        if (_state is ReplicaState.Failed or ReplicaState.Rejected or ReplicaState.Restarting || _handingOff)
         {
             var why = _handingOff ? "is moving to another node" : $"is {_state.ToString().ToLowerInvariant()}: {_lastError}";
             Sender.Tell(new InferenceFailed(request.RequestId,

@@ -18,6 +18,12 @@ public enum ReplicaState
     /// <summary>Failed too often in a row; no longer retried until its definition changes.</summary>
     Failed,
 
+    /// <summary>
+    /// Its model file was refused (not loadable, or it would crash the node); not retried, since loading the
+    /// same file again cannot succeed, until its definition changes.
+    /// </summary>
+    Rejected,
+
     /// <summary>Stopped (handed off to another node or removed).</summary>
     Stopped,
 }

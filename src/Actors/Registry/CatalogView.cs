@@ -90,6 +90,6 @@ public sealed class CatalogState
             var entry = versions.FirstOrDefault(e => e.IsDefault) ?? versions[0];
             return entry.Definition.Replicas == 0
                    || entry.Replicas.Length < entry.Definition.Replicas
-                   || entry.Replicas.Any(r => r.State != ReplicaState.Failed);
+                   || entry.Replicas.Any(r => r.State is not (ReplicaState.Failed or ReplicaState.Rejected));
         });
 }

@@ -149,17 +149,20 @@ public static class ManagementApi
             return Results.Json(new { status = "Processing worker updates..." }, statusCode: StatusCodes.Status202Accepted);
         }
 
-        if (await client.WaitForReplicasAsync(definition.Key, definition.Replicas, StartupTimeout(settings), cancellation))
+        var started = await client.WaitForReplicasAsync(definition.Key, definition.Replicas, StartupTimeout(settings), cancellation);
+        if (started.Ready)
         {
             return Answer(result);
         }
 
-        // As TorchServe: a synchronous registration whose workers do not start is undone.
+        // As TorchServe: a synchronous registration whose workers do not start is undone. A model file the
+        // workers refused is the registrant's to fix (400, with the reason); anything else is TorchServe's 500.
         await client.SendAsync(new UnregisterModel(definition.Name, definition.Version), CancellationToken.None);
         model.Discard();
         downloads.Discard(file);
-        return ErrorTable.TorchServe(new ServeError(ServeErrorKind.Internal,
-            $"Failed to start workers for model {definition.Name} version: {definition.Version}"));
+        return ErrorTable.TorchServe(started.Refusal is { } refusal
+            ? new ServeError(ServeErrorKind.BadInput, $"Model {definition.Name} version {definition.Version} was not registered: {refusal}")
+            : new ServeError(ServeErrorKind.Internal, $"Failed to start workers for model {definition.Name} version: {definition.Version}"));
     }
 
     private static async Task<IResult> ScaleAsync(string model, string? version, HttpRequest request, IManagementClient client)
@@ -195,7 +198,7 @@ public static class ManagementApi
         }
 
         var settings = request.HttpContext.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value;
-        return await client.WaitForReplicasAsync(key, min, StartupTimeout(settings), cancellation)
+        return (await client.WaitForReplicasAsync(key, min, StartupTimeout(settings), cancellation)).Ready
             ? Answer(result)
             : Results.Json(new { status = "Workers scaling in progress..." }, statusCode: StatusCodes.Status206PartialContent);
     }

@@ -42,7 +42,7 @@ public static class ReplicaSelector
         }
 
         var failure = statuses.Values
-            .Where(s => s.State is ReplicaState.Failed or ReplicaState.Restarting && s.LastError is not null)
+            .Where(s => s.State is ReplicaState.Failed or ReplicaState.Rejected or ReplicaState.Restarting && s.LastError is not null)
             .Select(s => $"replica {s.Replica.Index} is {s.State.ToString().ToLowerInvariant()}: {s.LastError}")
             .FirstOrDefault();
         var why = failure

@@ -12,10 +12,17 @@ public interface IManagementClient
     Task<RegistryResult> SendAsync(IServeMessage command, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Waits until the model version has <paramref name="replicas"/> ready replicas (true), or one of them
-    /// failed for good or the timeout passed (false).
+    /// Waits until the model version has <paramref name="replicas"/> ready replicas, or one of them failed
+    /// for good or had its model file refused, or the timeout passed.
     /// </summary>
-    Task<bool> WaitForReplicasAsync(ModelKey key, int replicas, TimeSpan timeout, CancellationToken cancellationToken);
+    Task<ReplicasOutcome> WaitForReplicasAsync(ModelKey key, int replicas, TimeSpan timeout, CancellationToken cancellationToken);
+}
+
+/// <summary>How waiting for replicas ended: all ready, or not, with the reason when the model file was refused.</summary>
+public sealed record ReplicasOutcome(bool Ready, string? Refusal)
+{
+    public static readonly ReplicasOutcome AllReady = new(true, null);
+    public static readonly ReplicasOutcome NotReady = new(false, null);
 }
 
 public sealed class ManagementClient(
@@ -45,20 +52,24 @@ public sealed class ManagementClient(
         }
     }
 
-    public async Task<bool> WaitForReplicasAsync(ModelKey key, int replicas, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<ReplicasOutcome> WaitForReplicasAsync(ModelKey key, int replicas, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var outcome = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var outcome = new TaskCompletionSource<ReplicasOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
         void Check(CatalogState state)
         {
             var entry = state.Find(key.Name, key.Version);
             var statuses = entry?.Replicas ?? [];
             if (statuses.Count(r => r.State == ReplicaState.Ready && state.IsAvailable(r)) >= replicas)
             {
-                outcome.TrySetResult(true);
+                outcome.TrySetResult(ReplicasOutcome.AllReady);
+            }
+            else if (statuses.FirstOrDefault(r => r.State == ReplicaState.Rejected) is { } rejected)
+            {
+                outcome.TrySetResult(new ReplicasOutcome(false, rejected.LastError));
             }
             else if (statuses.Any(r => r.State == ReplicaState.Failed))
             {
-                outcome.TrySetResult(false);
+                outcome.TrySetResult(ReplicasOutcome.NotReady);
             }
         }
 
@@ -70,7 +81,7 @@ public sealed class ManagementClient(
         }
         catch (TimeoutException)
         {
-            return false;
+            return ReplicasOutcome.NotReady;
         }
         finally
         {

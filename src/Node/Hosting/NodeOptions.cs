@@ -34,6 +34,15 @@ public sealed class NodeOptions
     /// <summary>Failures in a row after which a replica is marked failed and no longer retried. Env: Serve__Node__MaxConsecutiveFailures.</summary>
     public int MaxConsecutiveFailures { get; set; } = RestartBackoff.Default.MaxConsecutiveFailures;
 
+    /// <summary>
+    /// Load each TorchScript file in a short-lived child process first, so a file that aborts libtorch
+    /// cannot take the node down. Env: Serve__Node__Preflight.
+    /// </summary>
+    public bool Preflight { get; set; } = true;
+
+    /// <summary>How long the preflight child may take to load (and probe) a model. Env: Serve__Node__PreflightTimeout.</summary>
+    public TimeSpan PreflightTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
     public RestartBackoff Backoff => new(RestartBackoffMin, RestartBackoffMax, MaxConsecutiveFailures);
 
     public IReadOnlyList<string> Validate()
@@ -62,6 +71,11 @@ public sealed class NodeOptions
         if (MaxConsecutiveFailures < 1)
         {
             problems.Add($"Serve:Node:MaxConsecutiveFailures must be at least 1, not {MaxConsecutiveFailures}");
+        }
+
+        if (PreflightTimeout <= TimeSpan.Zero)
+        {
+            problems.Add($"Serve:Node:PreflightTimeout must be positive, not {PreflightTimeout}");
         }
 
         if (MaxImagePixels < 1)

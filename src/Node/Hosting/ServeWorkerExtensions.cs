@@ -24,6 +24,7 @@ public static partial class ServeWorkerExtensions
         });
         services.AddSingleton(_ => new ModelPaths(configuration["Serve:ModelStore"]));
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<NodeOptions>>().Value);
+        services.AddSingleton<ModelPreflight>();
         services.AddSingleton<IInferenceBackend, TorchBackend>();
         services.TryAddSingleton<LocalReplicas>();
         return services;

@@ -18,6 +18,23 @@ public static partial class LibTorchErrors
         return line.Length > MaxLength ? line[..MaxLength] + "..." : line;
     }
 
+    /// <summary>
+    /// What libtorch printed when it aborted: "terminate called after throwing ...", then "what():" and the
+    /// message, which is the part that says what is wrong.
+    /// </summary>
+    public static string SummarizeAbort(string standardError)
+    {
+        var lines = standardError.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var what = Array.FindIndex(lines, l => l.StartsWith("what():", StringComparison.Ordinal));
+        if (what < 0)
+        {
+            return Summarize(standardError);
+        }
+
+        var rest = lines[what]["what():".Length..].Trim();
+        return Summarize(rest.Length > 0 ? string.Join('\n', [rest, .. lines[(what + 1)..]]) : string.Join('\n', lines[(what + 1)..]));
+    }
+
     [GeneratedRegex(@"^[A-Za-z]*(Error|Exception):\s*")]
     private static partial Regex PythonError();
 }

@@ -36,7 +36,8 @@ public static class ModelLoader
         }
         catch (ExternalException error)
         {
-            throw new ModelLoadException($"{path} is not a TorchScript file that libtorch can load: {LibTorchErrors.Summarize(error.Message)}", error);
+            throw new ModelLoadException($"{path} is not a TorchScript file that libtorch can load: {LibTorchErrors.Summarize(error.Message)}",
+                error, rejected: true);
         }
 
         script.eval();

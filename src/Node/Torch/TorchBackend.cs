@@ -8,7 +8,8 @@ using Serve.Node.Hosting;
 namespace Serve.Node.Torch;
 
 /// <summary>The worker's <see cref="IInferenceBackend"/>: TorchSharp on this node's devices.</summary>
-public sealed partial class TorchBackend(DeviceManager devices, ModelPaths paths, NodeOptions options, ILogger<TorchBackend> logger)
+public sealed partial class TorchBackend(
+    DeviceManager devices, ModelPaths paths, ModelPreflight preflight, NodeOptions options, ILogger<TorchBackend> logger)
     : IInferenceBackend
 {
     public async Task<ILoadedModel> LoadAsync(ReplicaId replica, ModelDefinition definition, CancellationToken cancellationToken)
@@ -20,6 +21,10 @@ public sealed partial class TorchBackend(DeviceManager devices, ModelPaths paths
             _ => string.Empty,
         };
         var labels = definition.LabelsPath is { } labelsPath ? ReadLabels(paths.Resolve(labelsPath)) : null;
+        if (definition.Source is TorchScriptSource)
+        {
+            await preflight.CheckAsync(modelPath, definition.Handler, cancellationToken);
+        }
 
         var lease = devices.Claim(replica);
         TorchModule? module = null;
