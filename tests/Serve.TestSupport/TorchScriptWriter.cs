@@ -57,45 +57,30 @@ public static class TorchScriptWriter
         """, []);
 
     /// <summary><c>forward(x) = x</c>: any datatype and shape, returned unchanged.</summary>
-    public static void Identity(string path) => Write(path, """
-        class Model(Module):
-          __parameters__ = []
-          __buffers__ = []
-          training : bool
-          def forward(self: __torch__.Model,
-            x: Tensor) -> Tensor:
-            return x
-
-        """, []);
+    public static void Identity(string path) => WriteOneInput(path, "Tensor", "x");
 
     /// <summary><c>forward(x) = [x, x * 2]</c>: a list of outputs.</summary>
-    public static void ListOut(string path) => Write(path, """
-        class Model(Module):
-          __parameters__ = []
-          __buffers__ = []
-          training : bool
-          def forward(self: __torch__.Model,
-            x: Tensor) -> List[Tensor]:
-            return [x, torch.mul(x, 2)]
-
-        """, []);
+    public static void ListOut(string path) => WriteOneInput(path, "List[Tensor]", "[x, torch.mul(x, 2)]");
 
     /// <summary>
     /// Well-formed TorchScript whose code names an undefined value: libtorch aborts the process that loads
     /// it (SIGABRT) instead of throwing. Only ever load it in a child process.
     /// </summary>
-    public static void AbortsOnLoad(string path) => Write(path, """
+    public static void AbortsOnLoad(string path) => WriteOneInput(path, "Tensor", "torch.add(x, undefined_value)");
+
+    private sealed record Parameter(string Name, float[] Values, int[] Shape);
+
+    /// <summary>A module without parameters whose <c>forward(x)</c> returns <paramref name="expression"/>.</summary>
+    private static void WriteOneInput(string path, string returnType, string expression) => Write(path, $"""
         class Model(Module):
           __parameters__ = []
           __buffers__ = []
           training : bool
           def forward(self: __torch__.Model,
-            x: Tensor) -> Tensor:
-            return torch.add(x, undefined_value)
+            x: Tensor) -> {returnType}:
+            return {expression}
 
         """, []);
-
-    private sealed record Parameter(string Name, float[] Values, int[] Shape);
 
     private static void Write(string path, string code, IReadOnlyList<Parameter> parameters)
     {
