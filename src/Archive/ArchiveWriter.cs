@@ -15,8 +15,68 @@ public static class ArchiveWriter
 {
     public const string Version = "serve-1";
 
-    /// <summary>Writes <paramref name="output"/> (through a temporary file, so a failure leaves nothing), reporting bytes written.</summary>
+    /// <summary>Writes a .mar at <paramref name="output"/> (through a temporary file, so a failure leaves nothing), reporting bytes written.</summary>
     public static void Write(string output, ArchiveContents contents, IProgress<long>? progress = null, bool overwrite = false)
+    {
+        var (files, manifest) = Prepare(output, contents, overwrite);
+        var temporary = output + ".partial";
+        try
+        {
+            long written = 0;
+            using (var zip = ZipFile.Open(temporary, ZipArchiveMode.Create))
+            {
+                foreach (var file in files)
+                {
+                    using var destination = zip.CreateEntry(Path.GetFileName(file), CompressionLevel.Fastest).Open();
+                    written = Copy(file, destination, written, progress);
+                }
+
+                using var writer = new StreamWriter(zip.CreateEntry(ArchiveManifest.RelativePath, CompressionLevel.Fastest).Open());
+                writer.Write(manifest.ToJson());
+            }
+
+            File.Move(temporary, output, overwrite);
+        }
+        finally
+        {
+            File.Delete(temporary);
+        }
+    }
+
+    /// <summary>Writes the same layout unpacked, as a directory (TorchServe's no-archive format).</summary>
+    public static void WriteDirectory(string output, ArchiveContents contents, IProgress<long>? progress = null, bool overwrite = false)
+    {
+        var (files, manifest) = Prepare(output, contents, overwrite);
+        var temporary = output + ".partial";
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(temporary, "MAR-INF"));
+            long written = 0;
+            foreach (var file in files)
+            {
+                using var destination = File.Create(Path.Combine(temporary, Path.GetFileName(file)));
+                written = Copy(file, destination, written, progress);
+            }
+
+            File.WriteAllText(Path.Combine(temporary, ArchiveManifest.RelativePath), manifest.ToJson());
+            if (overwrite && Directory.Exists(output))
+            {
+                Directory.Delete(output, recursive: true);
+            }
+
+            Directory.Move(temporary, output);
+        }
+        finally
+        {
+            if (Directory.Exists(temporary))
+            {
+                Directory.Delete(temporary, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>The files to store (model first) and the manifest, once everything is checked.</summary>
+    private static (List<string> Files, ArchiveManifest Manifest) Prepare(string output, ArchiveContents contents, bool overwrite)
     {
         var files = new List<string> { contents.SerializedFile };
         files.AddRange(contents.ExtraFiles);
@@ -40,7 +100,7 @@ public static class ArchiveWriter
             ArchiveSettings.Parse(File.ReadAllText(contents.ConfigFile), Path.GetFileName(contents.ConfigFile));
         }
 
-        if (File.Exists(output) && !overwrite)
+        if ((File.Exists(output) || Directory.Exists(output)) && !overwrite)
         {
             throw new ArchiveException($"{output} exists; use --force to replace it");
         }
@@ -59,38 +119,21 @@ public static class ArchiveWriter
                 ConfigFile = contents.ConfigFile is null ? null : Path.GetFileName(contents.ConfigFile),
             },
         };
+        return (files, manifest);
+    }
 
-        var temporary = output + ".partial";
-        try
+    private static long Copy(string file, Stream destination, long written, IProgress<long>? progress)
+    {
+        using var source = File.OpenRead(file);
+        var buffer = new byte[1 << 20];
+        int read;
+        while ((read = source.Read(buffer)) > 0)
         {
-            long written = 0;
-            using (var zip = ZipFile.Open(temporary, ZipArchiveMode.Create))
-            {
-                foreach (var file in files)
-                {
-                    var entry = zip.CreateEntry(Path.GetFileName(file), CompressionLevel.Fastest);
-                    using var source = File.OpenRead(file);
-                    using var destination = entry.Open();
-                    var buffer = new byte[1 << 20];
-                    int read;
-                    while ((read = source.Read(buffer)) > 0)
-                    {
-                        destination.Write(buffer, 0, read);
-                        written += read;
-                        progress?.Report(written);
-                    }
-                }
-
-                var manifestEntry = zip.CreateEntry(ArchiveManifest.RelativePath, CompressionLevel.Fastest);
-                using var writer = new StreamWriter(manifestEntry.Open());
-                writer.Write(manifest.ToJson());
-            }
-
-            File.Move(temporary, output, overwrite);
+            destination.Write(buffer, 0, read);
+            written += read;
+            progress?.Report(written);
         }
-        finally
-        {
-            File.Delete(temporary);
-        }
+
+        return written;
     }
 }

@@ -1,0 +1,3 @@
+using Serve.Archiver;
+
+return ArchiverCommand.Run(args, Console.Out, Console.Error, interactive: !Console.IsErrorRedirected);

@@ -1,0 +1,122 @@
+using Serve.Archive;
+using Serve.Archiver;
+
+namespace Serve.Archive.Tests;
+
+/// <summary>serve-archiver, run in-process: what it writes, what it refuses and what it prints.</summary>
+public sealed class ArchiverCommandTests : IDisposable
+{
+    private readonly string _work = Directory.CreateTempSubdirectory("serve-archiver-tests-").FullName;
+
+    public ArchiverCommandTests()
+    {
+        File.WriteAllBytes(PathOf("model.pt"), new byte[3 << 20]);
+        File.WriteAllText(PathOf("index_to_name.json"), """{"0": "cat", "1": "dog"}""");
+        File.WriteAllText(PathOf("model-config.yaml"), "minWorkers: 2\nbatchSize: 4\nmaxBatchDelay: 20\n");
+    }
+
+    public void Dispose() => Directory.Delete(_work, recursive: true);
+
+    private string PathOf(string name) => Path.Combine(_work, name);
+
+    private (int Code, string Output, string Errors) Archive(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var errors = new StringWriter();
+        var code = ArchiverCommand.Run(args, output, errors, interactive: false);
+        return (code, output.ToString(), errors.ToString());
+    }
+
+    private string[] Valid(params string[] more) =>
+    [
+        "--model-name", "classifier", "--version", "2.0", "--serialized-file", PathOf("model.pt"), "--handler", "image_classifier",
+        "--config-file", PathOf("model-config.yaml"), "--extra-files", PathOf("index_to_name.json"), "--export-path", _work, .. more,
+    ];
+
+    [Fact]
+    public void Makes_a_mar_that_serve_opens_with_its_settings_and_shows_progress()
+    {
+        var (code, output, errors) = Archive(Valid());
+        Assert.True(code == 0, errors);
+        var archive = PathOf("classifier.mar");
+        Assert.Equal(archive, output.Trim());
+
+        SafeZip.Extract(archive, PathOf("unpacked"), ArchiveLimits.Default);
+        var opened = ModelArchive.Open(PathOf("unpacked"));
+        Assert.Equal(("classifier", "2.0", "image_classifier"),
+            (opened.Manifest.Model.ModelName, opened.Manifest.Model.ModelVersion, opened.Manifest.Model.Handler));
+        Assert.Equal("index_to_name.json", opened.LabelsFile);
+        Assert.Equal((2, 4, 20), (opened.Settings.MinWorkers, opened.Settings.BatchSize, opened.Settings.MaxBatchDelay));
+
+        // Without a terminal, progress is at most a line per 10% step, ending at 100%.
+        var lines = errors.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length >= 3, errors);
+        Assert.StartsWith("classifier.mar: 100%", lines[^1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Makes_an_unpacked_directory_with_no_archive_and_refuses_to_overwrite_without_force()
+    {
+        var (code, _, errors) = Archive(Valid("--archive-format", "no-archive"));
+        Assert.True(code == 0, errors);
+        var opened = ModelArchive.Open(PathOf("classifier"));
+        Assert.Equal("model.pt", opened.SerializedFile);
+        Assert.False(Directory.Exists(PathOf("classifier.partial")));
+
+        (code, _, errors) = Archive(Valid("--archive-format", "no-archive"));
+        Assert.Equal(1, code);
+        Assert.Contains("exists; use --force to replace it", errors, StringComparison.Ordinal);
+
+        (code, _, errors) = Archive(Valid("--archive-format", "no-archive", "-f"));
+        Assert.True(code == 0, errors);
+    }
+
+    [Theory]
+    [InlineData("--handler", "my_handler.py", "--handler: handler 'my_handler.py' is Python code; Serve never runs code from a model archive")]
+    [InlineData("--handler", "text_generator", "--handler: handler 'text_generator' is not a built-in handler")]
+    [InlineData("--model-file", "model.py", "--model-file model.py: Serve never runs Python from an archive")]
+    [InlineData("--requirements-file", "requirements.txt", "--requirements-file: Serve installs no Python packages")]
+    [InlineData("--serialized-file", "model.onnx", "--serialized-file model.onnx is not TorchScript")]
+    [InlineData("--model-name", "../escape", "--model-name '../escape' is invalid")]
+    [InlineData("--archive-format", "tgz", "--archive-format must be default or no-archive, not 'tgz'")]
+    [InlineData("--extra-files", "missing.json", "missing.json does not exist")]
+    [InlineData("--colour", "blue", "unknown option '--colour'")]
+    public void Refuses_what_serve_would_refuse_and_writes_nothing(string option, string value, string message)
+    {
+        var args = Valid().ToList();
+        var at = args.IndexOf(option);
+        if (at >= 0)
+        {
+            args[at + 1] = value;
+        }
+        else
+        {
+            args.AddRange([option, value]);
+        }
+
+        var (code, output, errors) = Archive([.. args]);
+        Assert.Equal(1, code);
+        Assert.Empty(output);
+        Assert.Contains(message, errors, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(_work, "*.mar*"));
+    }
+
+    [Fact]
+    public void A_bad_model_config_is_refused_before_anything_is_written()
+    {
+        File.WriteAllText(PathOf("model-config.yaml"), "batchSize: many\n");
+        var (code, _, errors) = Archive(Valid());
+        Assert.Equal(1, code);
+        Assert.Contains("batchSize", errors, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(_work, "*.mar*"));
+    }
+
+    [Fact]
+    public void Help_lists_the_built_in_handlers()
+    {
+        var (code, output, _) = Archive("--help");
+        Assert.Equal(0, code);
+        Assert.Contains("--handler          a built-in handler: tensor, image_classifier", output, StringComparison.Ordinal);
+        Assert.Equal(2, Archive().Code);
+    }
+}
