@@ -158,7 +158,7 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
     [InlineData("segmenter.mar", "segmenter", "handler 'image_segmenter' (TorchServe's) is not available in Serve yet")]
     [InlineData("eager.mar", "eager", "eager PyTorch model (model.py)")]
     [InlineData("slip.mar", "slip", "the archive entry '../../slipped.txt' would be written outside the model's directory")]
-    [InlineData("truncated.mar", "echo", "the archive is not a valid zip file")]
+    [InlineData("truncated.mar", "truncated", "the archive is not a valid zip file")]
     [InlineData("aborts.mar", "aborts", "aborts.pt is refused: libtorch aborted (SIGABRT) while a preflight process loaded it")]
     public async Task Bad_archives_get_a_400_and_leave_nothing_behind(string file, string name, string message)
     {
