@@ -7,12 +7,13 @@ using Serve.Actors.Hosting;
 
 namespace Serve.Actors.Tests;
 
-/// <summary>A one-node cluster on a free port, wired with the production builder extensions.</summary>
-public abstract class ClusterTestKit(string name) : Akka.Hosting.TestKit.TestKit(name)
+/// <summary>A one-node cluster on a free port, wired with the production builder extensions, with these roles
+/// (default: gateway and worker).</summary>
+public abstract class ClusterTestKit(string name, params string[] roles) : Akka.Hosting.TestKit.TestKit(name)
 {
     protected override void ConfigureAkka(AkkaConfigurationBuilder builder, IServiceProvider provider) =>
         builder
-            .WithServeCluster(new ServeClusterOptions { Port = 0 }, [ServeRoles.Gateway, ServeRoles.Worker])
+            .WithServeCluster(new ServeClusterOptions { Port = 0 }, roles.Length > 0 ? roles : [ServeRoles.Gateway, ServeRoles.Worker])
             .WithInMemoryJournal()
             .WithInMemorySnapshotStore();
 }

@@ -13,7 +13,7 @@ public sealed class ControlledBackend : IInferenceBackend
 {
     public Channel<PendingLoad> Loads { get; } = Channel.CreateUnbounded<PendingLoad>();
 
-    public Task<ILoadedModel> LoadAsync(ReplicaId replica, ModelDefinition definition, CancellationToken cancellationToken)
+    public Task<ILoadedModel> LoadAsync(ReplicaId replica, ModelDefinition definition, string? device, CancellationToken cancellationToken)
     {
         var load = new PendingLoad(replica, definition);
         Loads.Writer.TryWrite(load);

@@ -104,33 +104,4 @@ public sealed class PlacementPolicyTests
     [Fact]
     public void Placing_with_no_worker_is_an_error() =>
         Assert.Throws<InvalidOperationException>(() => PlacementPolicy.ChooseRegion("m/1/0", Allocation(), Order));
-
-    [Fact]
-    public void Rebalance_moves_a_replica_of_a_model_crowded_on_one_node()
-    {
-        var allocations = Allocation(("w1", ["m/1/0", "m/1/1"]), ("w2", []));
-        Assert.Equal("m/1/1", PlacementPolicy.ChooseRebalance(allocations, inProgress: 0, Order));
-    }
-
-    [Fact]
-    public void Rebalance_evens_out_total_load_without_crowding_a_model()
-    {
-        var allocations = Allocation(("w1", ["a/1/0", "b/1/0", "c/1/0"]), ("w2", ["a/1/1"]));
-        var moved = PlacementPolicy.ChooseRebalance(allocations, inProgress: 0, Order);
-        Assert.True(moved is "b/1/0" or "c/1/0", $"moved {moved}");
-    }
-
-    [Fact]
-    public void A_balanced_cluster_is_left_alone()
-    {
-        var allocations = Allocation(("w1", ["a/1/0", "b/1/0"]), ("w2", ["a/1/1"]));
-        Assert.Null(PlacementPolicy.ChooseRebalance(allocations, inProgress: 0, Order));
-    }
-
-    [Fact]
-    public void Only_one_move_at_a_time()
-    {
-        var allocations = Allocation(("w1", ["m/1/0", "m/1/1", "m/1/2"]), ("w2", []));
-        Assert.Null(PlacementPolicy.ChooseRebalance(allocations, inProgress: 1, Order));
-    }
 }

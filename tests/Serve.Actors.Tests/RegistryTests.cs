@@ -1,27 +1,52 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.TestKit;
+using Serve.Actors.Hosting;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 
 namespace Serve.Actors.Tests;
 
 /// <summary>
-/// The registry singleton's behaviour, with a probe standing in for the shard region. Forgetting the
-/// replicas of a removed node needs a real member to leave; the multi-process tests cover that.
+/// The registry singleton's behaviour, with a probe standing in for the shard region and workers that
+/// exist only as the devices they report (this node is a gateway only). Forgetting the replicas of a
+/// removed node needs a real member to leave; the multi-process tests cover that.
 /// </summary>
-public sealed class RegistryTests() : ClusterTestKit("registry")
+public sealed class RegistryTests() : ClusterTestKit("registry", ServeRoles.Gateway)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 
     private static ModelDefinition Model(string name, string version = "1.0", int replicas = 2) =>
         new(name, version, new TorchScriptSource($"{name}.pt"), BuiltInHandlers.Tensor, replicas, 1, 0, 100, 30, null);
 
-    private (IActorRef Registry, TestProbe Region) Start()
+    private const string WorkerA = "akka.tcp://serve@10.0.0.1:4054";
+    private const string WorkerB = "akka.tcp://serve@10.0.0.2:4054";
+
+    private static NodeInventory Worker(string address, string name, long memoryMb = 16_000) =>
+        new(address, name, [new DeviceCapacity("cuda:0", memoryMb, -1), new DeviceCapacity("cuda:1", memoryMb, -1)]);
+
+    /// <summary>A registry with one worker (two 16 GB devices) reported.</summary>
+    private (IActorRef Registry, TestProbe Region) Start() => StartWith(Worker(WorkerA, "a"));
+
+    /// <summary>A registry with these workers reported.</summary>
+    private (IActorRef Registry, TestProbe Region) StartWith(params NodeInventory[] workers)
     {
         var region = CreateTestProbe();
-        var settings = new RegistrySettings(TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(10), SnapshotEvery: 3);
-        return (Sys.ActorOf(ModelRegistryActor.Props(region.Ref, settings)), region);
+        var settings = new RegistrySettings(TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(10), SnapshotEvery: 3,
+            RetireGrace: TimeSpan.FromMilliseconds(100));
+        var registry = Sys.ActorOf(ModelRegistryActor.Props(region.Ref, settings));
+        foreach (var worker in workers)
+        {
+            registry.Tell(worker);
+        }
+
+        return (registry, region);
+    }
+
+    private static ReplicaStatusReport Status(string replica, ReplicaState state, string node, string device)
+    {
+        Assert.True(ReplicaId.TryParse(replica, out var id));
+        return new ReplicaStatusReport(new ReplicaStatus(id, state, node, device, null, 0, null, DateTime.UtcNow));
     }
 
     private CatalogSnapshot Catalog(IActorRef registry)
@@ -113,10 +138,10 @@ public sealed class RegistryTests() : ClusterTestKit("registry")
 
         registry.Tell(new ScaleModel("m", "1.0", 3), TestActor);
         Assert.Equal("Workers scaled to 3 for model: m, version: 1.0", ExpectMsg<RegistryResult>(Wait).Message);
-        Assert.Equal(3, region.ReceiveN(3, Wait).Cast<EnsureReplica>().Count());
+        Assert.Equal(["m/1.0/1", "m/1.0/2"], region.ReceiveN(2, Wait).Cast<EnsureReplica>().Select(e => e.Replica.EntityId).Order());
         registry.Tell(new ScaleModel("m", "1.0", 1), TestActor);
         ExpectMsg<RegistryResult>(Wait);
-        Assert.Equal(["m/1.0/1", "m/1.0/2"], region.ReceiveN(3, Wait).OfType<StopReplica>().Select(s => s.Replica.EntityId).Order());
+        Assert.Equal(["m/1.0/1", "m/1.0/2"], region.ReceiveN(2, Wait).Cast<StopReplica>().Select(s => s.Replica.EntityId).Order());
 
         registry.Tell(new UnregisterModel("m", "1.0"), TestActor);
         Assert.Equal("Model \"m\" unregistered", ExpectMsg<RegistryResult>(Wait).Message);
@@ -163,9 +188,10 @@ public sealed class RegistryTests() : ClusterTestKit("registry")
     [Fact]
     public void Replica_statuses_appear_in_the_catalog()
     {
-        var (registry, _) = Start();
+        var (registry, region) = Start();
         registry.Tell(new RegisterModels([Model("m")]), TestActor);
         ExpectMsg<ModelsRegistered>(Wait);
+        region.ReceiveN(2, Wait);
         var self = Cluster.Get(Sys).SelfAddress.ToString();
         var elsewhere = "akka.tcp://serve@10.0.0.9:4053";
         registry.Tell(new ReplicaStatusReport(new ReplicaStatus(new ReplicaId("m", "1.0", 0), ReplicaState.Ready, self, "cpu:0", null, 0, null, DateTime.UtcNow)));
@@ -175,7 +201,86 @@ public sealed class RegistryTests() : ClusterTestKit("registry")
 
         var entry = Catalog(registry).Entries.Single();
         Assert.Equal([ReplicaState.Ready, ReplicaState.Loading], entry.Replicas.OrderBy(r => r.Replica.Index).Select(r => r.State));
+    }
 
+    [Fact]
+    public void Replicas_are_placed_on_the_planned_device_and_the_catalog_shows_the_workers()
+    {
+        var (registry, region) = StartWith(Worker(WorkerA, "a"), Worker(WorkerB, "b"));
+        registry.Tell(new RegisterModel(Model("m") with { DeviceMemoryMb = 10_000 }), TestActor);
+        ExpectMsg<RegistryResult>(Wait);
+        var woken = region.ReceiveN(2, Wait).Cast<EnsureReplica>().ToList();
+        Assert.All(woken, e => Assert.Equal("cuda:0", e.Device));
+
+        var catalog = Catalog(registry);
+        Assert.Equal(["a", "b"], catalog.Nodes.Select(n => n.Name));
+        Assert.Equal([WorkerA, WorkerB], catalog.Entries.Single().Assignments.Select(a => a.NodeAddress).Order());
+    }
+
+    [Fact]
+    public void What_does_not_fit_is_refused_with_the_reason_and_changes_nothing()
+    {
+        var (registry, region) = Start();
+        registry.Tell(new RegisterModel(Model("big", replicas: 1) with { DeviceMemoryMb = 20_000 }), TestActor);
+        var refused = ExpectMsg<RegistryResult>(Wait);
+        Assert.Equal(ServeErrorKind.ResourceExhausted, refused.Error!.Kind);
+        Assert.Equal("1 replica of model big version 1.0 cannot be placed: each replica declares 20000 MB of device memory, " +
+                     "and the most free on an allowed device is 16000 MB (cuda:0 on a)", refused.Message);
+        Assert.Empty(Catalog(registry).Entries);
+
+        registry.Tell(new RegisterModel(Model("m", replicas: 2) with { DeviceMemoryMb = 10_000 }), TestActor);
+        Assert.Null(ExpectMsg<RegistryResult>(Wait).Error);
+        region.ReceiveN(2, Wait);
+        registry.Tell(new ScaleModel("m", null, 3), TestActor);
+        Assert.Contains("1 replica of model m version 1.0 cannot be placed", ExpectMsg<RegistryResult>(Wait).Message, StringComparison.Ordinal);
+        registry.Tell(new ChangePlacement("m", "1.0", new ModelPlacement(["nowhere"], [], false), 10_000), TestActor);
+        Assert.Contains("no worker node is named nowhere", ExpectMsg<RegistryResult>(Wait).Message, StringComparison.Ordinal);
+        Assert.Equal(2, Catalog(registry).Entries.Single().Definition.Replicas);
+        region.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+    }
+
+    [Fact]
+    public void A_pinned_move_starts_the_replacement_and_retires_the_old_replica_only_once_it_serves()
+    {
+        var (registry, region) = StartWith(Worker(WorkerA, "a"), Worker(WorkerB, "b"));
+        registry.Tell(new RegisterModel(Model("m", replicas: 1) with { Placement = new ModelPlacement(["a"], [], false) }), TestActor);
+        ExpectMsg<RegistryResult>(Wait);
+        Assert.Equal("m/1.0/0", region.ExpectMsg<EnsureReplica>(Wait).Replica.EntityId);
+        registry.Tell(Status("m/1.0/0", ReplicaState.Ready, WorkerA, "cuda:0"));
+
+        registry.Tell(new ChangePlacement("m", "1.0", new ModelPlacement(["b"], ["cuda:1"], false), 0), TestActor);
+        Assert.Equal("Placement of model \"m\" version 1.0 set to nodes b; devices cuda:1 with 0 MB of device memory per replica",
+            ExpectMsg<RegistryResult>(Wait).Message);
+        var replacement = region.ExpectMsg<EnsureReplica>(Wait);
+        Assert.Equal(("m/1.0/1", "cuda:1"), (replacement.Replica.EntityId, replacement.Device));
+        var assignments = Catalog(registry).Entries.Single().Assignments;
+        Assert.Equal([new ReplicaAssignment(0, WorkerA, "cuda:0", Retiring: true), new ReplicaAssignment(1, WorkerB, "cuda:1", Retiring: false)],
+            assignments);
+
+        // The old replica serves on while the new one loads, and stops once the new one is ready.
+        registry.Tell(Status("m/1.0/1", ReplicaState.Loading, WorkerB, "cuda:1"));
+        region.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        registry.Tell(Status("m/1.0/1", ReplicaState.Ready, WorkerB, "cuda:1"));
+        Assert.Equal("m/1.0/0", region.ExpectMsg<StopReplica>(Wait).Replica.EntityId);
+        Assert.Equal([new ReplicaAssignment(1, WorkerB, "cuda:1", Retiring: false)], Catalog(registry).Entries.Single().Assignments);
+    }
+
+    [Fact]
+    public void Nothing_is_woken_before_a_worker_reports_and_a_running_replica_is_adopted_where_it_is()
+    {
+        var (registry, region) = StartWith();
+        registry.Tell(new RegisterModel(Model("m", replicas: 1)), TestActor);
+        ExpectMsg<RegistryResult>(Wait);
+        region.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        Assert.Equal("1 replica of model m version 1.0 cannot be placed: no worker node has joined the cluster",
+            Catalog(registry).Entries.Single().Unplaced);
+
+        registry.Tell(Worker(WorkerA, "a"));
+        Assert.Equal(("m/1.0/0", "cuda:0"), region.ExpectMsg<EnsureReplica>(Wait) is var e ? (e.Replica.EntityId, e.Device) : default);
+
+        // A replica that runs elsewhere than planned (it ran before this registry took over) stays where it runs.
+        registry.Tell(Status("m/1.0/0", ReplicaState.Ready, WorkerA, "cuda:1"));
+        Assert.Equal([new ReplicaAssignment(0, WorkerA, "cuda:1", false)], Catalog(registry).Entries.Single().Assignments);
     }
 }
 

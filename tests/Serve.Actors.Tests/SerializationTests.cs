@@ -41,6 +41,20 @@ public sealed class SerializationTests(ClusterFixture cluster) : IClassFixture<C
         new ModelsRegistered("abc", ["resnet18/1.0"], ["x: bad"]),
         GetCatalog.Instance,
         new CatalogSnapshot("abc", 4, [new CatalogEntry(Definition, true, [Status])]),
+        Definition with { Placement = new ModelPlacement(["gpu-a"], ["cuda:1"], Spread: true), DeviceMemoryMb = 1500 },
+        new EnsureReplica(Replica, Definition, "cuda:1"),
+        new ReplicaStatusReport(Status with { MemoryBytes = 46_800_000 }),
+        new NodeInventory("akka.tcp://serve@10.0.0.1:4054", "gpu-a", [new DeviceCapacity("cuda:0", 81_559, 1_024), new DeviceCapacity("cuda:1", 81_559, -1)]),
+        new ChangePlacement("resnet18", "1.0", new ModelPlacement([], ["cuda:0"], Spread: false), 2_000),
+        new ModelVersionPlaced(Replica.Key, new ModelPlacement(["gpu-a", "gpu-b"], [], Spread: true), 0),
+        new CatalogSnapshot("abc", 5, [new CatalogEntry(Definition, true, [Status])
+        {
+            Assignments = [new ReplicaAssignment(2, "akka.tcp://serve@127.0.0.1:4053", "cpu:0", Retiring: true)],
+            Unplaced = "1 replica of model resnet18 version 1.0 cannot be placed: no worker node has joined the cluster",
+        }])
+        {
+            Nodes = [new NodeInventory("akka.tcp://serve@127.0.0.1:4053", "w", [new DeviceCapacity("cpu:0", 24_000, -1)])],
+        },
     ];
 
     [Theory]

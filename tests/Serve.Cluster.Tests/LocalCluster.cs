@@ -56,7 +56,10 @@ public sealed class LocalCluster : IAsyncDisposable
         ]));
         for (var i = 0; i < workers; i++)
         {
-            cluster._processes.Add(ServeProcess.Start($"worker-{i + 1}", ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
+            // Each worker's placement name is its process name, so tests can pin to it and read describe.
+            var name = $"worker-{i + 1}";
+            cluster._processes.Add(ServeProcess.Start(name, ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
+                new Dictionary<string, string> { ["Serve__Node__Name"] = name },
                 "--role", "worker",
                 "--cluster-port", Port(ports[4 + i]),
                 "--seed", seed,

@@ -44,7 +44,8 @@ public sealed partial class MultiProcessTests(ITestOutputHelper output)
     {
         await Waiting.UntilAsync(async () => (await client.GetAsync("/v2/models/tiny/ready", token)).IsSuccessStatusCode,
             StartTimeout, "the two-replica model to be ready through the gateway", cluster.Diagnostics);
-        await Waiting.UntilAsync(() => Placement(cluster) is { Count: 2 } placed && placed[0] != placed[1],
+        await Waiting.UntilAsync(() => Placement(cluster) is { Count: 2 } placed
+                                       && placed.TryGetValue(0, out var first) && placed.TryGetValue(1, out var second) && first != second,
             StartTimeout, "one replica on each worker", cluster.Diagnostics);
     }
 

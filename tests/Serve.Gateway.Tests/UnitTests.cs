@@ -11,10 +11,15 @@ public sealed class ReplicaSelectorTests
     private const string NodeA = "akka.tcp://serve@127.0.0.1:1";
     private const string NodeB = "akka.tcp://serve@127.0.0.1:2";
 
+    /// <summary>A model version with replicas 0..replicas-1 placed (on the node their status names, else A).</summary>
     private static CatalogEntry Entry(int replicas, params (int Index, ReplicaState State, string Node, string? Error)[] statuses) =>
         new(new ModelDefinition("m", "1.0", new TorchScriptSource("m.pt"), BuiltInHandlers.Tensor, replicas, 1, 0, 100, 30, null),
             true,
-            [.. statuses.Select(s => new ReplicaStatus(new ReplicaId("m", "1.0", s.Index), s.State, s.Node, "cpu:0", null, 0, s.Error, DateTime.UtcNow))]);
+            [.. statuses.Select(s => new ReplicaStatus(new ReplicaId("m", "1.0", s.Index), s.State, s.Node, "cpu:0", null, 0, s.Error, DateTime.UtcNow))])
+        {
+            Assignments = [.. Enumerable.Range(0, replicas).Select(i =>
+                new ReplicaAssignment(i, statuses.FirstOrDefault(s => s.Index == i).Node ?? NodeA, "cpu:0", Retiring: false))],
+        };
 
     private static ReplicaChoice Choose(CatalogEntry entry, Func<int, int>? outstanding = null, IReadOnlySet<string>? unreachable = null,
         IReadOnlySet<int>? exclude = null) =>
@@ -56,6 +61,31 @@ public sealed class ReplicaSelectorTests
     [Fact]
     public void A_model_scaled_to_zero_has_torchserves_no_worker_message() =>
         Assert.Contains("has no worker to serve inference request", Choose(Entry(0)).Error!.Message);
+
+    [Fact]
+    public void A_replica_being_moved_serves_until_its_replacement_is_ready()
+    {
+        var moving = Entry(2, (0, ReplicaState.Ready, NodeA, null), (1, ReplicaState.Loading, NodeB, null)) is var entry
+            ? entry with { Assignments = [new ReplicaAssignment(0, NodeA, "cpu:0", Retiring: true), new ReplicaAssignment(1, NodeB, "cpu:0", Retiring: false)] }
+            : null;
+        Assert.Equal(0, Choose(moving!).Index);
+
+        var moved = moving! with
+        {
+            Replicas = [new ReplicaStatus(new ReplicaId("m", "1.0", 0), ReplicaState.Ready, NodeA, "cpu:0", null, 0, null, DateTime.UtcNow),
+                new ReplicaStatus(new ReplicaId("m", "1.0", 1), ReplicaState.Ready, NodeB, "cpu:0", null, 0, null, DateTime.UtcNow)],
+        };
+        Assert.Equal(1, Choose(moved, i => i == 1 ? 50 : 0).Index);
+    }
+
+    [Fact]
+    public void A_model_with_no_replica_placed_says_why()
+    {
+        var unplaced = Entry(1) with { Assignments = [], Unplaced = "1 replica of model m version 1.0 cannot be placed: no worker node has joined the cluster" };
+        var error = Choose(unplaced).Error!;
+        Assert.Equal(ServeErrorKind.Unavailable, error.Kind);
+        Assert.EndsWith("no worker node has joined the cluster", error.Message, StringComparison.Ordinal);
+    }
 
     [Fact]
     public void Replicas_already_tried_are_skipped()

@@ -46,7 +46,7 @@ public sealed class TorchFixture : IDisposable
             handler, 1, batchSize, 0, 100, 30, labels);
 
     public Task<ILoadedModel> LoadAsync(ModelDefinition definition) =>
-        Backend.LoadAsync(new ReplicaId(definition.Name, definition.Version, Interlocked.Increment(ref _replicas)), definition, CancellationToken.None);
+        Backend.LoadAsync(new ReplicaId(definition.Name, definition.Version, Interlocked.Increment(ref _replicas)), definition, device: null, CancellationToken.None);
 
     public void Dispose()
     {

@@ -68,11 +68,17 @@ public static class ServeAkkaExtensions
     /// Worker role: the shard region that hosts model replicas, placed by <see cref="ReplicaAllocationStrategy"/>.
     /// Replicas reach the registry through the <see cref="ModelRegistry"/> proxy, resolved when each starts.
     /// </summary>
+    /// <param name="devices">This node's devices, reported to the registry for placement.</param>
+    /// <param name="nodeName">The name placement pins use (null: host:port).</param>
+    /// <param name="catalog">This node's catalog view: the allocation strategy follows the plan in it.</param>
     public static AkkaConfigurationBuilder WithModelReplicaShards(
-        this AkkaConfigurationBuilder builder, IInferenceBackend backend, ModelActorSettings settings, LocalReplicas local)
+        this AkkaConfigurationBuilder builder, IInferenceBackend backend, ModelActorSettings settings, LocalReplicas local,
+        Func<DeviceCapacity[]> devices, string? nodeName, CatalogView catalog)
     {
         return builder.StartActors(async (system, registry) =>
         {
+            system.ActorOf(InventoryReporter.Props(
+                () => registry.TryGet<ModelRegistry>(out var proxy) ? proxy : null, devices, nodeName), "inventory-reporter");
             var sharding = ClusterSharding.Get(system);
             var shardingSettings = ClusterShardingSettings.Create(system)
                 .WithRole(ServeRoles.Worker)
@@ -86,7 +92,9 @@ public static class ServeAkkaExtensions
                     : throw new ArgumentException($"'{entityId}' is not a replica id (model/version/index)"),
                 shardingSettings,
                 new ReplicaMessageExtractor(),
-                new ReplicaAllocationStrategy(),
+                new ReplicaAllocationStrategy(catalog, Cluster.Get(system).SelfAddress, TimeSpan.FromSeconds(2), address =>
+                    Cluster.Get(system).State.Members.Any(m =>
+                        m.Address.ToString() == address && m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up)),
                 HandOff.Instance);
             registry.Register<ModelReplicaRegion>(region);
         });

@@ -9,10 +9,11 @@ namespace Serve.Actors.Models;
 public interface IInferenceBackend
 {
     /// <summary>
-    /// Loads one replica's model on a device the node chooses. Throws <see cref="ModelLoadException"/>
-    /// with a message that names the file and the cause.
+    /// Loads one replica's model on <paramref name="device"/> (the registry's plan) when this node has it,
+    /// else on a device the node chooses. Throws <see cref="ModelLoadException"/> with a message that names
+    /// the file and the cause.
     /// </summary>
-    Task<ILoadedModel> LoadAsync(ReplicaId replica, ModelDefinition definition, CancellationToken cancellationToken);
+    Task<ILoadedModel> LoadAsync(ReplicaId replica, ModelDefinition definition, string? device, CancellationToken cancellationToken);
 }
 
 /// <summary>A model loaded on one device, ready to run batches.</summary>
@@ -22,6 +23,9 @@ public interface ILoadedModel : IAsyncDisposable
     string Device { get; }
 
     ModelSignature Signature { get; }
+
+    /// <summary>Bytes the model's parameters and buffers take on its device; -1 when not known.</summary>
+    long MemoryBytes => -1;
 
     /// <summary>
     /// Starts decoding one request (images, JSON) as soon as it is queued, so that pre-processing

@@ -61,6 +61,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     private ILoadedModel? _retiring;
     private ModelSignature? _reportedSignature;
     private bool _handingOff;
+    private string? _plannedDevice;
 
     public ModelActor(ReplicaId replica, IInferenceBackend backend, IActorRef registry, ModelActorSettings settings, LocalReplicas? local)
     {
@@ -71,7 +72,11 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         _local = local;
         _nodeAddress = Cluster.Get(Context.System).SelfAddress.ToString();
 
-        Receive<EnsureReplica>(m => Adopt(m.Definition));
+        Receive<EnsureReplica>(m =>
+        {
+            _plannedDevice = m.Device ?? _plannedDevice;
+            Adopt(m.Definition);
+        });
         Receive<ModelResolved>(OnResolved);
         Receive<InferenceRequest>(Enqueue);
         Receive<CancelInference>(CancelQueued);
@@ -186,7 +191,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         var generation = _generation = new object();
         SetState(ReplicaState.Loading);
         _log.Info("Replica {0}: loading {1}", _replica, _definition!.Source);
-        _loading = _backend.LoadAsync(_replica, _definition, _lifetime.Token);
+        _loading = _backend.LoadAsync(_replica, _definition, _plannedDevice, _lifetime.Token);
         _loading.PipeTo(
             Self,
             success: model => new Loaded(generation, model),
@@ -532,7 +537,10 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     {
         _reportedSignature = _model?.Signature;
         _registry.Tell(new ReplicaStatusReport(new ReplicaStatus(_replica, _state, _nodeAddress,
-            _model?.Device ?? string.Empty, _reportedSignature, _restarts, _lastError, _stateSinceUtc)));
+            _model?.Device ?? string.Empty, _reportedSignature, _restarts, _lastError, _stateSinceUtc)
+        {
+            MemoryBytes = _model?.MemoryBytes ?? -1,
+        }));
     }
 
     private static long SizeOf(InferenceOutput output) => output switch

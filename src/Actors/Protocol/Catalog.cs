@@ -13,7 +13,17 @@ public sealed record GetCatalog : IServeMessage
 }
 
 /// <summary>One model version in the catalog, with the state of each of its replicas.</summary>
-public sealed record CatalogEntry(ModelDefinition Definition, bool IsDefault, ReplicaStatus[] Replicas);
+public sealed record CatalogEntry(ModelDefinition Definition, bool IsDefault, ReplicaStatus[] Replicas)
+{
+    /// <summary>Where the registry placed each replica (retiring ones included); requests go only to active ones.</summary>
+    public ReplicaAssignment[] Assignments { get; init; } = [];
+
+    /// <summary>Why some replicas could not be placed, when that is so.</summary>
+    public string? Unplaced { get; init; }
+
+    /// <summary>The replica indices that take requests: placed and not retiring.</summary>
+    public IEnumerable<int> ActiveIndices => Assignments.Where(a => !a.Retiring).Select(a => a.Index);
+}
 
 /// <summary>
 /// The whole desired and observed state, published by the registry on every change and periodically.
@@ -22,5 +32,8 @@ public sealed record CatalogEntry(ModelDefinition Definition, bool IsDefault, Re
 /// </summary>
 public sealed record CatalogSnapshot(string RegistryIncarnation, long Revision, CatalogEntry[] Entries) : IServeMessage
 {
+    /// <summary>The worker nodes and their devices, as they last reported.</summary>
+    public NodeInventory[] Nodes { get; init; } = [];
+
     public static CatalogSnapshot Empty { get; } = new("none", 0, []);
 }

@@ -77,6 +77,15 @@ public sealed record ModelDefinition(
     /// <summary>What the model was registered from, as given (a file or archive name, or a URL); describe's modelUrl.</summary>
     public string? Url { get; init; }
 
+    /// <summary>Where its replicas may run (default: anywhere, spread over nodes where possible).</summary>
+    public ModelPlacement Placement { get; init; } = ModelPlacement.Anywhere;
+
+    /// <summary>
+    /// Device memory each replica declares, in MB (model-config.yaml's deviceMemoryMb, the API's
+    /// device_memory_mb). Placement never puts more declared memory on a device than it has; 0 declares none.
+    /// </summary>
+    public int DeviceMemoryMb { get; init; }
+
     public ModelDefinition WithReplicas(int replicas) => this with { Replicas = replicas };
 
     public IEnumerable<ReplicaId> ReplicaIds =>
@@ -120,6 +129,13 @@ public sealed record ModelDefinition(
         {
             problems.Add($"job_queue_size must be between 1 and 100000, not {JobQueueSize}");
         }
+
+        if (DeviceMemoryMb is < 0 or > 10_000_000)
+        {
+            problems.Add($"device_memory_mb must be between 0 and 10000000, not {DeviceMemoryMb}");
+        }
+
+        problems.AddRange(Placement.Problems());
 
         if (ResponseTimeoutSeconds is < 1 or > 86_400)
         {

@@ -37,10 +37,17 @@ public sealed record ReplicaStatus(
     ModelSignature? Signature,
     int Restarts,
     string? LastError,
-    DateTime SinceUtc) : IServeMessage;
+    DateTime SinceUtc) : IServeMessage
+{
+    /// <summary>Bytes its model's parameters and buffers take on the device; -1 when not loaded or not known.</summary>
+    public long MemoryBytes { get; init; } = -1;
+}
 
-/// <summary>Registry to replica: you should exist with this definition (wakes the sharded entity).</summary>
-public sealed record EnsureReplica(ReplicaId Replica, ModelDefinition Definition) : IWithReplicaId;
+/// <summary>
+/// Registry to replica: you should exist with this definition (wakes the sharded entity), on
+/// <paramref name="Device"/> of your node when it has that device (null or absent: the node chooses).
+/// </summary>
+public sealed record EnsureReplica(ReplicaId Replica, ModelDefinition Definition, string? Device = null) : IWithReplicaId;
 
 /// <summary>Replica to registry: this is my state now.</summary>
 public sealed record ReplicaStatusReport(ReplicaStatus Status) : IServeMessage;

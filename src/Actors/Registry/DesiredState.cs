@@ -97,6 +97,25 @@ public sealed class DesiredState
             : new Decision([new ModelVersionScaled(definition.Key, replicas)], RegistryResult.Done(message));
     }
 
+    public Decision Place(string model, string version, ModelPlacement placement, int deviceMemoryMb)
+    {
+        if (Resolve(model, version) is not { } definition)
+        {
+            return NotFound(model, version);
+        }
+
+        var placed = definition with { Placement = placement, DeviceMemoryMb = deviceMemoryMb };
+        if (placed.Validate() is { Count: > 0 } problems)
+        {
+            return Decision.Refuse(ServeErrorKind.BadInput, string.Join("; ", problems));
+        }
+
+        var message = $"Placement of model \"{model}\" version {version} set to {placement} with {deviceMemoryMb} MB of device memory per replica";
+        return placed == definition
+            ? new Decision([], RegistryResult.Done(message))
+            : new Decision([new ModelVersionPlaced(definition.Key, placement, deviceMemoryMb)], RegistryResult.Done(message));
+    }
+
     public Decision SetDefault(string model, string version)
     {
         if (!_models.ContainsKey(new ModelKey(model, version)))
@@ -136,6 +155,9 @@ public sealed class DesiredState
                 break;
             case ModelVersionScaled scaled when _models.TryGetValue(scaled.Key, out var definition):
                 _models[scaled.Key] = definition.WithReplicas(scaled.Replicas);
+                break;
+            case ModelVersionPlaced placed when _models.TryGetValue(placed.Key, out var definition):
+                _models[placed.Key] = definition with { Placement = placed.Placement, DeviceMemoryMb = placed.DeviceMemoryMb };
                 break;
             case DefaultVersionSet set:
                 _defaults[set.Model] = set.Version;

@@ -3,23 +3,29 @@ using Akka.Cluster;
 using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Event;
 using Akka.Persistence;
+using Serve.Actors.Hosting;
+using Serve.Actors.Placement;
 using Serve.Actors.Protocol;
 
 namespace Serve.Actors.Registry;
 
-public sealed record RegistrySettings(TimeSpan ReconcileInterval, TimeSpan PublishInterval, TimeSpan PublishDebounce, int SnapshotEvery)
+/// <param name="RetireGrace">How long a replaced replica keeps running after its replacement serves, so
+/// every gateway has seen the new catalog and requests already sent to it finish.</param>
+public sealed record RegistrySettings(
+    TimeSpan ReconcileInterval, TimeSpan PublishInterval, TimeSpan PublishDebounce, int SnapshotEvery, TimeSpan RetireGrace)
 {
     public static RegistrySettings Default { get; } =
-        new(TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(20), SnapshotEvery: 100);
+        new(TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(20), SnapshotEvery: 100, TimeSpan.FromSeconds(2));
 }
 
 /// <summary>
 /// The cluster's one registry (a cluster singleton on the gateway role). It persists the desired state
 /// (<see cref="DesiredState"/>: model versions, their settings and replica counts, default versions) as
 /// events in the journal, so a cluster restarted from nothing comes back to it, and keeps the observed state
-/// (each replica's status) in memory. It wakes every desired replica through the shard region on a timer,
-/// so replicas come back wherever sharding places them, stops replicas that are no longer wanted, and
-/// publishes the catalog to every gateway.
+/// (each replica's status, each worker's devices) in memory. It plans where every replica goes with
+/// <see cref="PlacementPlanner"/> (the allocation strategy follows the plan), wakes the planned replicas
+/// through the shard region on a timer, retires replaced replicas once their replacements serve, stops
+/// replicas that are no longer wanted, and publishes the catalog to every node.
 /// </summary>
 public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 {
@@ -28,6 +34,12 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
     private const string ReconcileTimer = "reconcile";
     private const string PublishTimer = "publish";
     private const string DebounceTimer = "debounce";
+    private const string ReplanTimer = "replan";
+
+    /// <summary>How long placement waits for a worker that is up to report its devices.</summary>
+    private static readonly TimeSpan InventoryWait = TimeSpan.FromSeconds(10);
+
+    private static readonly TimeSpan NewWorkerSettle = TimeSpan.FromMilliseconds(300);
 
     private readonly IActorRef _replicaRegion;
     private readonly RegistrySettings _settings;
@@ -36,6 +48,17 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
     private readonly string _incarnation = Guid.NewGuid().ToString("N");
     private readonly DesiredState _desired = new();
     private readonly Dictionary<ReplicaId, ReplicaStatus> _statuses = [];
+    private readonly Dictionary<string, NodeInventory> _nodes = new(StringComparer.Ordinal);
+    private readonly HashSet<ReplicaId> _retiring = [];
+
+    // Worker members that are joining or up, and since when: placement waits (briefly) for their devices, so
+    // a cluster that starts does not pile every replica on the first worker to report and then move them.
+    private readonly Dictionary<string, DateTime> _workersUp = new(StringComparer.Ordinal);
+
+    // Workers that start together report a few milliseconds apart, possibly before this registry has heard
+    // they are members: placement waits this long after a new worker reports, for the others.
+    private DateTime _settledAfter = DateTime.MinValue;
+    private Dictionary<ModelKey, ModelPlan> _plans = [];
     private long _revision;
 
     public ModelRegistryActor(IActorRef replicaRegion, RegistrySettings settings)
@@ -58,12 +81,22 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         Command<UnregisterModel>(m => Change(_desired.Unregister(m.Model, m.Version)));
         Command<ScaleModel>(m => Change(_desired.Scale(m.Model, m.Version, m.Replicas)));
         Command<SetDefaultVersion>(m => Change(_desired.SetDefault(m.Model, m.Version)));
+        Command<ChangePlacement>(m => Change(_desired.Place(m.Model, m.Version, m.Placement, m.DeviceMemoryMb)));
+        Command<NodeInventory>(OnInventory);
+        Command<RetireReplica>(m => Retire(m.Replica));
         Command<GetCatalog>(_ => Sender.Tell(Snapshot()));
         Command<ResolveModel>(m => Sender.Tell(new ModelResolved(m.Key, _desired.Find(m.Key))));
         Command<ReplicaStatusReport>(m => UpdateStatus(m.Status));
         Command<ClusterEvent.MemberRemoved>(m => ForgetNode(m.Member.Address.ToString()));
+        Command<ClusterEvent.MemberJoined>(m => WorkerArriving(m.Member));
+        Command<ClusterEvent.MemberUp>(m => WorkerArriving(m.Member));
+        Command<ReplanTick>(_ => Replan());
         Command<ClusterEvent.IMemberEvent>(_ => { });
-        Command<ReconcileTick>(_ => Reconcile());
+        Command<ReconcileTick>(_ =>
+        {
+            Replan();
+            Reconcile();
+        });
         Command<PublishTick>(_ => PublishCatalog());
         Command<SaveSnapshotSuccess>(_ => { });
         Command<SaveSnapshotFailure>(f => _log.Warning("Registry snapshot failed: {0}", f.Cause.Message));
@@ -81,11 +114,11 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
     private void OnRecovered()
     {
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-            typeof(ClusterEvent.MemberRemoved));
+            typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.MemberJoined), typeof(ClusterEvent.MemberUp));
         Timers.StartPeriodicTimer(ReconcileTimer, ReconcileTick.Instance, _settings.ReconcileInterval);
         Timers.StartPeriodicTimer(PublishTimer, PublishTick.Instance, _settings.PublishInterval);
         _log.Info("Model registry started (incarnation {0}) with {1} model version(s) from the journal", _incarnation, _desired.Models.Count);
-        Reconcile();
+        Replan();
         Changed();
     }
 
@@ -127,7 +160,43 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             return;
         }
 
+        if (NoRoomFor(decision.Events) is { } noRoom)
+        {
+            replyTo.Tell(RegistryResult.Refused(ServeErrorKind.ResourceExhausted, noRoom));
+            return;
+        }
+
         PersistChanges(decision.Events, () => replyTo.Tell(decision.Result));
+    }
+
+    /// <summary>
+    /// Why the changed model versions would not fit on the workers (declared memory, pins, spread), so the
+    /// API says so instead of leaving replicas waiting forever; null when they fit, or when no worker has
+    /// reported yet (nothing to judge by).
+    /// </summary>
+    private string? NoRoomFor(IReadOnlyList<RegistryEvent> events)
+    {
+        var changed = events.Select(e => e switch
+        {
+            ModelVersionRegistered r => r.Definition.Key,
+            ModelVersionScaled s => s.Key,
+            ModelVersionPlaced p => p.Key,
+            _ => null,
+        }).OfType<ModelKey>().ToHashSet();
+        if (changed.Count == 0 || _nodes.Count == 0)
+        {
+            return null;
+        }
+
+        var trial = new DesiredState();
+        trial.Restore(_desired.ToSnapshot());
+        foreach (var change in events)
+        {
+            trial.Apply(change);
+        }
+
+        var plans = PlacementPlanner.Plan([.. trial.Models], [.. _nodes.Values], CurrentAssignments());
+        return changed.Select(k => plans.GetValueOrDefault(k)?.Unplaced).OfType<string>().FirstOrDefault();
     }
 
     /// <summary>Persists the events, applies each, acts on the cluster, then answers.</summary>
@@ -142,10 +211,8 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         var remaining = events.Count;
         PersistAll(events, change =>
         {
-            var before = Affected(change);
             _desired.Apply(change);
             _log.Info("Registry: {0}", change);
-            Act(change, before);
             if (LastSequenceNr % _settings.SnapshotEvery == 0)
             {
                 SaveSnapshot(_desired.ToSnapshot());
@@ -153,54 +220,176 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 
             if (--remaining == 0)
             {
+                Replan();
                 Changed();
                 answer();
             }
         });
     }
 
-    private ModelDefinition? Affected(RegistryEvent change) => change switch
-    {
-        ModelVersionRegistered r => _desired.Find(r.Definition.Key),
-        ModelVersionUnregistered u => _desired.Find(u.Key),
-        ModelVersionScaled s => _desired.Find(s.Key),
-        _ => null,
-    };
+    private Dictionary<ModelKey, ReplicaAssignment[]> CurrentAssignments() =>
+        _plans.ToDictionary(p => p.Key, p => p.Value.Assignments);
 
-    /// <summary>Brings the cluster toward the new desired state: wake new replicas, stop unwanted ones.</summary>
-    private void Act(RegistryEvent change, ModelDefinition? before)
+    private ReplicaAssignment? AssignmentOf(ReplicaId replica) =>
+        _plans.GetValueOrDefault(replica.Key)?.Assignments.FirstOrDefault(a => a.Index == replica.Index);
+
+    /// <summary>
+    /// Plans placement again and acts on the difference: wakes newly placed replicas (on their planned
+    /// device), stops replicas no longer planned, and retires replaced ones whose replacements serve.
+    /// </summary>
+    private void Replan()
     {
-        var wanted = change switch
+        if (DateTime.UtcNow < _settledAfter
+            || _workersUp.Any(w => !_nodes.ContainsKey(w.Key) && DateTime.UtcNow - w.Value < InventoryWait))
         {
-            ModelVersionRegistered r => r.Definition,
-            ModelVersionScaled s => _desired.Find(s.Key),
-            _ => null,
-        };
-        foreach (var replica in wanted?.ReplicaIds ?? [])
-        {
-            _replicaRegion.Tell(new EnsureReplica(replica, wanted!));
+            Timers.StartSingleTimer(ReplanTimer, ReplanTick.Instance, TimeSpan.FromMilliseconds(200));
+            return;
         }
 
-        var kept = wanted?.ReplicaIds.ToHashSet() ?? [];
-        foreach (var replica in before?.ReplicaIds.Where(r => !kept.Contains(r)) ?? [])
+        var before = _plans;
+        _plans = PlacementPlanner.Plan([.. _desired.Models], [.. _nodes.Values], CurrentAssignments());
+        foreach (var (key, plan) in before)
         {
-            _replicaRegion.Tell(new StopReplica(replica));
-            _statuses.Remove(replica);
+            var kept = _plans.GetValueOrDefault(key)?.Assignments.Select(a => a.Index).ToHashSet() ?? [];
+            foreach (var gone in plan.Assignments.Where(a => !kept.Contains(a.Index)))
+            {
+                var replica = new ReplicaId(key.Name, key.Version, gone.Index);
+                _replicaRegion.Tell(new StopReplica(replica));
+                _statuses.Remove(replica);
+                _retiring.Remove(replica);
+            }
+        }
+
+        var changed = before.Count != _plans.Count;
+        foreach (var (key, plan) in _plans)
+        {
+            var previous = before.GetValueOrDefault(key);
+            if (plan.Unplaced is { } why && why != previous?.Unplaced)
+            {
+                _log.Warning("Placement: {0}", why);
+            }
+
+            changed |= previous is null || previous.Unplaced != plan.Unplaced || !previous.Assignments.SequenceEqual(plan.Assignments);
+            var definition = _desired.Find(key)!;
+            foreach (var added in plan.Active.Where(a => previous?.Assignments.Contains(a) != true))
+            {
+                _replicaRegion.Tell(new EnsureReplica(new ReplicaId(key.Name, key.Version, added.Index), definition, added.Device));
+            }
+        }
+
+        RetireReplaced();
+        if (changed)
+        {
+            Changed();
+        }
+    }
+
+    /// <summary>Replaced replicas stop once every active replica of their model version serves (after a grace period).</summary>
+    private void RetireReplaced()
+    {
+        foreach (var (key, plan) in _plans)
+        {
+            var replaced = plan.Assignments.Where(a => a.Retiring).ToList();
+            if (replaced.Count == 0 || !plan.Active.All(a => IsServing(key, a)))
+            {
+                continue;
+            }
+
+            foreach (var assignment in replaced)
+            {
+                var replica = new ReplicaId(key.Name, key.Version, assignment.Index);
+                if (_retiring.Add(replica))
+                {
+                    Timers.StartSingleTimer($"retire:{replica}", new RetireReplica(replica), _settings.RetireGrace);
+                }
+            }
+        }
+    }
+
+    private bool IsServing(ModelKey key, ReplicaAssignment assignment) =>
+        _statuses.GetValueOrDefault(new ReplicaId(key.Name, key.Version, assignment.Index)) is { State: ReplicaState.Ready } status
+        && status.NodeAddress == assignment.NodeAddress;
+
+    private void Retire(ReplicaId replica)
+    {
+        _retiring.Remove(replica);
+        if (_plans.GetValueOrDefault(replica.Key) is not { } plan || AssignmentOf(replica) is not { Retiring: true })
+        {
+            return;
+        }
+
+        _log.Info("Placement: replica {0} retires; its replacement serves", replica);
+        _replicaRegion.Tell(new StopReplica(replica));
+        _statuses.Remove(replica);
+        _plans[replica.Key] = plan with { Assignments = [.. plan.Assignments.Where(a => a.Index != replica.Index)] };
+        Replan();
+        Changed();
+    }
+
+    private void WorkerArriving(Member member)
+    {
+        if (member.HasRole(ServeRoles.Worker))
+        {
+            _workersUp.TryAdd(member.Address.ToString(), DateTime.UtcNow);
+        }
+    }
+
+    private void OnInventory(NodeInventory inventory)
+    {
+        var previous = _nodes.GetValueOrDefault(inventory.Address);
+        _nodes[inventory.Address] = inventory;
+        if (previous is null)
+        {
+            _settledAfter = DateTime.UtcNow + NewWorkerSettle;
+        }
+
+        if (previous is null || !previous.Devices.Select(d => (d.Name, d.TotalMemoryMb)).SequenceEqual(inventory.Devices.Select(d => (d.Name, d.TotalMemoryMb))))
+        {
+            _log.Info("Worker {0} ({1}) has {2}", inventory.Name, inventory.Address,
+                string.Join(", ", inventory.Devices.Select(d => $"{d.Name} ({d.TotalMemoryMb} MB)")));
+            Replan();
+        }
+
+        if (previous != inventory)
+        {
+            Changed();
         }
     }
 
     private void UpdateStatus(ReplicaStatus status)
     {
-        if (_desired.Find(status.Replica.Key) is not { } definition || status.Replica.Index >= definition.Replicas)
+        if (_desired.Find(status.Replica.Key) is not { } definition)
         {
-            // A replica nobody wants any more (its model was removed or scaled down, perhaps while its node
-            // was away): tell it to stop.
-            if (status.State != ReplicaState.Stopped)
+            StopUnwanted(status);
+            return;
+        }
+
+        var assignment = AssignmentOf(status.Replica);
+        if (assignment is null)
+        {
+            // A replica this registry did not place: one that runs from before this registry took over is
+            // adopted while its model version needs replicas; otherwise (scaled down or replaced while its
+            // node was away) it stops.
+            var active = _plans.GetValueOrDefault(status.Replica.Key)?.Active.Count() ?? 0;
+            if (status.State == ReplicaState.Stopped || active >= definition.Replicas)
             {
-                _replicaRegion.Tell(new StopReplica(status.Replica));
+                StopUnwanted(status);
+                return;
             }
 
-            return;
+            if (status.Device.Length == 0)
+            {
+                return; // judged once it has a device
+            }
+
+            Adopt(status);
+        }
+        else if (status.State != ReplicaState.Stopped && !assignment.Retiring && status.Device.Length > 0
+                 && (assignment.NodeAddress != status.NodeAddress || assignment.Device != status.Device))
+        {
+            // Sharding or the node chose otherwise than planned (the plan is advice): once the replica
+            // holds a device, the plan follows where it really is, then judges whether it may stay there.
+            Adopt(status);
         }
 
         if (status.State == ReplicaState.Stopped)
@@ -217,7 +406,26 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         if (previous is null || MeaningfullyDifferent(previous, status))
         {
             Changed();
+            RetireReplaced();
         }
+    }
+
+    private void StopUnwanted(ReplicaStatus status)
+    {
+        if (status.State != ReplicaState.Stopped)
+        {
+            _replicaRegion.Tell(new StopReplica(status.Replica));
+        }
+    }
+
+    private void Adopt(ReplicaStatus status)
+    {
+        var key = status.Replica.Key;
+        var plan = _plans.GetValueOrDefault(key) ?? new ModelPlan([], null);
+        var where = new ReplicaAssignment(status.Replica.Index, status.NodeAddress, status.Device, Retiring: false);
+        _plans[key] = plan with { Assignments = [.. plan.Assignments.Where(a => a.Index != where.Index).Append(where).OrderBy(a => a.Index)] };
+        _statuses[status.Replica] = status;
+        Replan();
     }
 
     private static bool MeaningfullyDifferent(ReplicaStatus a, ReplicaStatus b) =>
@@ -232,21 +440,37 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             _statuses.Remove(replica);
         }
 
-        if (gone.Count > 0)
+        var hadDevices = _nodes.Remove(address);
+        _workersUp.Remove(address);
+        var placed = 0;
+        foreach (var (key, plan) in _plans.ToList())
         {
-            _log.Info("Node {0} left; its {1} replica(s) will be placed again", address, gone.Count);
+            placed += plan.Assignments.Count(a => a.NodeAddress == address);
+            _plans[key] = plan with { Assignments = [.. plan.Assignments.Where(a => a.NodeAddress != address)] };
+        }
+
+        if (gone.Count > 0 || placed > 0 || hadDevices)
+        {
+            _log.Info("Node {0} left; its {1} replica(s) will be placed again", address, placed);
+            Replan();
             Changed();
             Reconcile();
         }
     }
 
+    /// <summary>Wakes every placed, active replica (sharding starts it again wherever its shard lives).</summary>
     private void Reconcile()
     {
-        foreach (var definition in _desired.Models)
+        foreach (var (key, plan) in _plans)
         {
-            foreach (var replica in definition.ReplicaIds)
+            if (_desired.Find(key) is not { } definition)
             {
-                _replicaRegion.Tell(new EnsureReplica(replica, definition));
+                continue;
+            }
+
+            foreach (var assignment in plan.Active)
+            {
+                _replicaRegion.Tell(new EnsureReplica(new ReplicaId(key.Name, key.Version, assignment.Index), definition, assignment.Device));
             }
         }
     }
@@ -267,12 +491,27 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         var entries = _desired.Models
             .OrderBy(d => d.Name, StringComparer.Ordinal)
             .ThenBy(d => d.Version, StringComparer.Ordinal)
-            .Select(d => new CatalogEntry(
-                d,
-                _desired.IsDefault(d),
-                [.. d.ReplicaIds.Select(r => _statuses.GetValueOrDefault(r)).OfType<ReplicaStatus>()]))
+            .Select(d =>
+            {
+                var plan = _plans.GetValueOrDefault(d.Key) ?? new ModelPlan([], null);
+                return new CatalogEntry(
+                    d,
+                    _desired.IsDefault(d),
+                    [.. plan.Assignments.Select(a => _statuses.GetValueOrDefault(new ReplicaId(d.Name, d.Version, a.Index))).OfType<ReplicaStatus>()])
+                {
+                    Assignments = plan.Assignments,
+                    Unplaced = plan.Unplaced,
+                };
+            })
             .ToArray();
-        return new CatalogSnapshot(_incarnation, _revision, entries);
+        return new CatalogSnapshot(_incarnation, _revision, entries) { Nodes = [.. _nodes.Values.OrderBy(n => n.Address, StringComparer.Ordinal)] };
+    }
+
+    private sealed record RetireReplica(ReplicaId Replica);
+
+    private sealed record ReplanTick
+    {
+        public static ReplanTick Instance { get; } = new();
     }
 
     private sealed record ReconcileTick

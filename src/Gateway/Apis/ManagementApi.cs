@@ -12,7 +12,8 @@ namespace Serve.Gateway.Apis;
 /// <summary>
 /// TorchServe's management API on the management listener: register, scale, describe, list, unregister,
 /// set the default version. Registering and unregistering are refused (405) unless the model API is
-/// enabled, as in TorchServe. Models are registered from TorchScript files in the model store.
+/// enabled, as in TorchServe. Models are registered from TorchScript files, archives or archive
+/// directories in the model store, or from allowed URLs. Placement and the cluster are in <see cref="PlacementApi"/>.
 /// </summary>
 public static class ManagementApi
 {
@@ -86,14 +87,20 @@ public static class ManagementApi
             handler = d.Handler,
             isDefault = entry.IsDefault,
             deviceType = entry.Replicas.Any(r => r.Device.StartsWith("cuda", StringComparison.Ordinal)) ? "gpu" : "cpu",
+            deviceMemoryMb = d.DeviceMemoryMb,
+            placement = new { nodes = d.Placement.Nodes, devices = d.Placement.Devices, spread = d.Placement.Spread },
+            unplaced = entry.Unplaced,
             workers = entry.Replicas.OrderBy(r => r.Replica.Index).Select(r => new
             {
                 id = r.Replica.EntityId,
                 startTime = r.SinceUtc,
                 status = r.State == ReplicaState.Ready && catalog.IsAvailable(r) ? "READY" : r.State.ToString().ToUpperInvariant(),
                 gpu = r.Device.StartsWith("cuda", StringComparison.Ordinal),
+                memoryUsage = r.MemoryBytes >= 0 ? r.MemoryBytes : (long?)null,
                 node = r.NodeAddress,
+                nodeName = catalog.Snapshot.Nodes.FirstOrDefault(n => n.Address == r.NodeAddress)?.Name,
                 device = r.Device,
+                retiring = entry.Assignments.Any(a => a.Index == r.Replica.Index && a.Retiring),
                 restarts = r.Restarts,
                 lastError = r.LastError,
             }).ToArray(),
@@ -237,10 +244,13 @@ public static class ManagementApi
         bool.TryParse(request.Query[name], out var value) ? value : fallback;
 }
 
-/// <summary>TorchServe's register parameters, from the query string or a JSON body with the same names.</summary>
+/// <summary>
+/// TorchServe's register parameters, from the query string or a JSON body with the same names, and Serve's
+/// placement parameters (<see cref="PlacementSettings"/>).
+/// </summary>
 public sealed record RegisterParameters(
     string? Url, string? ModelName, string? ModelVersion, string? Handler, int? BatchSize, int? MaxBatchDelay,
-    int? InitialWorkers, int? ResponseTimeout, bool Synchronous)
+    int? InitialWorkers, int? ResponseTimeout, bool Synchronous, PlacementSettings Placement)
 {
     public static async Task<(RegisterParameters? Parameters, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellation)
     {
@@ -257,7 +267,14 @@ public sealed record RegisterParameters(
 
                 foreach (var property in document.RootElement.EnumerateObject())
                 {
-                    values[property.Name] = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : property.Value.GetRawText();
+                    values[property.Name] = property.Value.ValueKind switch
+                    {
+                        JsonValueKind.String => property.Value.GetString(),
+                        // "nodes": ["a", "b"] means the same as nodes=a,b.
+                        JsonValueKind.Array => string.Join(',', property.Value.EnumerateArray().Select(v =>
+                            v.ValueKind == JsonValueKind.String ? v.GetString() : v.GetRawText())),
+                        _ => property.Value.GetRawText(),
+                    };
                 }
             }
             catch (JsonException error)
@@ -287,7 +304,8 @@ public sealed record RegisterParameters(
             values.GetValueOrDefault("url"), values.GetValueOrDefault("model_name"), values.GetValueOrDefault("model_version"),
             values.GetValueOrDefault("handler"), Int("batch_size"), Int("max_batch_delay"), Int("initial_workers"),
             Int("response_timeout"),
-            !values.TryGetValue("synchronous", out var sync) || !bool.TryParse(sync, out var synchronous) || synchronous);
+            !values.TryGetValue("synchronous", out var sync) || !bool.TryParse(sync, out var synchronous) || synchronous,
+            PlacementSettings.Read(values.GetValueOrDefault, problems));
         return problems.Count > 0
             ? (null, new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)))
             : (parameters, null);
@@ -339,6 +357,7 @@ public sealed record RegisterParameters(
                 BatchSize = BatchSize,
                 MaxBatchDelay = MaxBatchDelay,
                 ResponseTimeout = ResponseTimeout,
+                Placement = Placement.IsEmpty ? null : Placement,
             }, options);
         }
         catch (ArchiveException error)

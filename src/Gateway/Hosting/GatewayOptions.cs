@@ -117,6 +117,18 @@ public sealed class StartupModelOptions
 
     /// <summary>index_to_name.json for classifiers.</summary>
     public string? Labels { get; set; }
+
+    /// <summary>Worker nodes (names or host:port) its replicas may run on; empty: any.</summary>
+    public string[] Nodes { get; set; } = [];
+
+    /// <summary>Devices (cuda:N, cpu:N) its replicas may run on; empty: any.</summary>
+    public string[] Devices { get; set; } = [];
+
+    /// <summary>At most one replica per node.</summary>
+    public bool Spread { get; set; }
+
+    /// <summary>Device memory each replica declares, in MB (placement never over-commits a device).</summary>
+    public int DeviceMemoryMb { get; set; }
 }
 
 public sealed class DefaultModelOptions

@@ -124,6 +124,7 @@ public static class StartupModels
             return null;
         }
 
+        var placementProblems = new List<string>();
         var given = new GivenSettings
         {
             Name = name,
@@ -135,9 +136,12 @@ public static class StartupModels
             JobQueueSize = Setting("job_queue_size"),
             ResponseTimeout = Setting("response_timeout"),
             Labels = settings.Remove("labels", out var labels) ? ResolvePath(labels, options) : null,
+            Placement = PlacementSettings.Read(key => settings.Remove(key, out var value) ? value : null, placementProblems),
         };
+        problems.AddRange(placementProblems.Select(p => $"model '{label}': {p}"));
         problems.AddRange(settings.Keys.Select(k =>
-            $"model '{label}': unknown setting '{k}' (known: replicas, batch_size, max_batch_delay, job_queue_size, response_timeout, handler, version, labels)"));
+            $"model '{label}': unknown setting '{k}' (known: replicas, batch_size, max_batch_delay, job_queue_size, response_timeout, handler, " +
+            $"version, labels, {string.Join(", ", PlacementSettings.Names)})"));
         try
         {
             return ModelFiles.Define(ModelFiles.IsArchive(path, options.ModelStore) ? path : ResolvePath(path, options), given, options).Definition;
@@ -178,7 +182,11 @@ public static class StartupModels
             model.MaxBatchDelay ?? ModelDefinition.DefaultMaxBatchDelayMs,
             model.JobQueueSize ?? options.JobQueueSize,
             model.ResponseTimeout ?? options.DefaultResponseTimeout,
-            model.Labels is null ? null : ResolvePath(model.Labels, options));
+            model.Labels is null ? null : ResolvePath(model.Labels, options))
+        {
+            Placement = new ModelPlacement(model.Nodes, model.Devices, model.Spread),
+            DeviceMemoryMb = model.DeviceMemoryMb,
+        };
     }
 
     /// <summary>

@@ -6,9 +6,11 @@ namespace Serve.Gateway.Inference;
 public readonly record struct ReplicaChoice(int? Index, ServeError? Error);
 
 /// <summary>
-/// Picks the replica for a request, as a pure function: a ready replica on a reachable node with the
-/// fewest requests outstanding from this gateway (ties broken at random); failing that, one still starting
-/// or loading (it queues the request until it is ready); never one on a node that is unreachable or gone.
+/// Picks the replica for a request, as a pure function: a ready, placed (not retiring) replica on a
+/// reachable node with the fewest requests outstanding from this gateway (ties broken at random); failing
+/// that, a retiring replica that still serves (a move in progress); failing that, one still starting or
+/// loading (it queues the request until it is ready); never one on a node that is unreachable or gone, and
+/// never a replica the registry has not placed.
 /// </summary>
 public static class ReplicaSelector
 {
@@ -23,8 +25,15 @@ public static class ReplicaSelector
                 $"Model \"{definition.Name}\" Version {definition.Version} has no worker to serve inference request. Please use scale workers API to add workers."));
         }
 
+        if (entry.Assignments.Length == 0)
+        {
+            return new ReplicaChoice(null, new ServeError(ServeErrorKind.Unavailable,
+                $"Model \"{definition.Name}\" Version {definition.Version} has no replica placed yet: {entry.Unplaced ?? "the registry is placing them"}"));
+        }
+
         var statuses = entry.Replicas.ToDictionary(s => s.Replica.Index);
-        var indices = Enumerable.Range(0, definition.Replicas).Where(i => !exclude.Contains(i)).ToList();
+        var indices = entry.ActiveIndices.Where(i => !exclude.Contains(i)).ToList();
+        var retiring = entry.Assignments.Where(a => a.Retiring && !exclude.Contains(a.Index)).Select(a => a.Index).ToList();
 
         bool Reachable(int i) => !statuses.TryGetValue(i, out var s) || !unavailableNodes.Contains(s.NodeAddress);
         ReplicaState StateOf(int i) => statuses.TryGetValue(i, out var s) ? s.State : ReplicaState.Starting;
@@ -33,6 +42,13 @@ public static class ReplicaSelector
         if (ready.Count > 0)
         {
             return new ReplicaChoice(LeastOutstanding(ready, outstanding, random), null);
+        }
+
+        // A replica being moved serves from its old place until its replacement is ready.
+        var stillServing = retiring.Where(i => StateOf(i) == ReplicaState.Ready && Reachable(i)).ToList();
+        if (stillServing.Count > 0)
+        {
+            return new ReplicaChoice(LeastOutstanding(stillServing, outstanding, random), null);
         }
 
         var coming = indices.Where(i => StateOf(i) is ReplicaState.Starting or ReplicaState.Loading or ReplicaState.Stopped && Reachable(i)).ToList();

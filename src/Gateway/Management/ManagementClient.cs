@@ -12,8 +12,9 @@ public interface IManagementClient
     Task<RegistryResult> SendAsync(IServeMessage command, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Waits until the model version has <paramref name="replicas"/> ready replicas, or one of them failed
-    /// for good or had its model file refused, or the timeout passed.
+    /// Waits until the model version has <paramref name="replicas"/> ready replicas where the registry placed
+    /// them and no move in progress, or one of them failed for good or had its model file refused, or the
+    /// timeout passed.
     /// </summary>
     Task<ReplicasOutcome> WaitForReplicasAsync(ModelKey key, int replicas, TimeSpan timeout, CancellationToken cancellationToken);
 }
@@ -58,8 +59,10 @@ public sealed class ManagementClient(
         void Check(CatalogState state)
         {
             var entry = state.Find(key.Name, key.Version);
-            var statuses = entry?.Replicas ?? [];
-            if (statuses.Count(r => r.State == ReplicaState.Ready && state.IsAvailable(r)) >= replicas)
+            var active = entry?.ActiveIndices.ToHashSet() ?? [];
+            var statuses = entry?.Replicas.Where(r => active.Contains(r.Replica.Index)).ToArray() ?? [];
+            var settled = entry?.Assignments.All(a => !a.Retiring) ?? false;
+            if (settled && statuses.Count(r => r.State == ReplicaState.Ready && state.IsAvailable(r)) >= replicas)
             {
                 outcome.TrySetResult(ReplicasOutcome.AllReady);
             }

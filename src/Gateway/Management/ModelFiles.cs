@@ -24,6 +24,8 @@ public sealed record GivenSettings
     public int? ResponseTimeout { get; init; }
 
     public string? Labels { get; init; }
+
+    public PlacementSettings? Placement { get; init; }
 }
 
 /// <summary>A model's definition, and the archive directory unpacked to make it (null when none was unpacked now).</summary>
@@ -149,6 +151,8 @@ public static class ModelFiles
         given.Labels)
     {
         Url = path,
+        Placement = given.Placement?.Over(PlacementSettings.FromArchive(archive)) ?? PlacementSettings.FromArchive(archive),
+        DeviceMemoryMb = given.Placement?.DeviceMemoryMb ?? (int)Math.Min(int.MaxValue, archive.DeviceMemoryMb ?? 0),
     };
 
     /// <summary>Where a .mar is unpacked: named by its content's hash, so the same archive is unpacked once.</summary>

@@ -14,6 +14,18 @@ public sealed class NodeOptions
     public int CpuSlots { get; set; } = 1;
 
     /// <summary>
+    /// The name placement pins use for this worker. Empty: its cluster host:port. Env: Serve__Node__Name.
+    /// </summary>
+    public string? Name { get; set; }
+
+    /// <summary>
+    /// Memory of each device in MB, against which placement packs the replicas' declared memory. 0 finds
+    /// it: a GPU's total memory (NVML), or for CPU slots the memory available to the process divided
+    /// among them. Env: Serve__Node__DeviceMemoryMb.
+    /// </summary>
+    public long DeviceMemoryMb { get; set; }
+
+    /// <summary>
     /// libtorch intra-op threads (process-wide, set once). 0 picks the processor count divided by the
     /// number of CPU slots. Env: Serve__Node__TorchThreads.
     /// </summary>
@@ -51,6 +63,11 @@ public sealed class NodeOptions
         if (CpuSlots is < 1 or > 256)
         {
             problems.Add($"Serve:Node:CpuSlots must be 1-256, not {CpuSlots}");
+        }
+
+        if (DeviceMemoryMb < 0)
+        {
+            problems.Add($"Serve:Node:DeviceMemoryMb must be 0 (find it) or a number of MB, not {DeviceMemoryMb}");
         }
 
         if (TorchThreads is < 0 or > 1024)

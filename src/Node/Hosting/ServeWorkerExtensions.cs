@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Serve.Actors.Hosting;
 using Serve.Actors.Models;
+using Serve.Actors.Registry;
 using Serve.Node.Torch;
 
 namespace Serve.Node.Hosting;
@@ -27,22 +28,27 @@ public static partial class ServeWorkerExtensions
         services.AddSingleton<ModelPreflight>();
         services.AddSingleton<IInferenceBackend, TorchBackend>();
         services.TryAddSingleton<LocalReplicas>();
+        services.TryAddSingleton<CatalogView>();
         return services;
     }
 
     /// <summary>The replica shard region, and a proxy to the registry unless this node hosts it.</summary>
     public static AkkaConfigurationBuilder WithServeWorker(this AkkaConfigurationBuilder akka, IServiceProvider services, bool hostsRegistry)
     {
+        var catalog = services.GetRequiredService<CatalogView>();
         if (!hostsRegistry)
         {
-            akka.WithModelRegistryProxy();
+            // A worker-only node: the gateway's registry is reached through a proxy, and its catalog (the
+            // placement plan the allocation strategy follows) through a subscriber of our own.
+            akka.WithModelRegistryProxy().WithCatalogView(catalog);
         }
 
         var options = services.GetRequiredService<NodeOptions>();
         var cluster = services.GetRequiredService<IOptions<ServeClusterOptions>>().Value;
         var settings = ModelActorSettings.Default with { Backoff = options.Backoff, MaxReplyBytes = cluster.MaximumPayloadBytes };
+        var devices = services.GetRequiredService<DeviceManager>();
         return akka.WithModelReplicaShards(services.GetRequiredService<IInferenceBackend>(), settings,
-            services.GetRequiredService<LocalReplicas>());
+            services.GetRequiredService<LocalReplicas>(), devices.Inventory, options.Name, catalog);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Devices: {Devices} (libtorch threads: {Intra} intra-op, {Interop} inter-op)")]

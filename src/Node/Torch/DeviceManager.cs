@@ -3,8 +3,10 @@ using Serve.Actors.Protocol;
 namespace Serve.Node.Torch;
 
 /// <summary>
-/// This node's devices, each with its executor thread, and which replicas hold them. A replica claims
-/// the device with the fewest replicas (ties: lowest index) and gives it back when it unloads.
+/// This node's devices, each with its executor thread, and which replicas hold them. A replica claims the
+/// device the registry planned for it; without a plan (or one naming a device this node lacks), the device
+/// with the most declared memory free, then the fewest replicas (ties: lowest index). It gives the device
+/// back when it unloads.
 /// </summary>
 public sealed class DeviceManager : IDisposable
 {
@@ -21,15 +23,28 @@ public sealed class DeviceManager : IDisposable
         _slots = devices.ToDictionary(d => d.Name, d => new Slot(d, new DeviceExecutor(d.Name)), StringComparer.Ordinal);
     }
 
-    public DeviceLease Claim(ReplicaId replica)
+    public DeviceLease Claim(ReplicaId replica, string? planned = null, int declaredMemoryMb = 0)
     {
         lock (_gate)
         {
-            var slot = _slots.Values.OrderBy(s => s.Replicas.Count).ThenBy(s => s.Device.Index).First();
-            slot.Replicas.Add(replica);
+            var slot = planned is not null && _slots.TryGetValue(planned, out var chosen)
+                ? chosen
+                : _slots.Values
+                    .OrderByDescending(s => s.Device.TotalMemoryMb < 0 ? 0 : s.Device.TotalMemoryMb - s.Replicas.Values.Sum())
+                    .ThenBy(s => s.Replicas.Count)
+                    .ThenBy(s => s.Device.Index)
+                    .First();
+            slot.Replicas[replica] = declaredMemoryMb;
             return new DeviceLease(this, slot.Device, slot.Executor, replica);
         }
     }
+
+    /// <summary>Each device with its memory; GPUs also with the memory NVML measures in use.</summary>
+    public DeviceCapacity[] Inventory() =>
+        [.. _slots.Values.OrderBy(s => s.Device.Name, StringComparer.Ordinal).Select(s => new DeviceCapacity(
+            s.Device.Name,
+            s.Device.TotalMemoryMb,
+            s.Device.Type == TorchSharp.DeviceType.CUDA ? GpuMemory.Query(s.Device.Index)?.UsedMb ?? -1 : -1))];
 
     public IReadOnlyDictionary<string, int> ReplicasPerDevice()
     {
@@ -57,7 +72,8 @@ public sealed class DeviceManager : IDisposable
 
     private sealed record Slot(DeviceInfo Device, DeviceExecutor Executor)
     {
-        public List<ReplicaId> Replicas { get; } = [];
+        /// <summary>The replicas on it, with the memory each declares.</summary>
+        public Dictionary<ReplicaId, int> Replicas { get; } = [];
     }
 }
 

@@ -18,6 +18,8 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
 
     public string Device => lease.Device.Name;
 
+    public long MemoryBytes => module.MemoryBytes;
+
     public ModelSignature Signature => handler.Signature;
 
     public IPreparedInput Prepare(InferenceInput input) =>

@@ -12,7 +12,7 @@ public sealed partial class TorchBackend(
     DeviceManager devices, ModelPaths paths, ModelPreflight preflight, NodeOptions options, ILogger<TorchBackend> logger)
     : IInferenceBackend
 {
-    public async Task<ILoadedModel> LoadAsync(ReplicaId replica, ModelDefinition definition, CancellationToken cancellationToken)
+    public async Task<ILoadedModel> LoadAsync(ReplicaId replica, ModelDefinition definition, string? device, CancellationToken cancellationToken)
     {
         var modelPath = definition.Source switch
         {
@@ -26,12 +26,12 @@ public sealed partial class TorchBackend(
             await preflight.CheckAsync(modelPath, definition.Handler, cancellationToken);
         }
 
-        var lease = devices.Claim(replica);
+        var lease = devices.Claim(replica, device, definition.DeviceMemoryMb);
         TorchModule? module = null;
         try
         {
-            var device = lease.Device.ToTorch();
-            module = await lease.Executor.RunAsync(() => Wrap(modelPath, () => ModelLoader.Load(definition.Source, modelPath, device)), cancellationToken);
+            var torchDevice = lease.Device.ToTorch();
+            module = await lease.Executor.RunAsync(() => Wrap(modelPath, () => ModelLoader.Load(definition.Source, modelPath, torchDevice)), cancellationToken);
             IModelHandler handler = definition.Handler switch
             {
                 BuiltInHandlers.Tensor => new TensorHandler(module, TensorLimits.Default),
@@ -39,7 +39,7 @@ public sealed partial class TorchBackend(
                 _ => throw new ModelLoadException(
                     $"handler '{definition.Handler}' is not built in; supported: {string.Join(", ", BuiltInHandlers.All)}"),
             };
-            await WarmUpAsync(module, lease, device, cancellationToken);
+            await WarmUpAsync(module, lease, torchDevice, cancellationToken);
             LogLoaded(replica.EntityId, lease.Device.Name, module.Signature.Platform);
             return new LoadedTorchModel(module, handler, lease, definition.BatchSize > 1);
         }

@@ -23,7 +23,11 @@ public sealed class TorchModule : IDisposable
         _builtIn = builtIn;
         _signature = signature;
         _signatureLearned = builtIn is not null;
+        MemoryBytes = ParameterAndBufferBytes((nn.Module?)script ?? builtIn!);
     }
+
+    /// <summary>Bytes the parameters and buffers take on the device (measured once, at load).</summary>
+    public long MemoryBytes { get; }
 
     /// <summary>
     /// Inputs and outputs. Built-in architectures declare theirs; a TorchScript file does not say its
@@ -88,6 +92,14 @@ public sealed class TorchModule : IDisposable
                 throw new ModelOutputException(
                     $"the model returned {value?.GetType().Name ?? "nothing"}; only tensors, tuples and lists of tensors are supported");
         }
+    }
+
+    private static long ParameterAndBufferBytes(nn.Module module)
+    {
+        // A script module hands out new wrappers for its tensors: the scope frees them (not the storage).
+        using var scope = NewDisposeScope();
+        return module.parameters().Sum(p => p.NumberOfElements * p.ElementSize)
+               + module.buffers().Sum(b => b.NumberOfElements * b.ElementSize);
     }
 
     public void Dispose()

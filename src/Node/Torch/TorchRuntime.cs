@@ -4,8 +4,8 @@ using TorchSharp;
 
 namespace Serve.Node.Torch;
 
-/// <summary>One device a worker serves on.</summary>
-public sealed record DeviceInfo(string Name, DeviceType Type, int Index)
+/// <summary>One device a worker serves on, with its memory in MB (-1: not known).</summary>
+public sealed record DeviceInfo(string Name, DeviceType Type, int Index, long TotalMemoryMb = -1)
 {
     public torch.Device ToTorch() => new(Type, Index < 0 || Type == DeviceType.CPU ? -1 : Index);
 }
@@ -68,9 +68,13 @@ public static partial class TorchRuntime
     {
         if (torch.cuda.is_available())
         {
-            return [.. Enumerable.Range(0, torch.cuda.device_count()).Select(i => new DeviceInfo($"cuda:{i}", DeviceType.CUDA, i))];
+            return [.. Enumerable.Range(0, torch.cuda.device_count()).Select(i => new DeviceInfo($"cuda:{i}", DeviceType.CUDA, i,
+                options.DeviceMemoryMb > 0 ? options.DeviceMemoryMb : GpuMemory.Query(i)?.TotalMb ?? -1))];
         }
 
-        return [.. Enumerable.Range(0, options.CpuSlots).Select(i => new DeviceInfo($"cpu:{i}", DeviceType.CPU, i))];
+        var perSlot = options.DeviceMemoryMb > 0
+            ? options.DeviceMemoryMb
+            : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1L << 20) / options.CpuSlots;
+        return [.. Enumerable.Range(0, options.CpuSlots).Select(i => new DeviceInfo($"cpu:{i}", DeviceType.CPU, i, perSlot))];
     }
 }
