@@ -41,7 +41,7 @@ public sealed partial class TorchBackend(
             };
             await WarmUpAsync(module, lease, device, cancellationToken);
             LogLoaded(replica.EntityId, lease.Device.Name, module.Signature.Platform);
-            return new LoadedTorchModel(module, handler, lease, definition.BatchSize > 1);
+            return new LoadedTorchModel(module, handler, lease, definition.BatchSize > 1 && handler.CombinesRequests);
         }
         catch
         {
