@@ -8,6 +8,10 @@ public sealed record ModelArchive(
     string Directory, ArchiveManifest Manifest, ArchiveSettings Settings, string SerializedFile, string? LabelsFile)
 {
     public const string LabelsFileName = "index_to_name.json";
+    public const string VocabFileName = "vocab.txt";
+
+    /// <summary>The WordPiece vocabulary (<see cref="VocabFileName"/>) when the archive has one, for text_classifier.</summary>
+    public string? VocabFile { get; init; }
 
     /// <summary>Model files Serve loads: TorchScript, written by torch.jit.save.</summary>
     public static readonly string[] ModelFileExtensions = [".pt", ".pth", ".ts"];
@@ -51,7 +55,8 @@ public sealed record ModelArchive(
         }
 
         var labels = File.Exists(Path.Combine(directory, LabelsFileName)) ? LabelsFileName : null;
-        return new ModelArchive(directory, manifest, settings, serialized, labels);
+        var vocab = File.Exists(Path.Combine(directory, VocabFileName)) ? VocabFileName : null;
+        return new ModelArchive(directory, manifest, settings, serialized, labels) { VocabFile = vocab };
     }
 
     /// <summary>A file the manifest names: relative, inside the archive, a regular file.</summary>

@@ -23,6 +23,7 @@ public sealed class SerializationTests(ClusterFixture cluster) : IClassFixture<C
     [
         Definition,
         Definition with { Source = new TorchScriptSource("tiny.pt") },
+        Definition with { VocabPath = "/models/vocab.txt" },
         new EnsureReplica(Replica, Definition),
         new InferenceRequest(Replica, "r1", RawInput.FromBody("image/jpeg", [1, 2, 3]), TimeSpan.FromSeconds(120)),
         new InferenceRequest(Replica, "r2", new RawInput([new PayloadPart("data", null, [9]), new PayloadPart("other", "text/plain", [])]), TimeSpan.FromSeconds(1)),

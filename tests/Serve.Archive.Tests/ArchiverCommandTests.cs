@@ -116,7 +116,7 @@ public sealed class ArchiverCommandTests : IDisposable
     {
         var (code, output, _) = Archive("--help");
         Assert.Equal(0, code);
-        Assert.Contains("--handler          a built-in handler: tensor, image_classifier", output, StringComparison.Ordinal);
+        Assert.Contains("--handler          a built-in handler: tensor, image_classifier, text_classifier, object_detector, image_segmenter", output, StringComparison.Ordinal);
         Assert.Equal(2, Archive().Code);
     }
 }

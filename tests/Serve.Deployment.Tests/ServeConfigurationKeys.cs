@@ -53,6 +53,8 @@ public static partial class ServeConfigurationKeys
         "Serve__Node__TorchThreads",
         "Serve__Node__InteropThreads",
         "Serve__Node__MaxImagePixels",
+        "Serve__Node__TextMaxLength",
+        "Serve__Node__DetectionThreshold",
         "Serve__Node__RestartBackoffMin",
         "Serve__Node__RestartBackoffMax",
         "Serve__Node__MaxConsecutiveFailures",

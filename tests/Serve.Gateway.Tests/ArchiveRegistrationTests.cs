@@ -27,7 +27,10 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
             WriteArchive(store, "echo.mar", "echo", "tensor", "batchSize: 4\nmaxBatchDelay: 7\nminWorkers: 1\nresponseTimeout: 33\n",
                 labels: """{"0": "zero"}""");
             WriteArchive(store, "python.mar", "python", "my_handler.py:handle", null);
-            WriteArchive(store, "segmenter.mar", "segmenter", "image_segmenter", null);
+            WriteArchive(store, "unknown.mar", "unknown", "no_such_handler", null);
+            TorchScriptWriter.EmbeddingClassifier(Path.Combine(store, "bow.pt"), new float[,] { { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 3 } });
+            WriteArchive(store, "sentiment.mar", "sentiment", "text_classifier", null, labels: """{"0": "negative", "1": "positive"}""",
+                model: "bow.pt", vocab: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "great"]);
             TorchScriptWriter.AbortsOnLoad(Path.Combine(store, "aborts.pt"));
             WriteArchive(store, "aborts.mar", "aborts", "tensor", null, model: "aborts.pt");
 
@@ -65,7 +68,8 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
         }
 
         private static void WriteArchive(
-            string store, string file, string name, string handler, string? config, string? labels = null, string model = "identity.pt")
+            string store, string file, string name, string handler, string? config, string? labels = null, string model = "identity.pt",
+            string[]? vocab = null)
         {
             var work = Directory.CreateTempSubdirectory("serve-archive-src-").FullName;
             try
@@ -84,6 +88,12 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
                 {
                     extra.Add(Path.Combine(work, "index_to_name.json"));
                     File.WriteAllText(extra[0], labels);
+                }
+
+                if (vocab is not null)
+                {
+                    extra.Add(Path.Combine(work, "vocab.txt"));
+                    File.WriteAllLines(extra[^1], vocab);
                 }
 
                 ArchiveWriter.Write(Path.Combine(store, file), new ArchiveContents(name, "1.0", modelFile, handler, configFile, extra));
@@ -137,6 +147,23 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
     }
 
     [Fact]
+    public async Task A_text_classifier_archive_tokenises_with_its_vocab_txt_and_names_classes_with_its_labels()
+    {
+        var (status, body) = await Call(HttpMethod.Post, "/models?url=sentiment.mar&initial_workers=1");
+        Assert.True(status == HttpStatusCode.OK, Message(body));
+
+        // "Great" -> [CLS] great [SEP] (lower-cased): the logits are the mean of the tokens' rows, (0, 1).
+        using var inference = serve.Inference();
+        using var response = await inference.PostAsync("/predictions/sentiment",
+            new StringContent("Great", Encoding.UTF8, "text/plain"), TestContext.Current.CancellationToken);
+        var answer = await Json.ReadAsync(response);
+        Assert.True(response.IsSuccessStatusCode, answer.ToString());
+        Assert.Equal(["negative", "positive"], answer.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(1 / (1 + Math.Exp(1)), answer.GetProperty("negative").GetDouble(), 1e-5);
+        Assert.Equal(1 / (1 + Math.Exp(-1)), answer.GetProperty("positive").GetDouble(), 1e-5);
+    }
+
+    [Fact]
     public async Task A_start_up_archive_serves_with_its_settings()
     {
         await serve.WaitReadyAsync("from-startup");
@@ -155,7 +182,7 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
 
     [Theory]
     [InlineData("python.mar", "python", "handler 'my_handler.py:handle' is Python code; Serve never runs code from a model archive")]
-    [InlineData("segmenter.mar", "segmenter", "handler 'image_segmenter' (TorchServe's) is not available in Serve yet")]
+    [InlineData("unknown.mar", "unknown", "handler 'no_such_handler' is not a built-in handler")]
     [InlineData("eager.mar", "eager", "eager PyTorch model (model.py)")]
     [InlineData("slip.mar", "slip", "the archive entry '../../slipped.txt' would be written outside the model's directory")]
     [InlineData("truncated.mar", "truncated", "the archive is not a valid zip file")]
@@ -168,9 +195,10 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
         var (status, body) = await Call(HttpMethod.Post, $"/models?url={file}&initial_workers=1");
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Contains(message, Message(body));
-        if (file is "python.mar" or "segmenter.mar")
+        if (file is "python.mar" or "unknown.mar")
         {
-            Assert.EndsWith("supported built-in handlers: tensor, image_classifier", Message(body), StringComparison.Ordinal);
+            Assert.EndsWith("supported built-in handlers: tensor, image_classifier, text_classifier, object_detector, image_segmenter",
+                Message(body), StringComparison.Ordinal);
         }
 
         Assert.Equal(HttpStatusCode.NotFound, (await Call(HttpMethod.Get, $"/models/{name}")).Status);

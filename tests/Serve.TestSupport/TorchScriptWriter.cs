@@ -63,12 +63,115 @@ public static class TorchScriptWriter
     public static void ListOut(string path) => WriteOneInput(path, "List[Tensor]", "[x, torch.mul(x, 2)]");
 
     /// <summary>
+    /// A bag-of-embeddings text classifier: <c>forward(input_ids [B,L] int64) = mean over L of weight[input_ids]</c>,
+    /// logits [B,K]; <paramref name="weight"/> is [vocabulary, classes], so each token adds its row.
+    /// </summary>
+    public static void EmbeddingClassifier(string path, float[,] weight) => Write(path, """
+        class Model(Module):
+          __parameters__ = ["weight", ]
+          __buffers__ = []
+          weight : Tensor
+          training : bool
+          def forward(self: __torch__.Model,
+            input_ids: Tensor) -> Tensor:
+            weight = self.weight
+            embedded = torch.embedding(weight, input_ids)
+            return torch.mean(embedded, [1])
+
+        """, [Matrix("weight", weight)]);
+
+    /// <summary>
+    /// The same classifier with BERT's three inputs (input_ids, attention_mask, token_type_ids [B,L] int64):
+    /// the mean over the tokens the mask keeps, plus the sum of token_type_ids; returns a one-tuple as
+    /// Hugging Face models traced with <c>return_dict=False</c> do.
+    /// </summary>
+    public static void MaskedEmbeddingClassifier(string path, float[,] weight) => Write(path, """
+        class Model(Module):
+          __parameters__ = ["weight", ]
+          __buffers__ = []
+          weight : Tensor
+          training : bool
+          def forward(self: __torch__.Model,
+            input_ids: Tensor,
+            attention_mask: Tensor,
+            token_type_ids: Tensor) -> Tuple[Tensor]:
+            weight = self.weight
+            embedded = torch.embedding(weight, input_ids)
+            kept = torch.mul(embedded, torch.unsqueeze(attention_mask, 2))
+            mean = torch.div(torch.sum(kept, [1]), torch.sum(attention_mask, [1], True))
+            return (torch.add(mean, torch.sum(token_type_ids, [1], True)),)
+
+        """, [Matrix("weight", weight)]);
+
+    /// <summary>
+    /// A detector in Serve's TorchScript form: <c>forward(image [1,3,H,W]) = (boxes [N,4], labels [N] int64,
+    /// scores [N])</c>. Boxes and labels are fixed; each score is <c>scores[i] * 2 * mean(image)</c>, so a
+    /// black image detects nothing and a brighter one more.
+    /// </summary>
+    public static void Detector(string path, float[,] boxes, float[] labels, float[] scores) => Write(path, """
+        class Model(Module):
+          __parameters__ = ["boxes", "labels", "scores", ]
+          __buffers__ = []
+          boxes : Tensor
+          labels : Tensor
+          scores : Tensor
+          training : bool
+          def forward(self: __torch__.Model,
+            x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+            boxes = self.boxes
+            labels = self.labels
+            scores = self.scores
+            brightness = torch.mean(x)
+            _0 = torch.mul(torch.mul(scores, brightness), 2)
+            return (boxes, torch.to(labels, 4), _0)
+
+        """, [Matrix("boxes", boxes), new Parameter("labels", labels, [labels.Length]), new Parameter("scores", scores, [scores.Length])]);
+
+    /// <summary>
+    /// A segmenter as torchvision's are scripted: <c>forward(x) = {"out": x * weight, "aux": -x}</c>, with
+    /// weight [1,C,1,1]: class c's logit at a pixel is channel c times weight[c] (C = 3, the image's channels).
+    /// </summary>
+    public static void DictSegmenter(string path, float[] weight) => Write(path, """
+        class Model(Module):
+          __parameters__ = ["weight", ]
+          __buffers__ = []
+          weight : Tensor
+          training : bool
+          def forward(self: __torch__.Model,
+            x: Tensor) -> Dict[str, Tensor]:
+            weight = self.weight
+            return {"out": torch.mul(x, weight), "aux": torch.neg(x)}
+
+        """, [new Parameter("weight", weight, [1, weight.Length, 1, 1])]);
+
+    /// <summary><c>forward(x) = x * weight</c> with weight [1,C,1,1]: a segmenter whose logits are a tensor [B,C,H,W].</summary>
+    public static void ChannelScale(string path, float[] weight) => Write(path, """
+        class Model(Module):
+          __parameters__ = ["weight", ]
+          __buffers__ = []
+          weight : Tensor
+          training : bool
+          def forward(self: __torch__.Model,
+            x: Tensor) -> Tensor:
+            weight = self.weight
+            return torch.mul(x, weight)
+
+        """, [new Parameter("weight", weight, [1, weight.Length, 1, 1])]);
+
+    /// <summary>
     /// Well-formed TorchScript whose code names an undefined value: libtorch aborts the process that loads
     /// it (SIGABRT) instead of throwing. Only ever load it in a child process.
     /// </summary>
     public static void AbortsOnLoad(string path) => WriteOneInput(path, "Tensor", "torch.add(x, undefined_value)");
 
     private sealed record Parameter(string Name, float[] Values, int[] Shape);
+
+    private static Parameter Matrix(string name, float[,] values)
+    {
+        var flat = new float[values.Length];
+        Buffer.BlockCopy(values, 0, flat, 0, flat.Length * sizeof(float));
+        return new Parameter(name, flat, [values.GetLength(0), values.GetLength(1)]);
+    }
 
     /// <summary>A module without parameters whose <c>forward(x)</c> returns <paramref name="expression"/>.</summary>
     private static void WriteOneInput(string path, string returnType, string expression) => Write(path, $"""

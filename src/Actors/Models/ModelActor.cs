@@ -184,7 +184,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     }
 
     private static bool SameModel(ModelDefinition a, ModelDefinition b) =>
-        a.Source == b.Source && a.Handler == b.Handler && a.LabelsPath == b.LabelsPath;
+        a.Source == b.Source && a.Handler == b.Handler && a.LabelsPath == b.LabelsPath && a.VocabPath == b.VocabPath;
 
     private void StartLoad()
     {

@@ -5,11 +5,11 @@ public static class BuiltInHandlers
 {
     public const string Tensor = "tensor";
     public const string ImageClassifier = "image_classifier";
+    public const string TextClassifier = "text_classifier";
+    public const string ObjectDetector = "object_detector";
+    public const string ImageSegmenter = "image_segmenter";
 
-    public static IReadOnlyList<string> All { get; } = [Tensor, ImageClassifier];
-
-    /// <summary>TorchServe's built-in handlers that Serve does not have yet.</summary>
-    private static readonly string[] NotYet = ["text_classifier", "object_detector", "image_segmenter"];
+    public static IReadOnlyList<string> All { get; } = [Tensor, ImageClassifier, TextClassifier, ObjectDetector, ImageSegmenter];
 
     public static bool IsKnown(string? name) => name is not null && All.Contains(name);
 
@@ -28,8 +28,6 @@ public static class BuiltInHandlers
             return $"handler '{name}' is Python code; Serve never runs code from a model archive or a request; {supported}";
         }
 
-        return NotYet.Contains(name)
-            ? $"handler '{name}' (TorchServe's) is not available in Serve yet; {supported}"
-            : $"handler '{name}' is not a built-in handler; {supported}";
+        return $"handler '{name}' is not a built-in handler; {supported}";
     }
 }

@@ -74,6 +74,9 @@ public sealed record ModelDefinition(
 
     public ModelKey Key => new(Name, Version);
 
+    /// <summary>The WordPiece vocabulary text_classifier tokenises with (an archive's vocab.txt); null when none.</summary>
+    public string? VocabPath { get; init; }
+
     /// <summary>What the model was registered from, as given (a file or archive name, or a URL); describe's modelUrl.</summary>
     public string? Url { get; init; }
 

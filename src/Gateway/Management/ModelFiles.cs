@@ -132,7 +132,10 @@ public static class ModelFiles
             Handler = given.Handler ?? model.Handler,
             Labels = given.Labels ?? (archive.LabelsFile is { } labels ? InStore(Path.Combine(directory, labels), options) : null),
         };
-        var definition = Create(InStore(Path.Combine(directory, archive.SerializedFile), options), path, archive.Settings, merged, options);
+        var definition = Create(InStore(Path.Combine(directory, archive.SerializedFile), options), path, archive.Settings, merged, options) with
+        {
+            VocabPath = archive.VocabFile is { } vocab ? InStore(Path.Combine(directory, vocab), options) : null,
+        };
         var problems = definition.Validate();
         return problems.Count == 0 ? definition : throw new ArchiveException(string.Join("; ", problems));
     }

@@ -38,6 +38,12 @@ public interface IModelHandler
     /// <summary>True when decoding this input is cheap enough to do on the caller's thread (small JSON).</summary>
     bool PreparesInline(InferenceInput input);
 
+    /// <summary>
+    /// Whether requests may share one forward pass, concatenated along dimension 0 (with batch_size above 1).
+    /// False where the model's outputs do not keep one row per input row (a detector's list of detections).
+    /// </summary>
+    bool CombinesRequests { get; }
+
     /// <summary>Runs on the device thread after the forward pass, e.g. softmax and top-k.</summary>
     Tensor[] Postprocess(Tensor[] outputs);
 

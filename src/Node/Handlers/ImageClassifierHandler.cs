@@ -1,6 +1,4 @@
-using System.Buffers;
 using System.Buffers.Binary;
-using System.Text;
 using System.Text.Json;
 using Serve.Actors.Protocol;
 using Serve.Actors.Tensors;
@@ -27,27 +25,22 @@ public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<
         [new TensorSpec("data", TensorDataType.BYTES, [-1])],
         [new TensorSpec("output__0", TensorDataType.BYTES, [-1])]);
 
-    public PreparedRequest Prepare(InferenceInput input)
+    public PreparedRequest Prepare(InferenceInput input) => PrepareImages(input, maxImagePixels, BuiltInHandlers.ImageClassifier);
+
+    /// <summary>
+    /// The classifier's input, which the segmenter shares: an image as the body, or over the Open Inference
+    /// Protocol a BYTES input of images or an FP32 input of preprocessed [N,3,224,224]; each image resized to
+    /// 256, centre-cropped to 224 and normalised.
+    /// </summary>
+    internal static PreparedRequest PrepareImages(InferenceInput input, long maxImagePixels, string handler)
     {
         switch (input)
         {
             case RawInput raw:
-                return new PreparedRequest([Image(HandlerInputs.MainPart(raw).Data, 1)], ResponseStyle.Document, null);
+                return new PreparedRequest([ToTensor(ImagePixels(HandlerInputs.MainPart(raw).Data, maxImagePixels), 1)], ResponseStyle.Document, null);
             case TensorInput { Tensors: [var tensor] } when tensor.DataType == TensorDataType.BYTES:
-                if (TensorShapes.Validate(tensor, long.MaxValue) is { } problem)
-                {
-                    throw new ModelInputException(problem);
-                }
-
-                if (tensor.ElementCount is 0 or > MaxImagesPerRequest)
-                {
-                    throw new ModelInputException(
-                        $"the BYTES input holds {tensor.ElementCount} images; one request may carry 1 to {MaxImagesPerRequest}");
-                }
-
-                var images = TensorShapes.ReadBytesElements(tensor);
-
-                var pixels = images.SelectMany(ImagePixels).ToArray();
+                var images = HandlerData.BytesElements(tensor, MaxImagesPerRequest, "images");
+                var pixels = images.SelectMany(image => ImagePixels(image, maxImagePixels)).ToArray();
                 return new PreparedRequest([ToTensor(pixels, images.Count)], ResponseStyle.Tensors, null);
             case TensorInput { Tensors: [var tensor] } when tensor.DataType == TensorDataType.FP32
                                                              && tensor.Shape is [> 0 and <= MaxImagesPerRequest, 3, ImagePreprocessor.CropTo, ImagePreprocessor.CropTo]:
@@ -59,13 +52,15 @@ public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<
                 return new PreparedRequest([tensor], ResponseStyle.Tensors, null);
             default:
                 throw new ModelInputException(
-                    "image_classifier takes an image (JPEG or PNG) as the body, or over the Open Inference Protocol one "
+                    $"{handler} takes an image (JPEG or PNG) as the body, or over the Open Inference Protocol one "
                     + "BYTES input of images or one FP32 input of shape [N,3,224,224]");
         }
     }
 
     /// <summary>Decoding an image takes milliseconds: always on the thread pool.</summary>
     public bool PreparesInline(InferenceInput input) => false;
+
+    public bool CombinesRequests => true;
 
     public Tensor[] Postprocess(Tensor[] outputs)
     {
@@ -86,66 +81,27 @@ public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<
         var indices = outputs[1];
         var rows = (int)values.Shape[0];
         var k = (int)values.Shape[1];
-        var documents = Enumerable.Range(0, rows).Select(row => TopKJson(values, indices, row, k)).ToList();
-        return request.Style == ResponseStyle.Document
-            ? new DocumentOutput("application/json", documents[0])
-            : new TensorOutput([new NamedTensor("output__0", TensorDataType.BYTES, [rows], TensorShapes.WriteBytesElements(documents))]);
+        return HandlerData.Documents(request, [.. Enumerable.Range(0, rows).Select(row => TopKJson(values, indices, row, k))]);
     }
 
-    private byte[] TopKJson(NamedTensor values, NamedTensor indices, int row, int k)
+    private byte[] TopKJson(NamedTensor values, NamedTensor indices, int row, int k) => HandlerData.Json(writer =>
     {
-        var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        writer.WriteStartObject();
+        for (var i = 0; i < k; i++)
         {
-            writer.WriteStartObject();
-            for (var i = 0; i < k; i++)
-            {
-                var probability = BinaryPrimitives.ReadSingleLittleEndian(values.Data.AsSpan((row * k + i) * 4));
-                var index = (int)BinaryPrimitives.ReadInt64LittleEndian(indices.Data.AsSpan((row * k + i) * 8));
-                writer.WriteNumber(Label(index), probability);
-            }
-
-            writer.WriteEndObject();
+            var probability = BinaryPrimitives.ReadSingleLittleEndian(values.Data.AsSpan((row * k + i) * 4));
+            var index = BinaryPrimitives.ReadInt64LittleEndian(indices.Data.AsSpan((row * k + i) * 8));
+            writer.WriteNumber(HandlerData.Label(labels, index), probability);
         }
 
-        return buffer.WrittenSpan.ToArray();
-    }
+        writer.WriteEndObject();
+    }, indented: true);
 
-    private string Label(int index) =>
-        labels is not null && labels.TryGetValue(index, out var name) ? name : index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    private static float[] ImagePixels(byte[] encoded, long maxImagePixels) =>
+        HandlerData.Image(encoded, bytes => ImagePreprocessor.ToNormalizedChw(bytes, maxImagePixels));
 
-    private NamedTensor Image(byte[] encoded, int count) => ToTensor(ImagePixels(encoded), count);
-
-    private float[] ImagePixels(byte[] encoded)
-    {
-        try
-        {
-            return ImagePreprocessor.ToNormalizedChw(encoded, maxImagePixels);
-        }
-        catch (ModelInputException) when (TryBase64(encoded) is { } decoded)
-        {
-            // TorchServe's vision handlers accept base64 text as well as raw bytes.
-            return ImagePreprocessor.ToNormalizedChw(decoded, maxImagePixels);
-        }
-    }
-
-    private static byte[]? TryBase64(byte[] text)
-    {
-        if (text.Length > 16 * 1024 * 1024)
-        {
-            return null;
-        }
-
-        var buffer = new byte[text.Length];
-        return Convert.TryFromBase64String(Encoding.ASCII.GetString(text).Trim(), buffer, out var written) ? buffer[..written] : null;
-    }
-
-    private static NamedTensor ToTensor(float[] chw, int count)
-    {
-        var bytes = new byte[chw.Length * sizeof(float)];
-        Buffer.BlockCopy(chw, 0, bytes, 0, bytes.Length);
-        return new NamedTensor("data", TensorDataType.FP32, [count, 3, ImagePreprocessor.CropTo, ImagePreprocessor.CropTo], bytes);
-    }
+    private static NamedTensor ToTensor(float[] chw, int count) =>
+        HandlerData.Floats("data", [count, 3, ImagePreprocessor.CropTo, ImagePreprocessor.CropTo], chw);
 
     /// <summary>Reads TorchServe's index_to_name.json: <c>{"0": "tench"}</c> or <c>{"0": ["n01440764", "tench"]}</c>.</summary>
     public static Dictionary<int, string> ReadLabels(string path)

@@ -4,9 +4,11 @@ using Serve.Node.Torch;
 namespace Serve.Node.Handlers;
 
 /// <summary>
-/// TorchVision's classification preprocessing, in SkiaSharp: decode (JPEG or PNG), resize the shorter side
-/// to 256, centre-crop 224x224, scale to [0,1] and normalise with ImageNet's mean and standard deviation.
-/// Output is CHW float32. The image's size is checked from its header before any pixel is decoded.
+/// TorchVision's image preprocessing, in SkiaSharp. <see cref="ToNormalizedChw"/> (classification and
+/// segmentation): decode (JPEG or PNG), resize the shorter side to 256, centre-crop 224x224, scale to [0,1]
+/// and normalise with ImageNet's mean and standard deviation. <see cref="ToUnitChw"/> (detection): the image
+/// as it is, scaled to [0,1]. Output is CHW float32. The image's size is checked from its header before any
+/// pixel is decoded.
 /// </summary>
 public static class ImagePreprocessor
 {
@@ -18,55 +20,9 @@ public static class ImagePreprocessor
 
     public static float[] ToNormalizedChw(byte[] encoded, long maxPixels)
     {
-        using var data = SKData.CreateCopy(encoded);
-        using var codec = SKCodec.Create(data)
-                          ?? throw new ModelInputException("the body is not an image this server can decode (JPEG or PNG)");
-
-        var width = codec.Info.Width;
-        var height = codec.Info.Height;
-        if (width <= 0 || height <= 0)
-        {
-            throw new ModelInputException("the image has no pixels");
-        }
-
-        if ((long)width * height > maxPixels)
-        {
-            throw new ModelInputException($"the image is {width}x{height}, more than the allowed {maxPixels} pixels");
-        }
-
-        // Decode at the smallest size the codec offers (JPEG: 1/8, 1/4, 1/2) whose shorter side is still
-        // at least 256: far less to decode, and what is left to shrink is less than 2x.
-        var decodedSize = codec.Info.Size;
-        foreach (var codecScale in (ReadOnlySpan<float>)[0.125f, 0.25f, 0.5f])
-        {
-            var scaled = codec.GetScaledDimensions(codecScale);
-            if (Math.Min(scaled.Width, scaled.Height) >= ResizeTo && scaled.Width < decodedSize.Width)
-            {
-                decodedSize = scaled;
-                break;
-            }
-        }
-
-        // Alpha is dropped as PIL's convert("RGB") drops it: decode straight (unpremultiplied) colours,
-        // then call every pixel opaque.
-        var opaque = codec.Info.AlphaType == SKAlphaType.Opaque;
-        var decodeInfo = new SKImageInfo(decodedSize.Width, decodedSize.Height, SKColorType.Rgba8888,
-            opaque ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
-        using var decoded = new SKBitmap(decodeInfo);
-        var result = codec.GetPixels(decodeInfo, decoded.GetPixels());
-        if (result != SKCodecResult.Success)
-        {
-            throw new ModelInputException($"the image is truncated or corrupt ({result})");
-        }
-
-        if (!opaque)
-        {
-            var rgba = decoded.GetPixelSpan();
-            for (var i = 3; i < rgba.Length; i += 4)
-            {
-                rgba[i] = 255;
-            }
-        }
+        using var decoded = Decode(encoded, maxPixels, shrinkTo: ResizeTo);
+        var decodedSize = new SKSizeI(decoded.Width, decoded.Height);
+        var decodeInfo = decoded.Info;
 
         // Resize-256-then-crop-224 done in one step: only the source square that ends up in the crop is
         // drawn, straight into 224x224, so a very thin image never becomes a huge intermediate bitmap.
@@ -105,5 +61,103 @@ public static class ImagePreprocessor
         }
 
         return chw;
+    }
+
+    /// <summary>
+    /// TorchVision's ToTensor alone, as TorchServe's object detector does: the image at its own size (no
+    /// resize, no crop, no normalisation), RGB scaled to [0,1], CHW float32.
+    /// </summary>
+    public static (float[] Chw, int Width, int Height) ToUnitChw(byte[] encoded, long maxPixels)
+    {
+        using var decoded = Decode(encoded, maxPixels, shrinkTo: null);
+        var width = decoded.Width;
+        var height = decoded.Height;
+        var pixels = decoded.GetPixelSpan();
+        var rowBytes = decoded.RowBytes;
+        var plane = (long)width * height;
+        var chw = new float[checked(3 * plane)];
+        for (var y = 0; y < height; y++)
+        {
+            var row = pixels.Slice(y * rowBytes, width * 4);
+            for (var x = 0; x < width; x++)
+            {
+                var offset = (long)y * width + x;
+                for (var c = 0; c < 3; c++)
+                {
+                    chw[c * plane + offset] = row[x * 4 + c] / 255f;
+                }
+            }
+        }
+
+        return (chw, width, height);
+    }
+
+    /// <summary>
+    /// Decodes a JPEG or PNG to opaque RGBA, after checking its size against <paramref name="maxPixels"/> from
+    /// the header. With <paramref name="shrinkTo"/>, decodes at the smallest size the codec offers (JPEG: 1/8,
+    /// 1/4, 1/2) whose shorter side is still at least that: far less to decode, and less than 2x left to shrink.
+    /// </summary>
+    private static SKBitmap Decode(byte[] encoded, long maxPixels, int? shrinkTo)
+    {
+        using var data = SKData.CreateCopy(encoded);
+        using var codec = SKCodec.Create(data)
+                          ?? throw new ModelInputException("the body is not an image this server can decode (JPEG or PNG)");
+
+        var width = codec.Info.Width;
+        var height = codec.Info.Height;
+        if (width <= 0 || height <= 0)
+        {
+            throw new ModelInputException("the image has no pixels");
+        }
+
+        if ((long)width * height > maxPixels)
+        {
+            throw new ModelInputException($"the image is {width}x{height}, more than the allowed {maxPixels} pixels");
+        }
+
+        var decodedSize = codec.Info.Size;
+        if (shrinkTo is { } smallest)
+        {
+            foreach (var codecScale in (ReadOnlySpan<float>)[0.125f, 0.25f, 0.5f])
+            {
+                var scaled = codec.GetScaledDimensions(codecScale);
+                if (Math.Min(scaled.Width, scaled.Height) >= smallest && scaled.Width < decodedSize.Width)
+                {
+                    decodedSize = scaled;
+                    break;
+                }
+            }
+        }
+
+        // Alpha is dropped as PIL's convert("RGB") drops it: decode straight (unpremultiplied) colours,
+        // then call every pixel opaque.
+        var opaque = codec.Info.AlphaType == SKAlphaType.Opaque;
+        var decodeInfo = new SKImageInfo(decodedSize.Width, decodedSize.Height, SKColorType.Rgba8888,
+            opaque ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
+        var decoded = new SKBitmap(decodeInfo);
+        try
+        {
+            var result = codec.GetPixels(decodeInfo, decoded.GetPixels());
+            if (result != SKCodecResult.Success)
+            {
+                throw new ModelInputException($"the image is truncated or corrupt ({result})");
+            }
+
+            if (!opaque)
+            {
+                var rgba = decoded.GetPixelSpan();
+                for (var i = 3; i < rgba.Length; i += 4)
+                {
+                    rgba[i] = 255;
+                }
+            }
+
+            return decoded;
+        }
+        catch
+        {
+            decoded.Dispose();
+            throw;
+        }
     }
 }

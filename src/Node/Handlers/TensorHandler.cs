@@ -56,6 +56,8 @@ public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IMo
         _ => false,
     };
 
+    public bool CombinesRequests => true;
+
     public Tensor[] Postprocess(Tensor[] outputs) => outputs;
 
     public InferenceOutput Render(PreparedRequest request, NamedTensor[] outputs)

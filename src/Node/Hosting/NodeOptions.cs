@@ -1,4 +1,5 @@
 using Serve.Actors.Batching;
+using Serve.Node.Handlers;
 
 namespace Serve.Node.Hosting;
 
@@ -36,6 +37,12 @@ public sealed class NodeOptions
 
     /// <summary>Largest image (width x height) the image handlers decode. Env: Serve__Node__MaxImagePixels.</summary>
     public long MaxImagePixels { get; set; } = 40_000_000;
+
+    /// <summary>Most tokens (with [CLS] and [SEP]) text_classifier gives a model; longer texts are cut. Env: Serve__Node__TextMaxLength.</summary>
+    public int TextMaxLength { get; set; } = TextClassifierHandler.DefaultMaxLength;
+
+    /// <summary>Lowest score of a detection object_detector answers with. Env: Serve__Node__DetectionThreshold.</summary>
+    public float DetectionThreshold { get; set; } = ObjectDetectorHandler.DefaultThreshold;
 
     /// <summary>First delay before a failed replica loads again; doubles per failure. Env: Serve__Node__RestartBackoffMin.</summary>
     public TimeSpan RestartBackoffMin { get; set; } = RestartBackoff.Default.Min;
@@ -98,6 +105,16 @@ public sealed class NodeOptions
         if (MaxImagePixels < 1)
         {
             problems.Add($"Serve:Node:MaxImagePixels must be positive, not {MaxImagePixels}");
+        }
+
+        if (TextMaxLength is < 2 or > 65_536)
+        {
+            problems.Add($"Serve:Node:TextMaxLength must be 2-65536, not {TextMaxLength}");
+        }
+
+        if (!float.IsFinite(DetectionThreshold) || DetectionThreshold is < 0 or > 1)
+        {
+            problems.Add($"Serve:Node:DetectionThreshold must be between 0 and 1, not {DetectionThreshold}");
         }
 
         return problems;

@@ -52,8 +52,12 @@ public sealed partial class ModelPreflight(NodeOptions options, ILogger<ModelPre
         }
     }
 
-    /// <summary>The input a handler always gives its model, as "1,3,224,224"; empty when it depends on the request.</summary>
-    private static string ProbeShape(string handler) => handler == BuiltInHandlers.ImageClassifier ? "1,3,224,224" : string.Empty;
+    /// <summary>
+    /// The input a handler always gives its model, as "1,3,224,224"; empty when it depends on the request (the
+    /// detector's image size, the tensor handler's tensors) or is not float (the text classifier's token ids).
+    /// </summary>
+    private static string ProbeShape(string handler) =>
+        handler is BuiltInHandlers.ImageClassifier or BuiltInHandlers.ImageSegmenter ? "1,3,224,224" : string.Empty;
 
     private async Task<Outcome> RunChildAsync(CheckedFile file)
     {

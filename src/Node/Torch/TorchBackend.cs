@@ -21,6 +21,7 @@ public sealed partial class TorchBackend(
             _ => string.Empty,
         };
         var labels = definition.LabelsPath is { } labelsPath ? ReadLabels(paths.Resolve(labelsPath)) : null;
+        var vocabulary = definition.Handler == BuiltInHandlers.TextClassifier ? ReadVocabulary(definition) : null;
         if (definition.Source is TorchScriptSource)
         {
             await preflight.CheckAsync(modelPath, definition.Handler, cancellationToken);
@@ -36,12 +37,16 @@ public sealed partial class TorchBackend(
             {
                 BuiltInHandlers.Tensor => new TensorHandler(module, TensorLimits.Default),
                 BuiltInHandlers.ImageClassifier => new ImageClassifierHandler(module.Signature.Platform, labels, options.MaxImagePixels),
+                BuiltInHandlers.TextClassifier => new TextClassifierHandler(
+                    module.Signature.Platform, module.Signature.Inputs.Length, vocabulary!, labels, options.TextMaxLength),
+                BuiltInHandlers.ObjectDetector => new ObjectDetectorHandler(module.Signature.Platform, labels, options.MaxImagePixels, options.DetectionThreshold),
+                BuiltInHandlers.ImageSegmenter => new ImageSegmenterHandler(module.Signature.Platform, options.MaxImagePixels),
                 _ => throw new ModelLoadException(
                     $"handler '{definition.Handler}' is not built in; supported: {string.Join(", ", BuiltInHandlers.All)}"),
             };
             await WarmUpAsync(module, lease, torchDevice, cancellationToken);
             LogLoaded(replica.EntityId, lease.Device.Name, module.Signature.Platform);
-            return new LoadedTorchModel(module, handler, lease, definition.BatchSize > 1);
+            return new LoadedTorchModel(module, handler, lease, definition.BatchSize > 1 && handler.CombinesRequests);
         }
         catch
         {
@@ -103,6 +108,12 @@ public sealed partial class TorchBackend(
             throw new ModelLoadException($"could not read labels from {path}: {error.Message}", error);
         }
     }
+
+    private Microsoft.ML.Tokenizers.BertTokenizer ReadVocabulary(ModelDefinition definition) =>
+        definition.VocabPath is { } vocabPath
+            ? TextClassifierHandler.LoadVocabulary(paths.Resolve(vocabPath))
+            : throw new ModelLoadException(
+                "text_classifier needs the model's WordPiece vocabulary: put vocab.txt in the model archive (an extra file)", rejected: true);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Loaded replica {Replica} on {Device} ({Platform})")]
     private partial void LogLoaded(string replica, string device, string platform);

@@ -51,7 +51,19 @@ public sealed class TorchModule : IDisposable
             return [_builtIn.call(inputs[0])];
         }
 
-        var result = _script!.forward([.. inputs.Cast<object>()]);
+        object result;
+        try
+        {
+            result = _script!.forward([.. inputs.Cast<object>()]);
+        }
+        catch (ArgumentOutOfRangeException error)
+        {
+            // TorchSharp 0.107 fails this way reading a return value it does not know, such as a dictionary.
+            throw new ModelOutputException(
+                "the model returned a value TorchSharp cannot read (a dictionary?); export it to return a tensor, or a tuple or list of tensors " +
+                $"({error.Message})");
+        }
+
         var outputs = new List<Tensor>();
         Flatten(result, outputs);
         if (!_signatureLearned)
