@@ -100,6 +100,7 @@ public static class ServeGatewayExtensions
         app.MapInferenceApi();
         app.MapOipApi();
         app.MapManagementApi();
+        app.MapApiDescription();
         return app;
     }
 
