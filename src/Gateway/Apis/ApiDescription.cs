@@ -58,6 +58,10 @@ public static class ApiDescription
             ("code", OpenApi.Int("The HTTP status.")),
             ("type", OpenApi.Str("TorchServe's exception name, e.g. ModelNotFoundException.")),
             ("message", OpenApi.Str("What went wrong.")));
+        schemas["ApiDescription"] = OpenApi.Obj(["openapi", "info", "paths"],
+            ("openapi", OpenApi.Str("The OpenAPI version.")),
+            ("info", OpenApi.FreeObject("Title and version.")),
+            ("paths", OpenApi.FreeObject("The operations.")));
         schemas["Status"] = OpenApi.Obj(["status"], ("status", OpenApi.Str("What happened, in words.")));
 
         return new JsonObject
@@ -75,10 +79,7 @@ public static class ApiDescription
     }
 
     private static JsonObject DescriptionOperation(string operationId, string summary) => OpenApi.Operation(operationId, summary, [],
-        (200, OpenApi.Json("The OpenAPI document of this listener's API.", OpenApi.Obj(["openapi", "info", "paths"],
-            ("openapi", OpenApi.Str("The OpenAPI version.")),
-            ("info", OpenApi.FreeObject("Title and version.")),
-            ("paths", OpenApi.FreeObject("The operations."))))));
+        (200, OpenApi.Json("The OpenAPI document of this listener's API.", OpenApi.Ref("ApiDescription"))));
 }
 
 /// <summary>Small builders for the hand-written OpenAPI 3.0 documents (each call makes new nodes).</summary>

@@ -30,7 +30,7 @@ internal static class InferenceApiDescription
         paths["/v2/health/live"] = new JsonObject
         {
             ["get"] = Operation("serverLive", "Open Inference Protocol liveness.", [],
-                (200, Json("The server answers.", Obj(["live"], ("live", Bool("Always true.")))))),
+                (200, Json("The server answers.", Ref("ServerLive")))),
         };
         paths["/v2/health/ready"] = new JsonObject
         {
@@ -88,6 +88,7 @@ internal static class InferenceApiDescription
             ("inputs", ArrayOf(Ref("TensorMetadata"), "The inputs, once a replica has loaded the model.")),
             ("outputs", ArrayOf(Ref("TensorMetadata"), "The outputs, once a replica has loaded the model.")));
         schemas["ModelReady"] = Obj(["name", "ready"], ("name", Str("The model.")), ("ready", Bool("Whether a replica serves it.")));
+        schemas["ServerLive"] = Obj(["live"], ("live", Bool("Always true.")));
         schemas["ServerReady"] = Obj(["ready"], ("ready", Bool("Whether every model's default version has a serving replica.")));
         schemas["ServerMetadata"] = Obj(["name", "version", "extensions"],
             ("name", Str("The server's name.")),
