@@ -101,6 +101,7 @@ public static class ServeGatewayExtensions
         app.MapOipApi();
         app.MapManagementApi();
         app.MapPlacementApi();
+        app.MapApiDescription();
         return app;
     }
 

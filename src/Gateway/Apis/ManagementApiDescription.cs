@@ -1,0 +1,185 @@
+using System.Text.Json.Nodes;
+using Serve.Actors.Protocol;
+using static Serve.Gateway.Apis.OpenApi;
+
+namespace Serve.Gateway.Apis;
+
+/// <summary>
+/// The OpenAPI description of the management listener: TorchServe's <see cref="ManagementApi"/>, the
+/// placement endpoint and <c>GET /cluster</c>. Keep it beside the endpoints: a test compares it with them.
+/// </summary>
+internal static class ManagementApiDescription
+{
+    /// <summary>Register's parameters, in the query or as the same names in a JSON body (TorchServe's names, then Serve's placement).</summary>
+    private static (string Name, Func<JsonObject> Schema)[] RegisterParameters() =>
+    [
+        ("url", () => Str("What to register: a TorchScript file, .mar archive or archive directory in the model store, or an " +
+                          "http(s):// or file:// URL matching Serve:AllowedUrls. Required, here or in the JSON body.")),
+        ("model_name", () => Str("The model's name (default: the archive's, or the file name).")),
+        ("model_version", () => Str("The version (default: the archive's, or 1.0).")),
+        ("handler", () => Str("A built-in handler: tensor (default) or image_classifier.")),
+        ("batch_size", () => Int("Most requests in one forward pass (default 1).")),
+        ("max_batch_delay", () => Int("Most milliseconds to wait for a batch to fill (default 100).")),
+        ("initial_workers", () => Int("Replicas to start (default 0).")),
+        ("response_timeout", () => Int("Seconds an inference may take (default 120).")),
+        ("synchronous", () => Bool("Wait until the replicas serve (default true, as TorchServe's code).")),
+        .. PlacementParameters(),
+    ];
+
+    /// <summary>Where replicas may go: set at registration and changed by PUT .../placement.</summary>
+    private static (string Name, Func<JsonObject> Schema)[] PlacementParameters() =>
+    [
+        ("device_memory_mb", () => Int("MB of device memory each replica declares; placement counts it against each device's memory.")),
+        ("nodes", () => Str("Comma-separated worker node names to pin the replicas to.")),
+        ("devices", () => Str("Comma-separated device names to pin the replicas to, e.g. cuda:0,cpu:1.")),
+        ("spread", () => Bool("At most one replica per node.")),
+    ];
+
+    public static string Describe(JsonObject paths, JsonObject schemas)
+    {
+        paths["/models"] = new JsonObject
+        {
+            ["get"] = Operation("listModels", "The registered models' default versions, sorted by name, a page at a time.",
+                [
+                    Query("limit", Int("Models per page, 1 to 100 (default and most: 100).")),
+                    Query("next_page_token", Str("The nextPageToken of the previous page.")),
+                ],
+                (200, Json("A page of models.", Ref("ModelList")))),
+            ["post"] = Operation("registerModel",
+                "Register a model (405 unless Serve:EnableModelApi, TorchServe's enable_model_api, is true).",
+                [.. RegisterParameters().Select(p => Query(p.Name, p.Schema()))],
+                new JsonObject
+                {
+                    ["description"] = "The parameters as a JSON object, instead of (or besides) the query; the body's win.",
+                    ["required"] = false,
+                    ["content"] = new JsonObject
+                    {
+                        ["application/json"] = new JsonObject
+                        {
+                            ["schema"] = Obj([], [.. RegisterParameters().Select(p => (p.Name, p.Schema()))]),
+                        },
+                    },
+                },
+                (200, Status("Registered (and serving, when synchronous with initial_workers).")),
+                (202, Status("Registered; replicas starting (synchronous=false).")),
+                (400, TorchServeError("Bad parameter, or a refused archive or model file.")),
+                (404, TorchServeError("File not found, or URL not allowed.")),
+                (405, TorchServeError("The model API is disabled.")),
+                (409, TorchServeError("The version is already registered.")),
+                (500, TorchServeError("The replicas failed to start; the registration is undone.")),
+                (507, TorchServeError("The replicas do not fit on any allowed device."))),
+        };
+
+        paths["/models/{model_name}"] = new JsonObject
+        {
+            ["get"] = Describe("describeModel", "Describe the model's default version.", [Model()]),
+            ["put"] = Scale("scaleModel", "Set the replica count of the model's default version.", [Model()]),
+            ["delete"] = Unregister("unregisterModel", "Unregister the model's default version.", [Model()]),
+        };
+        paths["/models/{model_name}/{model_version}"] = new JsonObject
+        {
+            ["get"] = Describe("describeModelVersion", "Describe a version of the model, or all of them (model_version=all).", [Model(), Version()]),
+            ["put"] = Scale("scaleModelVersion", "Set the replica count of a version.", [Model(), Version()]),
+            ["delete"] = Unregister("unregisterModelVersion", "Unregister a version.", [Model(), Version()]),
+        };
+        paths["/models/{model_name}/{model_version}/set-default"] = new JsonObject
+        {
+            ["put"] = Operation("setDefaultVersion", "Make this version the one requests without a version go to.", [Model(), Version()],
+                (200, Status("The default version changed.")),
+                (404, TorchServeError("Unknown model or version."))),
+        };
+        paths["/models/{model_name}/{model_version}/placement"] = new JsonObject
+        {
+            ["put"] = Operation("setPlacement", "Change where the version's replicas may run.",
+                [Model(), Version(), .. PlacementParameters().Select(p => Query(p.Name, p.Schema()))],
+                (200, Status("The placement changed.")),
+                (400, TorchServeError("Bad parameter.")),
+                (404, TorchServeError("Unknown model or version.")),
+                (507, TorchServeError("The replicas do not fit on any allowed device."))),
+        };
+        paths["/cluster"] = new JsonObject
+        {
+            ["get"] = Operation("describeCluster", "The cluster's members, their devices and the replicas on them, and what could not be placed.", [],
+                (200, Json("The cluster.", Ref("Cluster")))),
+        };
+
+        schemas["ModelList"] = Obj(["models"],
+            ("models", ArrayOf(Obj(["modelName", "modelUrl"],
+                ("modelName", Str("The model.")),
+                ("modelUrl", Str("What it was registered from."))), "The page's models.")),
+            ("nextPageToken", Str("Pass as next_page_token for the next page; absent on the last page.")));
+        schemas["ModelDescription"] = Obj(["modelName", "modelVersion", "workers"],
+            ("modelName", Str("The model.")),
+            ("modelVersion", Str("The version.")),
+            ("modelUrl", Str("What it was registered from.")),
+            ("runtime", Str("Always serve.")),
+            ("minWorkers", Int("Replicas wanted.")),
+            ("maxWorkers", Int("Replicas wanted (Serve does not autoscale).")),
+            ("batchSize", Int("Most requests in one forward pass.")),
+            ("maxBatchDelay", Int("Most milliseconds to wait for a batch to fill.")),
+            ("responseTimeout", Int("Seconds an inference may take.")),
+            ("jobQueueSize", Int("Requests each replica queues before answering 503.")),
+            ("handler", Str("The built-in handler.")),
+            ("isDefault", Bool("Whether requests without a version go here.")),
+            ("deviceType", StringEnum("gpu when a replica runs on a GPU.", ["cpu", "gpu"])),
+            ("workers", ArrayOf(Ref("Worker"), "The replicas.")));
+        schemas["Worker"] = Obj(["id", "status"],
+            ("id", Str("The replica (model/version/index).")),
+            ("startTime", Timestamp("When it entered its status.")),
+            ("status", StringEnum("The replica's state.", System.Enum.GetNames<ReplicaState>().Select(s => s.ToUpperInvariant()))),
+            ("gpu", Bool("Whether it runs on a GPU.")),
+            ("node", Str("The node it runs on.")),
+            ("device", Str("The device, e.g. cuda:0 or cpu:0.")),
+            ("restarts", Int("How often it was restarted.")),
+            ("lastError", OrNull(Str("Why it last failed."))));
+        schemas["Cluster"] = Obj(["members", "unplaced"],
+            ("members", ArrayOf(Ref("Member"), "The cluster's members.")),
+            ("unplaced", ArrayOf(Obj(["model", "version", "reason"],
+                ("model", Str("The model.")),
+                ("version", Str("The version.")),
+                ("reason", Str("Why its replicas found no device."))), "Versions with replicas that could not be placed.")));
+        schemas["Member"] = Obj(["address", "roles", "status", "devices"],
+            ("address", Str("The member's cluster address.")),
+            ("name", Str("The node's name (what nodes= names).")),
+            ("roles", ArrayOf(Str("A role."), "The member's cluster roles.")),
+            ("status", Str("The member's cluster status, e.g. Up.")),
+            ("devices", ArrayOf(Ref("Device"), "The member's devices.")));
+        schemas["Device"] = Obj(["name", "kind", "replicas"],
+            ("name", Str("The device, e.g. cuda:0 or cpu:0 (what devices= names).")),
+            ("kind", Str("cpu or cuda.")),
+            ("totalMemoryMb", Int("MB of memory on the device.", "int64")),
+            ("declaredMemoryMb", Int("MB declared by the replicas placed on it (device_memory_mb).", "int64")),
+            ("usedMemoryMb", Int("MB in use.", "int64")),
+            ("replicas", ArrayOf(Str("A replica (model/version/index)."), "The replicas placed on it.")));
+        return "Serve management API";
+    }
+
+    private static JsonObject Model() => PathParameter("model_name", "The model's name.");
+
+    private static JsonObject Version() => PathParameter("model_version", "The model's version.");
+
+    private static JsonObject Timestamp(string description) => new() { ["type"] = "string", ["format"] = "date-time", ["description"] = description };
+
+    private static JsonObject Describe(string operationId, string summary, JsonObject[] parameters) => Operation(operationId, summary, parameters,
+        (200, Json("An array with one description per version.", ArrayOf(Ref("ModelDescription"), "The descriptions."))),
+        (404, TorchServeError("Unknown model or version.")));
+
+    private static JsonObject Scale(string operationId, string summary, JsonObject[] parameters) => Operation(operationId, summary,
+        [
+            .. parameters,
+            Query("min_worker", Int("The replica count (default 1).")),
+            Query("max_worker", Int("At least min_worker (default min_worker); Serve does not autoscale.")),
+            Query("synchronous", Bool("Wait until the replicas serve (default false).")),
+        ],
+        (200, Status("Scaled, and the replicas serve (synchronous=true).")),
+        (202, Status("Scaling (synchronous=false).")),
+        (206, Status("Some replicas did not serve within the start-up timeout (synchronous=true).")),
+        (400, TorchServeError("Bad parameter.")),
+        (404, TorchServeError("Unknown model or version.")));
+
+    private static JsonObject Unregister(string operationId, string summary, JsonObject[] parameters) => Operation(operationId, summary, parameters,
+        (200, Status("Unregistered.")),
+        (403, TorchServeError("A default version that still has others.")),
+        (404, TorchServeError("Unknown model or version.")),
+        (405, TorchServeError("The model API is disabled.")));
+}
