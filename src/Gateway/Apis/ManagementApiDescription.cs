@@ -91,8 +91,12 @@ internal static class ManagementApiDescription
         paths["/models/{model_name}/{model_version}/placement"] = new JsonObject
         {
             ["put"] = Operation("setPlacement", "Change where the version's replicas may run.",
-                [Model(), Version(), .. PlacementParameters().Select(p => Query(p.Name, p.Schema()))],
-                (200, Status("The placement changed.")),
+                [
+                    Model(), Version(), .. PlacementParameters().Select(p => Query(p.Name, p.Schema())),
+                    Query("synchronous", Bool("Wait until the replicas that must move serve where they now go (default false).")),
+                ],
+                (200, Status("The placement changed (and, when synchronous, every replica serves where it now goes).")),
+                (206, Status("Some replicas were still moving when the start-up timeout passed (synchronous=true).")),
                 (400, TorchServeError("Bad parameter.")),
                 (404, TorchServeError("Unknown model or version.")),
                 (507, TorchServeError("The replicas do not fit on any allowed device."))),
@@ -122,14 +126,23 @@ internal static class ManagementApiDescription
             ("handler", Str("The built-in handler.")),
             ("isDefault", Bool("Whether requests without a version go here.")),
             ("deviceType", StringEnum("gpu when a replica runs on a GPU.", ["cpu", "gpu"])),
+            ("deviceMemoryMb", Int("MB of device memory each replica declares (0: none).")),
+            ("placement", Obj(["nodes", "devices", "spread"],
+                ("nodes", ArrayOf(Str("A node name or host:port."), "Nodes the replicas are pinned to (empty: any).")),
+                ("devices", ArrayOf(Str("A device, e.g. cuda:0."), "Devices the replicas are pinned to (empty: any).")),
+                ("spread", Bool("At most one replica per node.")))),
+            ("unplaced", OrNull(Str("Why some replicas could not be placed."))),
             ("workers", ArrayOf(Ref("Worker"), "The replicas.")));
         schemas["Worker"] = Obj(["id", "status"],
             ("id", Str("The replica (model/version/index).")),
             ("startTime", Timestamp("When it entered its status.")),
             ("status", StringEnum("The replica's state.", System.Enum.GetNames<ReplicaState>().Select(s => s.ToUpperInvariant()))),
             ("gpu", Bool("Whether it runs on a GPU.")),
-            ("node", Str("The node it runs on.")),
+            ("memoryUsage", OrNull(Int("Bytes its model's parameters and buffers take on the device.", "int64"))),
+            ("node", Str("The node it runs on (cluster address).")),
+            ("nodeName", OrNull(Str("The node's name (what nodes= names)."))),
             ("device", Str("The device, e.g. cuda:0 or cpu:0.")),
+            ("retiring", Bool("Replaced by a moved replica: it serves until the replacement is ready, then stops.")),
             ("restarts", Int("How often it was restarted.")),
             ("lastError", OrNull(Str("Why it last failed."))));
         schemas["Cluster"] = Obj(["members", "unplaced"],
@@ -140,17 +153,22 @@ internal static class ManagementApiDescription
                 ("reason", Str("Why its replicas found no device."))), "Versions with replicas that could not be placed.")));
         schemas["Member"] = Obj(["address", "roles", "status", "devices"],
             ("address", Str("The member's cluster address.")),
-            ("name", Str("The node's name (what nodes= names).")),
+            ("name", OrNull(Str("The worker's name (what nodes= names); null for a gateway."))),
             ("roles", ArrayOf(Str("A role."), "The member's cluster roles.")),
             ("status", Str("The member's cluster status, e.g. Up.")),
             ("devices", ArrayOf(Ref("Device"), "The member's devices.")));
         schemas["Device"] = Obj(["name", "kind", "replicas"],
             ("name", Str("The device, e.g. cuda:0 or cpu:0 (what devices= names).")),
-            ("kind", Str("cpu or cuda.")),
-            ("totalMemoryMb", Int("MB of memory on the device.", "int64")),
+            ("kind", StringEnum("The kind of device.", ["cpu", "cuda"])),
+            ("totalMemoryMb", OrNull(Int("MB of memory on the device (for CPU slots, the node's memory shared among them).", "int64"))),
             ("declaredMemoryMb", Int("MB declared by the replicas placed on it (device_memory_mb).", "int64")),
-            ("usedMemoryMb", Int("MB in use.", "int64")),
-            ("replicas", ArrayOf(Str("A replica (model/version/index)."), "The replicas placed on it.")));
+            ("usedMemoryMb", OrNull(Int("MB in use as the GPU driver measures it; null where not measured (CPU).", "int64"))),
+            ("replicas", ArrayOf(Ref("PlacedReplica"), "The replicas placed on it.")));
+        schemas["PlacedReplica"] = Obj(["id", "status", "retiring"],
+            ("id", Str("The replica (model/version/index).")),
+            ("status", Str("Its state, or PLACED before it reports.")),
+            ("retiring", Bool("Replaced by a moved replica; stops once the replacement serves.")),
+            ("declaredMemoryMb", Int("MB its model version declares.")));
         return "Serve management API";
     }
 

@@ -85,6 +85,7 @@ public static class PlacementApi
                         return new
                         {
                             name = device.Name,
+                            kind = device.Name.StartsWith("cuda", StringComparison.Ordinal) ? "cuda" : "cpu",
                             totalMemoryMb = device.TotalMemoryMb >= 0 ? device.TotalMemoryMb : (long?)null,
                             declaredMemoryMb = here.Sum(x => (long)x.Entry.Definition.DeviceMemoryMb),
                             usedMemoryMb = device.UsedMemoryMb >= 0 ? device.UsedMemoryMb : (long?)null,
