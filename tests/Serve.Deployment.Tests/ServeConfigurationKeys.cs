@@ -50,6 +50,10 @@ public static partial class ServeConfigurationKeys
 
         // NodeOptions (section Serve:Node).
         "Serve__Node__CpuSlots",
+        "Serve__Node__Name",
+        "Serve__Node__DeviceMemoryMb",
+        "Serve__Node__Preflight",
+        "Serve__Node__PreflightTimeout",
         "Serve__Node__TorchThreads",
         "Serve__Node__InteropThreads",
         "Serve__Node__MaxImagePixels",
