@@ -85,7 +85,8 @@ public sealed class DurableRegistryTests(ITestOutputHelper output)
             await Expect(management, HttpMethod.Post, "/models?url=echo.pt&model_name=tiny&model_version=2.0&initial_workers=1", HttpStatusCode.OK, first);
             await Expect(management, HttpMethod.Put, "/models/tiny/2.0/set-default", HttpStatusCode.OK, first);
             await Expect(management, HttpMethod.Put, "/models/tiny/2.0?min_worker=3&synchronous=true", HttpStatusCode.OK, first);
-            output.WriteLine("registered tiny 1.0 (2 replicas) and 2.0 (default, scaled to 3); stopping every process");
+            await Expect(management, HttpMethod.Put, "/models/tiny/1.0/placement?nodes=worker-2&synchronous=true", HttpStatusCode.OK, first);
+            output.WriteLine("registered tiny 1.0 (2 replicas, pinned to worker-2) and 2.0 (default, scaled to 3); stopping every process");
         }
 
         await using var second = LocalCluster.Start(workers: 2, store, gatewayArguments);
@@ -97,7 +98,8 @@ public sealed class DurableRegistryTests(ITestOutputHelper output)
         var metadata = JsonDocument.Parse(await inference.GetStringAsync("/v2/models/tiny", token)).RootElement;
         Assert.Equal(["1.0", "2.0"], metadata.GetProperty("versions").EnumerateArray().Select(v => v.GetString()).Order());
 
-        // Each version's replica count is what was set before the restart, and all those replicas serve.
+        // Each version's replica count and pins are what was set before the restart, and all those replicas
+        // serve where the pins say.
         using var restartedManagement = new HttpClient { BaseAddress = second.ManagementAddress, Timeout = Timeout };
         await Waiting.UntilAsync(async () =>
         {
@@ -106,6 +108,9 @@ public sealed class DurableRegistryTests(ITestOutputHelper output)
                     .Count(w => w.GetProperty("status").GetString() == "READY" && !w.GetProperty("retiring").GetBoolean()));
             return described.GetValueOrDefault("1.0") == 2 && described.GetValueOrDefault("2.0") == 3;
         }, Timeout, "2 replicas of 1.0 and 3 of 2.0 to serve", second.Diagnostics);
+        var pinned = JsonDocument.Parse(await restartedManagement.GetStringAsync("/models/tiny/1.0", token)).RootElement[0];
+        Assert.Equal(["worker-2"], pinned.GetProperty("placement").GetProperty("nodes").EnumerateArray().Select(n => n.GetString()));
+        Assert.All(pinned.GetProperty("workers").EnumerateArray(), w => Assert.Equal("worker-2", w.GetProperty("nodeName").GetString()));
 
         // Requests without a version go to the default (2.0, the identity model); both versions answer from
         // more than one replica.

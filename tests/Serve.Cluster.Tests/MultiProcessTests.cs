@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 
 namespace Serve.Cluster.Tests;
 
@@ -9,7 +8,7 @@ namespace Serve.Cluster.Tests;
 /// A real cluster: a gateway process and two worker processes on loopback, each a separate OS process
 /// running the built src projects, with a TorchScript model the test writes itself.
 /// </summary>
-public sealed partial class MultiProcessTests(ITestOutputHelper output)
+public sealed class MultiProcessTests(ITestOutputHelper output)
 {
     private const string Models = "tiny=tiny.pt?replicas=2";
     private const string Ones = TestModels.OnesJson;
@@ -26,27 +25,30 @@ public sealed partial class MultiProcessTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Which worker holds each replica now, from the workers' own "ready" log lines: the latest by its
-    /// timestamp wins, since a replica moved by rebalancing logs "ready" again on its new node.
+    /// Which worker holds each serving replica now (replica id to worker name), from describe: the
+    /// replicas placed and ready, not the ones retiring after a move.
     /// </summary>
-    private static Dictionary<int, string> Placement(LocalCluster cluster) =>
-        cluster.Workers
-            .SelectMany(w => w.Lines.Select(line => (Worker: w.Name, Match: ReadyLine().Match(line))))
-            .Where(x => x.Match.Success)
-            .Select(x => (
-                Replica: int.Parse(x.Match.Groups["replica"].Value),
-                x.Worker,
-                Time: DateTime.ParseExact(x.Match.Groups["time"].Value, "MM/dd/yyyy HH:mm:ss.fffK", System.Globalization.CultureInfo.InvariantCulture)))
-            .GroupBy(x => x.Replica)
-            .ToDictionary(g => g.Key, g => g.MaxBy(x => x.Time).Worker);
+    private static async Task<Dictionary<string, string>> PlacementAsync(LocalCluster cluster, CancellationToken token)
+    {
+        using var management = new HttpClient { BaseAddress = cluster.ManagementAddress, Timeout = TimeSpan.FromSeconds(30) };
+        using var response = await management.GetAsync("/models/tiny", token);
+        if (!response.IsSuccessStatusCode)
+        {
+            return [];
+        }
 
-    private static async Task StartedAndSpreadAsync(LocalCluster cluster, HttpClient client, CancellationToken token)
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync(token)).RootElement[0].GetProperty("workers").EnumerateArray()
+            .Where(w => w.GetProperty("status").GetString() == "READY" && !w.GetProperty("retiring").GetBoolean())
+            .ToDictionary(w => w.GetProperty("id").GetString()!, w => w.GetProperty("nodeName").GetString()!);
+    }
+
+    private static async Task<Dictionary<string, string>> StartedAndSpreadAsync(LocalCluster cluster, HttpClient client, CancellationToken token)
     {
         await Waiting.UntilAsync(async () => (await client.GetAsync("/v2/models/tiny/ready", token)).IsSuccessStatusCode,
             StartTimeout, "the two-replica model to be ready through the gateway", cluster.Diagnostics);
-        await Waiting.UntilAsync(() => Placement(cluster) is { Count: 2 } placed
-                                       && placed.TryGetValue(0, out var first) && placed.TryGetValue(1, out var second) && first != second,
-            StartTimeout, "one replica on each worker", cluster.Diagnostics);
+        await Waiting.UntilAsync(async () => await PlacementAsync(cluster, token) is { Count: 2 } placed && placed.Values.Distinct().Count() == 2,
+            StartTimeout, "one replica serving on each worker", cluster.Diagnostics);
+        return await PlacementAsync(cluster, token);
     }
 
     [Fact]
@@ -55,20 +57,64 @@ public sealed partial class MultiProcessTests(ITestOutputHelper output)
         var token = TestContext.Current.CancellationToken;
         await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
         using var client = new HttpClient { BaseAddress = cluster.InferenceAddress, Timeout = TimeSpan.FromSeconds(30) };
-        await StartedAndSpreadAsync(cluster, client, token);
+        var placement = await StartedAndSpreadAsync(cluster, client, token);
 
-        var placement = Placement(cluster);
-        output.WriteLine($"replica 0 on {placement[0]}, replica 1 on {placement[1]}");
+        output.WriteLine(string.Join(", ", placement.Select(p => $"{p.Key} on {p.Value}")));
         var servedBy = new HashSet<string>();
         for (var i = 0; i < 200 && servedBy.Count < 2; i++)
         {
             var (status, replica, body) = await PredictAsync(client, token);
             Assert.True(status == HttpStatusCode.OK, $"{status}: {body}\n{cluster.Diagnostics()}");
             Assert.Equal(TestModels.LinReluOfOnes, JsonDocument.Parse(body).RootElement[0].EnumerateArray().Select(v => v.GetSingle()));
-            servedBy.Add(placement[int.Parse(replica!.Split('/')[2])]);
+            servedBy.Add(placement[replica!]);
         }
 
         Assert.Equal(["worker-1", "worker-2"], servedBy.Order());
+    }
+
+    /// <summary>
+    /// Sends requests one after another until <paramref name="done"/> holds (checked between requests) or 90 s
+    /// pass; returns the failures.
+    /// </summary>
+    private static async Task<List<string>> TrafficUntilAsync(HttpClient client, Func<Task<bool>> done, CancellationToken token)
+    {
+        var failures = new List<string>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(90) && !await done())
+        {
+            var (status, _, body) = await PredictAsync(client, token);
+            if (status != HttpStatusCode.OK)
+            {
+                failures.Add($"{clock.Elapsed.TotalSeconds:0.0}s {status}: {body}");
+            }
+        }
+
+        return failures;
+    }
+
+    /// <summary>
+    /// Loses the worker holding one of the two replicas (<paramref name="lose"/>: kill or SIGTERM) under steady
+    /// traffic, and waits until both replicas serve on the other worker: no request may fail meanwhile.
+    /// Returns the worker that was lost and the replicas serving at the end.
+    /// </summary>
+    private async Task<(ServeProcess Lost, Dictionary<string, string> After)> LoseAWorkerAsync(
+        LocalCluster cluster, HttpClient client, Action<ServeProcess> lose, string how, CancellationToken token)
+    {
+        var placement = await StartedAndSpreadAsync(cluster, client, token);
+        var lost = cluster.Workers.Single(w => w.Name == placement.Values.Order().Last());
+        var stayed = cluster.Workers.Single(w => w != lost);
+        lose(lost);
+        output.WriteLine($"{how} {lost.Name} (pid {lost.Id}), which held {placement.Single(p => p.Value == lost.Name).Key}");
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var failures = await TrafficUntilAsync(client, async () =>
+            await PlacementAsync(cluster, token) is { Count: 2 } now && now.Values.All(w => w == stayed.Name), token);
+        var after = await PlacementAsync(cluster, token);
+        output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s until both replicas served on {stayed.Name}: {string.Join(", ", after.Keys)}");
+        Assert.True(failures.Count == 0, string.Join("\n", failures) + "\n" + cluster.Diagnostics());
+        Assert.True(after.Count == 2 && after.Values.All(w => w == stayed.Name),
+            $"the lost replica did not come back on {stayed.Name}\n" + cluster.Diagnostics());
+        return (lost, after);
     }
 
     [Fact]
@@ -77,37 +123,7 @@ public sealed partial class MultiProcessTests(ITestOutputHelper output)
         var token = TestContext.Current.CancellationToken;
         await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
         using var client = new HttpClient { BaseAddress = cluster.InferenceAddress, Timeout = TimeSpan.FromSeconds(60) };
-        await StartedAndSpreadAsync(cluster, client, token);
-
-        var victim = cluster.Workers.Single(w => w.Name == Placement(cluster)[1]);
-        var survivor = cluster.Workers.Single(w => w != victim);
-        var readyBefore = survivor.Lines.Count(l => l.Contains("Replica tiny/1.0/1: ready on", StringComparison.Ordinal));
-        victim.Kill();
-        output.WriteLine($"killed {victim.Name} (pid {victim.Id}), which held replica 1");
-
-        var failures = new List<string>();
-        var served = 0;
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(90))
-        {
-            var (status, _, body) = await PredictAsync(client, token);
-            served++;
-            if (status != HttpStatusCode.OK)
-            {
-                failures.Add($"{clock.Elapsed.TotalSeconds:0.0}s {status}: {body}");
-            }
-
-            var back = survivor.Lines.Count(l => l.Contains("Replica tiny/1.0/1: ready on", StringComparison.Ordinal)) > readyBefore;
-            if (back)
-            {
-                break;
-            }
-        }
-
-        output.WriteLine($"{served} requests in {clock.Elapsed.TotalSeconds:0.0} s until replica 1 was ready again on {survivor.Name}");
-        Assert.True(failures.Count == 0, string.Join("\n", failures) + "\n" + cluster.Diagnostics());
-        Assert.True(survivor.Lines.Count(l => l.Contains("Replica tiny/1.0/1: ready on", StringComparison.Ordinal)) > readyBefore,
-            "replica 1 did not come back on the surviving worker\n" + cluster.Diagnostics());
+        var (_, after) = await LoseAWorkerAsync(cluster, client, worker => worker.Kill(), "killed", token);
 
         var replicas = new HashSet<string>();
         for (var i = 0; i < 100 && replicas.Count < 2; i++)
@@ -117,7 +133,7 @@ public sealed partial class MultiProcessTests(ITestOutputHelper output)
             replicas.Add(replica!);
         }
 
-        Assert.Equal(["tiny/1.0/0", "tiny/1.0/1"], replicas.Order());
+        Assert.Equal(after.Keys.Order(), replicas.Order());
     }
 
     [Fact]
@@ -126,33 +142,7 @@ public sealed partial class MultiProcessTests(ITestOutputHelper output)
         var token = TestContext.Current.CancellationToken;
         await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
         using var client = new HttpClient { BaseAddress = cluster.InferenceAddress, Timeout = TimeSpan.FromSeconds(60) };
-        await StartedAndSpreadAsync(cluster, client, token);
-
-        var leaving = cluster.Workers.Single(w => w.Name == Placement(cluster)[1]);
-        var staying = cluster.Workers.Single(w => w != leaving);
-        var readyBefore = staying.Lines.Count(l => l.Contains("Replica tiny/1.0/1: ready on", StringComparison.Ordinal));
-        leaving.Terminate();
-        output.WriteLine($"sent SIGTERM to {leaving.Name} (pid {leaving.Id}), which held replica 1");
-
-        var failures = new List<string>();
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(90)
-               && staying.Lines.Count(l => l.Contains("Replica tiny/1.0/1: ready on", StringComparison.Ordinal)) == readyBefore)
-        {
-            var (status, _, body) = await PredictAsync(client, token);
-            if (status != HttpStatusCode.OK)
-            {
-                failures.Add($"{clock.Elapsed.TotalSeconds:0.0}s {status}: {body}");
-            }
-        }
-
-        output.WriteLine($"replica 1 ready on {staying.Name} after {clock.Elapsed.TotalSeconds:0.0} s");
-        Assert.True(failures.Count == 0, string.Join("\n", failures) + "\n" + cluster.Diagnostics());
+        var (leaving, _) = await LoseAWorkerAsync(cluster, client, worker => worker.Terminate(), "sent SIGTERM to", token);
         await Waiting.UntilAsync(() => leaving.HasExited, TimeSpan.FromSeconds(30), $"{leaving.Name} to exit after SIGTERM", cluster.Diagnostics);
-        Assert.True(staying.Lines.Count(l => l.Contains("Replica tiny/1.0/1: ready on", StringComparison.Ordinal)) > readyBefore,
-            "replica 1 did not come back on the remaining worker\n" + cluster.Diagnostics());
     }
-
-    [GeneratedRegex(@"\[(?<time>\d\d/\d\d/\d{4} \d\d:\d\d:\d\d\.\d{3}Z)\].*Replica tiny/1\.0/(?<replica>\d): ready on")]
-    private static partial Regex ReadyLine();
 }

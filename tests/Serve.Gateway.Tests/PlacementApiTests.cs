@@ -47,7 +47,8 @@ public sealed class PlacementApiTests(PlacementApiTests.Factory serve) : IClassF
         var devices = member.GetProperty("devices").EnumerateArray().ToList();
         Assert.Equal(["cpu:0", "cpu:1"], devices.Select(d => d.GetProperty("name").GetString()));
         Assert.All(devices, d => Assert.Equal(1000, d.GetProperty("totalMemoryMb").GetInt64()));
-        Assert.Contains(devices.SelectMany(d => d.GetProperty("replicas").EnumerateArray()), r => r.GetProperty("id").GetString() == "linrelu/1.0/0");
+        var holding = devices.Single(d => d.GetProperty("replicas").EnumerateArray().Any(r => r.GetProperty("id").GetString() == "linrelu/1.0/0"));
+        Assert.Equal(1, holding.GetProperty("usedMemoryMb").GetInt64()); // 264 bytes of parameters, in MB rounded up
 
         // Describe tells each worker's node by name and its model's measured memory: linrelu's Linear(10, 6)
         // holds 66 float parameters.

@@ -94,7 +94,8 @@ public static class ManagementApi
             {
                 id = r.Replica.EntityId,
                 startTime = r.SinceUtc,
-                status = r.State == ReplicaState.Ready && catalog.IsAvailable(r) ? "READY" : r.State.ToString().ToUpperInvariant(),
+                // A replica whose node cannot be reached serves nobody, whatever it last reported.
+                status = catalog.IsAvailable(r) ? r.State.ToString().ToUpperInvariant() : "UNREACHABLE",
                 gpu = r.Device.StartsWith("cuda", StringComparison.Ordinal),
                 memoryUsage = r.MemoryBytes >= 0 ? r.MemoryBytes : (long?)null,
                 node = r.NodeAddress,

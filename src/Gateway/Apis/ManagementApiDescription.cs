@@ -136,7 +136,8 @@ internal static class ManagementApiDescription
         schemas["Worker"] = Obj(["id", "status"],
             ("id", Str("The replica (model/version/index).")),
             ("startTime", Timestamp("When it entered its status.")),
-            ("status", StringEnum("The replica's state.", System.Enum.GetNames<ReplicaState>().Select(s => s.ToUpperInvariant()))),
+            ("status", StringEnum("The replica's state; UNREACHABLE while its node cannot be reached.",
+                System.Enum.GetNames<ReplicaState>().Select(s => s.ToUpperInvariant()).Append("UNREACHABLE"))),
             ("gpu", Bool("Whether it runs on a GPU.")),
             ("memoryUsage", OrNull(Int("Bytes its model's parameters and buffers take on the device.", "int64"))),
             ("node", Str("The node it runs on (cluster address).")),
@@ -162,7 +163,7 @@ internal static class ManagementApiDescription
             ("kind", StringEnum("The kind of device.", ["cpu", "cuda"])),
             ("totalMemoryMb", OrNull(Int("MB of memory on the device (for CPU slots, the node's memory shared among them).", "int64"))),
             ("declaredMemoryMb", Int("MB declared by the replicas placed on it (device_memory_mb).", "int64")),
-            ("usedMemoryMb", OrNull(Int("MB in use as the GPU driver measures it; null where not measured (CPU).", "int64"))),
+            ("usedMemoryMb", OrNull(Int("MB in use: a GPU's as its driver measures it; a CPU slot's as its replicas' parameters and buffers (null before any reports).", "int64"))),
             ("replicas", ArrayOf(Ref("PlacedReplica"), "The replicas placed on it.")));
         schemas["PlacedReplica"] = Obj(["id", "status", "retiring"],
             ("id", Str("The replica (model/version/index).")),

@@ -60,6 +60,19 @@ public static class PlacementApi
             : Results.Json(new { status = "Replicas are moving..." }, statusCode: StatusCodes.Status206PartialContent);
     }
 
+    /// <summary>
+    /// Where the driver does not measure a device (CPU slots), what its loaded replicas measured: their
+    /// parameters and buffers, in MB rounded up; null while none has reported.
+    /// </summary>
+    private static long? MeasuredByReplicas(IEnumerable<(CatalogEntry Entry, ReplicaAssignment Assignment)> replicas)
+    {
+        var measured = replicas
+            .Select(x => x.Entry.Replicas.FirstOrDefault(r => r.Replica.Index == x.Assignment.Index)?.MemoryBytes ?? -1)
+            .Where(bytes => bytes >= 0)
+            .ToList();
+        return measured.Count == 0 ? null : (measured.Sum() + (1 << 20) - 1) >> 20;
+    }
+
     /// <summary>Members with roles and status; each worker's devices with memory and the replicas on them.</summary>
     private static object Describe(ClusterEvent.CurrentClusterState cluster, CatalogState catalog)
     {
@@ -88,7 +101,7 @@ public static class PlacementApi
                             kind = device.Name.StartsWith("cuda", StringComparison.Ordinal) ? "cuda" : "cpu",
                             totalMemoryMb = device.TotalMemoryMb >= 0 ? device.TotalMemoryMb : (long?)null,
                             declaredMemoryMb = here.Sum(x => (long)x.Entry.Definition.DeviceMemoryMb),
-                            usedMemoryMb = device.UsedMemoryMb >= 0 ? device.UsedMemoryMb : (long?)null,
+                            usedMemoryMb = device.UsedMemoryMb >= 0 ? device.UsedMemoryMb : MeasuredByReplicas(here),
                             replicas = here.Select(x => new
                             {
                                 id = new ReplicaId(x.Entry.Definition.Name, x.Entry.Definition.Version, x.Assignment.Index).EntityId,
