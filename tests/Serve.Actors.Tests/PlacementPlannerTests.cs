@@ -164,4 +164,47 @@ public sealed class PlacementPlannerTests
         var plan = PlacementPlanner.Plan([model], TwoGpuNodes, current)[model.Key];
         Assert.Equal([new ReplicaAssignment(0, A, "cuda:7", true), new ReplicaAssignment(1, B, "cuda:0", false)], plan.Assignments);
     }
+
+    [Fact]
+    public void Scaling_down_during_a_move_keeps_no_more_than_the_replica_count()
+    {
+        var model = Model("m", 1, placement: new ModelPlacement(["gpu-b"], [], Spread: false));
+        var current = new Dictionary<ModelKey, ReplicaAssignment[]>
+        {
+            [model.Key] = [new(0, A, "cuda:0", false), new(1, A, "cuda:1", false), new(2, A, "cuda:0", false)],
+        };
+        var plan = PlacementPlanner.Plan([model], TwoGpuNodes, current)[model.Key];
+        Assert.Equal([new ReplicaAssignment(0, A, "cuda:0", Retiring: true), new ReplicaAssignment(3, B, "cuda:0", Retiring: false)],
+            plan.Assignments);
+        Assert.Equal(0, plan.Shortfall);
+    }
+
+    [Fact]
+    public void A_misplaced_replica_keeps_its_memory_until_it_retires()
+    {
+        // m1 (4000 MB) must leave gpu-a; m2 (14000 MB, placed first as the larger) must not be planned into
+        // the space m1 still holds on gpu-a's cuda:0.
+        var m1 = Model("m1", 1, memoryMb: 4_000, placement: new ModelPlacement(["gpu-b"], [], Spread: false));
+        var m2 = Model("m2", 2, memoryMb: 14_000);
+        var nodes = new[] { Node(A, "gpu-a", ("cuda:0", 16_000)), Node(B, "gpu-b", ("cuda:0", 16_000), ("cuda:1", 16_000)) };
+        var current = new Dictionary<ModelKey, ReplicaAssignment[]> { [m1.Key] = [new(0, A, "cuda:0", false)] };
+        var plans = PlacementPlanner.Plan([m1, m2], nodes, current);
+
+        Assert.DoesNotContain(plans[m2.Key].Assignments, a => a.NodeAddress == A);
+        Assert.Equal(0, plans[m2.Key].Shortfall);
+
+        // With gpu-b full, m1 has nowhere to go: it keeps serving on gpu-a, and says why.
+        Assert.Equal([new ReplicaAssignment(0, A, "cuda:0", false)], plans[m1.Key].Assignments);
+        Assert.Contains("it stays there until it can move", plans[m1.Key].Unplaced, StringComparison.Ordinal);
+        Assert.All(DeclaredPerDevice(plans, m1, m2).Values, used => Assert.True(used <= 16_000, $"{used} MB on a 16000 MB device"));
+    }
+
+    [Fact]
+    public void A_new_replica_never_takes_an_index_below_the_floor()
+    {
+        var model = Model("m", 2);
+        var plan = PlacementPlanner.Plan([model], TwoGpuNodes, new Dictionary<ModelKey, ReplicaAssignment[]>(),
+            new Dictionary<ModelKey, int> { [model.Key] = 7 })[model.Key];
+        Assert.Equal([7, 8], plan.Assignments.Select(a => a.Index));
+    }
 }

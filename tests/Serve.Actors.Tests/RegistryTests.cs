@@ -233,7 +233,7 @@ public sealed class RegistryTests() : ClusterTestKit("registry", ServeRoles.Gate
         region.ReceiveN(2, Wait);
         registry.Tell(new ScaleModel("m", null, 3), TestActor);
         Assert.Contains("1 replica of model m version 1.0 cannot be placed", ExpectMsg<RegistryResult>(Wait).Message, StringComparison.Ordinal);
-        registry.Tell(new ChangePlacement("m", "1.0", new ModelPlacement(["nowhere"], [], false), 10_000), TestActor);
+        registry.Tell(new ChangePlacement("m", "1.0", ["nowhere"], null, -1, -1), TestActor);
         Assert.Contains("no worker node is named nowhere", ExpectMsg<RegistryResult>(Wait).Message, StringComparison.Ordinal);
         Assert.Equal(2, Catalog(registry).Entries.Single().Definition.Replicas);
         region.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
@@ -248,7 +248,7 @@ public sealed class RegistryTests() : ClusterTestKit("registry", ServeRoles.Gate
         Assert.Equal("m/1.0/0", region.ExpectMsg<EnsureReplica>(Wait).Replica.EntityId);
         registry.Tell(Status("m/1.0/0", ReplicaState.Ready, WorkerA, "cuda:0"));
 
-        registry.Tell(new ChangePlacement("m", "1.0", new ModelPlacement(["b"], ["cuda:1"], false), 0), TestActor);
+        registry.Tell(new ChangePlacement("m", "1.0", ["b"], ["cuda:1"], -1, -1), TestActor);
         Assert.Equal("Placement of model \"m\" version 1.0 set to nodes b; devices cuda:1 with 0 MB of device memory per replica",
             ExpectMsg<RegistryResult>(Wait).Message);
         var replacement = region.ExpectMsg<EnsureReplica>(Wait);
@@ -282,7 +282,28 @@ public sealed class RegistryTests() : ClusterTestKit("registry", ServeRoles.Gate
         registry.Tell(Status("m/1.0/0", ReplicaState.Ready, WorkerA, "cuda:1"));
         Assert.Equal([new ReplicaAssignment(0, WorkerA, "cuda:1", false)], Catalog(registry).Entries.Single().Assignments);
     }
+
+    [Fact]
+    public void A_registry_that_takes_over_adopts_the_replicas_workers_hold_where_they_run()
+    {
+        var (registry, region) = StartWith();
+        registry.Tell(new RegisterModel(Model("m", replicas: 1)), TestActor);
+        ExpectMsg<RegistryResult>(Wait);
+
+        // The worker reports that it already runs replica 5 (placed by an earlier registry) on cuda:1.
+        registry.Tell(Worker(WorkerA, "a") with { Hosted = [new HostedReplica(new ReplicaId("m", "1.0", 5), "cuda:1")] });
+        AwaitAssert(() => Assert.Equal([new ReplicaAssignment(5, WorkerA, "cuda:1", false)], Catalog(registry).Entries.Single().Assignments),
+            Wait);
+        region.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+
+        // A later registration gets a new index above every one in use.
+        registry.Tell(new ScaleModel("m", null, 2), TestActor);
+        ExpectMsg<RegistryResult>(Wait);
+        Assert.Equal("m/1.0/6", region.ExpectMsg<EnsureReplica>(Wait).Replica.EntityId);
+    }
 }
+
+
 
 public sealed class CatalogStateTests
 {

@@ -46,7 +46,7 @@ public sealed class SerializationTests(ClusterFixture cluster) : IClassFixture<C
         new EnsureReplica(Replica, Definition, "cuda:1"),
         new ReplicaStatusReport(Status with { MemoryBytes = 46_800_000 }),
         new NodeInventory("akka.tcp://serve@10.0.0.1:4054", "gpu-a", [new DeviceCapacity("cuda:0", 81_559, 1_024), new DeviceCapacity("cuda:1", 81_559, -1)]),
-        new ChangePlacement("resnet18", "1.0", new ModelPlacement([], ["cuda:0"], Spread: false), 2_000),
+        new ChangePlacement("resnet18", "1.0", null, ["cuda:0"], 1, 2_000),
         new ModelVersionPlaced(Replica.Key, new ModelPlacement(["gpu-a", "gpu-b"], [], Spread: true), 0),
         new CatalogSnapshot("abc", 5, [new CatalogEntry(Definition, true, [Status])
         {

@@ -69,16 +69,17 @@ public static class ServeAkkaExtensions
     /// Replicas reach the registry through the <see cref="ModelRegistry"/> proxy, resolved when each starts.
     /// </summary>
     /// <param name="devices">This node's devices, reported to the registry for placement.</param>
+    /// <param name="hosted">The replicas loaded on this node, reported with the devices.</param>
     /// <param name="nodeName">The name placement pins use (null: host:port).</param>
     /// <param name="catalog">This node's catalog view: the allocation strategy follows the plan in it.</param>
     public static AkkaConfigurationBuilder WithModelReplicaShards(
         this AkkaConfigurationBuilder builder, IInferenceBackend backend, ModelActorSettings settings, LocalReplicas local,
-        Func<DeviceCapacity[]> devices, string? nodeName, CatalogView catalog)
+        Func<DeviceCapacity[]> devices, Func<HostedReplica[]> hosted, string? nodeName, CatalogView catalog)
     {
         return builder.StartActors(async (system, registry) =>
         {
             system.ActorOf(InventoryReporter.Props(
-                () => registry.TryGet<ModelRegistry>(out var proxy) ? proxy : null, devices, nodeName), "inventory-reporter");
+                () => registry.TryGet<ModelRegistry>(out var proxy) ? proxy : null, devices, hosted, nodeName), "inventory-reporter");
             var sharding = ClusterSharding.Get(system);
             var shardingSettings = ClusterShardingSettings.Create(system)
                 .WithRole(ServeRoles.Worker)

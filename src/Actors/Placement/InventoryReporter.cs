@@ -5,8 +5,9 @@ using Serve.Actors.Protocol;
 namespace Serve.Actors.Placement;
 
 /// <summary>
-/// On each worker: tells the registry this node's name and devices once the node is up and every few
-/// seconds after (a registry that takes over learns them within one interval; the in-use figures stay fresh).
+/// On each worker: tells the registry this node's name, devices and the replicas it holds once the node is
+/// up and every few seconds after (a registry that takes over learns them within one interval and adopts
+/// the running replicas; the in-use figures stay fresh).
 /// </summary>
 public sealed class InventoryReporter : ReceiveActor, IWithTimers
 {
@@ -14,14 +15,16 @@ public sealed class InventoryReporter : ReceiveActor, IWithTimers
 
     private readonly Func<IActorRef?> _registry;
     private readonly Func<DeviceCapacity[]> _devices;
+    private readonly Func<HostedReplica[]> _hosted;
     private readonly string? _name;
 
     /// <param name="registry">The registry proxy, once this node has one (the standalone server registers
     /// it after the worker's actors start).</param>
-    public InventoryReporter(Func<IActorRef?> registry, Func<DeviceCapacity[]> devices, string? name)
+    public InventoryReporter(Func<IActorRef?> registry, Func<DeviceCapacity[]> devices, Func<HostedReplica[]> hosted, string? name)
     {
         _registry = registry;
         _devices = devices;
+        _hosted = hosted;
         _name = name;
         Receive<Report>(_ =>
         {
@@ -41,8 +44,8 @@ public sealed class InventoryReporter : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(Func<IActorRef?> registry, Func<DeviceCapacity[]> devices, string? name) =>
-        Akka.Actor.Props.Create(() => new InventoryReporter(registry, devices, name));
+    public static Props Props(Func<IActorRef?> registry, Func<DeviceCapacity[]> devices, Func<HostedReplica[]> hosted, string? name) =>
+        Akka.Actor.Props.Create(() => new InventoryReporter(registry, devices, hosted, name));
 
     /// <summary>
     /// Reports begin once this node is up: workers that join together become up together, so the registry
@@ -58,7 +61,7 @@ public sealed class InventoryReporter : ReceiveActor, IWithTimers
     {
         var address = Cluster.Get(Context.System).SelfAddress;
         var name = string.IsNullOrWhiteSpace(_name) ? $"{address.Host}:{address.Port}" : _name;
-        return new NodeInventory(address.ToString(), name, _devices());
+        return new NodeInventory(address.ToString(), name, _devices()) { Hosted = _hosted() };
     }
 
     private sealed record Report

@@ -3,8 +3,11 @@ using Serve.Actors.Protocol;
 
 namespace Serve.Actors.Placement;
 
-/// <summary>Where one model version's replicas go, or why some cannot go anywhere.</summary>
-public sealed record ModelPlan(ReplicaAssignment[] Assignments, string? Unplaced)
+/// <summary>
+/// Where one model version's replicas go, or why some cannot go anywhere; <paramref name="Shortfall"/> is
+/// how many wanted replicas have no place.
+/// </summary>
+public sealed record ModelPlan(ReplicaAssignment[] Assignments, string? Unplaced, int Shortfall = 0)
 {
     public IEnumerable<ReplicaAssignment> Active => Assignments.Where(a => !a.Retiring);
 }
@@ -27,10 +30,13 @@ public sealed record ModelPlan(ReplicaAssignment[] Assignments, string? Unplaced
 /// </summary>
 public static class PlacementPlanner
 {
+    /// <param name="nextIndex">The lowest index a new replica of a model version may take (indices given up
+    /// recently may still have their shard on another node); none: one past the highest in the plan.</param>
     public static Dictionary<ModelKey, ModelPlan> Plan(
         IReadOnlyList<ModelDefinition> models,
         IReadOnlyList<NodeInventory> nodes,
-        IReadOnlyDictionary<ModelKey, ReplicaAssignment[]> current)
+        IReadOnlyDictionary<ModelKey, ReplicaAssignment[]> current,
+        IReadOnlyDictionary<ModelKey, int>? nextIndex = null)
     {
         var ledger = new Ledger(nodes);
         var plans = new Dictionary<ModelKey, Working>();
@@ -39,7 +45,8 @@ public static class PlacementPlanner
         // Retiring replicas hold their memory until they stop; on a node that is gone they hold nothing.
         foreach (var model in ordered)
         {
-            var working = plans[model.Key] = new Working(model, current.GetValueOrDefault(model.Key) ?? []);
+            var working = plans[model.Key] = new Working(model, current.GetValueOrDefault(model.Key) ?? [],
+                nextIndex?.GetValueOrDefault(model.Key) ?? 0);
             foreach (var retiring in working.Current.Where(a => a.Retiring))
             {
                 ledger.Reserve(retiring, model.DeviceMemoryMb);
@@ -47,26 +54,28 @@ public static class PlacementPlanner
             }
         }
 
-        // Keep every replica that may stay where it is.
+        // Keep every replica that may stay where it is, up to the replica count (scaling down drops the
+        // highest indices). A misplaced replica holds its device until it retires.
         foreach (var working in plans.Values)
         {
             foreach (var assignment in working.Current.Where(a => !a.Retiring).OrderBy(a => a.Index))
             {
-                if (working.Kept.Count < working.Model.Replicas && ledger.Node(assignment.NodeAddress) is null)
+                if (working.Kept.Count + working.Misplaced.Count >= working.Model.Replicas)
+                {
+                    break;
+                }
+
+                if (ledger.Node(assignment.NodeAddress) is null)
                 {
                     // A node that has not reported its devices yet (the registry forgets the replicas of
                     // nodes that leave): nothing to judge by, so the replica stays.
                     working.Kept.Add(assignment);
+                    continue;
                 }
-                else if (working.Kept.Count < working.Model.Replicas && MayStay(working, assignment, ledger))
-                {
-                    ledger.Reserve(assignment, working.Model.DeviceMemoryMb);
-                    working.Kept.Add(assignment);
-                }
-                else if (working.Kept.Count < working.Model.Replicas)
-                {
-                    working.Misplaced.Add(assignment);
-                }
+
+                var stays = MayStay(working, assignment, ledger);
+                ledger.Reserve(assignment, working.Model.DeviceMemoryMb);
+                (stays ? working.Kept : working.Misplaced).Add(assignment);
             }
         }
 
@@ -116,7 +125,7 @@ public static class PlacementPlanner
         {
             if (working.Retiring.Count > 0)
             {
-                Keep(working, ledger, misplaced);
+                Keep(working, misplaced);
                 continue;
             }
 
@@ -124,7 +133,7 @@ public static class PlacementPlanner
             {
                 working.Unplaced = $"replica {misplaced.Index} runs on {misplaced.NodeAddress} {misplaced.Device}, which its placement no longer " +
                                    $"allows or has no room for; it stays there until it can move: {WhyNothingFits(working, ledger, 1)}";
-                Keep(working, ledger, misplaced);
+                Keep(working, misplaced);
                 continue;
             }
 
@@ -171,9 +180,8 @@ public static class PlacementPlanner
         }
     }
 
-    private static void Keep(Working working, Ledger ledger, ReplicaAssignment misplaced)
+    private static void Keep(Working working, ReplicaAssignment misplaced)
     {
-        ledger.Reserve(misplaced, working.Model.DeviceMemoryMb);
         working.Kept.Add(misplaced);
         working.Misplaced.Remove(misplaced);
     }
@@ -247,7 +255,7 @@ public static class PlacementPlanner
     }
 
     /// <summary>One model version while its plan is made.</summary>
-    private sealed class Working(ModelDefinition model, ReplicaAssignment[] current)
+    private sealed class Working(ModelDefinition model, ReplicaAssignment[] current, int indexFloor)
     {
         public ModelDefinition Model { get; } = model;
 
@@ -267,12 +275,13 @@ public static class PlacementPlanner
         /// One past the highest index in use: a replacement never takes the index (the shard) of a replica
         /// that just retired, whose shard sharding may still keep on the node it left.
         /// </summary>
-        public int NextIndex() =>
-            Current.Concat(Kept).Concat(Added).Concat(Misplaced).Concat(Retiring).Select(a => a.Index).DefaultIfEmpty(-1).Max() + 1;
+        public int NextIndex() => Math.Max(indexFloor,
+            Current.Concat(Kept).Concat(Added).Concat(Misplaced).Concat(Retiring).Select(a => a.Index).DefaultIfEmpty(-1).Max() + 1);
 
         public ModelPlan ToPlan() => new(
             [.. Kept.Concat(Added).Concat(Misplaced).Concat(Retiring).OrderBy(a => a.Index)],
-            Unplaced);
+            Unplaced,
+            Math.Max(0, Model.Replicas - Kept.Count - Added.Count - Misplaced.Count));
     }
 
     /// <summary>Declared memory and replica counts per device, against each device's total.</summary>

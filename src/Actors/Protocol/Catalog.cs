@@ -35,5 +35,11 @@ public sealed record CatalogSnapshot(string RegistryIncarnation, long Revision, 
     /// <summary>The worker nodes and their devices, as they last reported.</summary>
     public NodeInventory[] Nodes { get; init; } = [];
 
+    /// <summary>
+    /// False while a registry that just started has not made its first placement plan (it waits for the
+    /// workers to report what they hold): readers keep a planned catalog from an earlier registry until then.
+    /// </summary>
+    public bool Planned { get; init; } = true;
+
     public static CatalogSnapshot Empty { get; } = new("none", 0, []);
 }

@@ -57,10 +57,22 @@ public sealed record DeviceCapacity(string Name, long TotalMemoryMb, long UsedMe
 /// <param name="Name">The name pins use (Serve:Node:Name; host:port by default).</param>
 public sealed record NodeInventory(string Address, string Name, DeviceCapacity[] Devices) : IServeMessage
 {
+    /// <summary>The replicas loaded on this node and their devices: a registry that takes over adopts them
+    /// where they run instead of placing them anew.</summary>
+    public HostedReplica[] Hosted { get; init; } = [];
+
+    /// <summary>Same node, name and devices (the in-use figures and hosted replicas may differ).</summary>
+    public bool SameDevices(NodeInventory other) =>
+        Address == other.Address && Name == other.Name
+        && Devices.Select(d => (d.Name, d.TotalMemoryMb)).SequenceEqual(other.Devices.Select(d => (d.Name, d.TotalMemoryMb)));
+
     /// <summary>True when a pin names this node: by its name, its address, or the address's host:port.</summary>
     public bool Answers(string pin) =>
         pin == Name || pin == Address || (Uri.TryCreate(Address, UriKind.Absolute, out var uri) && pin == $"{uri.Host}:{uri.Port}");
 }
+
+/// <summary>A replica a worker holds, on which device.</summary>
+public sealed record HostedReplica(ReplicaId Replica, string Device);
 
 /// <summary>
 /// Where the registry placed one replica of a model version. A <paramref name="Retiring"/> replica has been
@@ -69,8 +81,18 @@ public sealed record NodeInventory(string Address, string Name, DeviceCapacity[]
 /// </summary>
 public sealed record ReplicaAssignment(int Index, string NodeAddress, string Device, bool Retiring);
 
-/// <summary>Management API to registry: change where a model version's replicas may run, and what each declares.</summary>
-public sealed record ChangePlacement(string Model, string Version, ModelPlacement Placement, int DeviceMemoryMb) : IServeMessage;
+/// <summary>
+/// Management API to registry: change where a model version's replicas may run, and what each declares.
+/// Only what is given changes (merged by the registry, so concurrent changes of different settings both
+/// land): null lists, <paramref name="Spread"/> -1 and <paramref name="DeviceMemoryMb"/> -1 mean "as it is".
+/// </summary>
+public sealed record ChangePlacement(string Model, string Version, string[]? Nodes, string[]? Devices, int Spread, int DeviceMemoryMb)
+    : IServeMessage
+{
+    public (ModelPlacement Placement, int DeviceMemoryMb) Over(ModelPlacement placement, int deviceMemoryMb) =>
+        (new ModelPlacement(Nodes ?? placement.Nodes, Devices ?? placement.Devices, Spread < 0 ? placement.Spread : Spread == 1),
+            DeviceMemoryMb < 0 ? deviceMemoryMb : DeviceMemoryMb);
+}
 
 /// <summary>Persisted: a model version's placement rules changed.</summary>
 public sealed record ModelVersionPlaced(ModelKey Key, ModelPlacement Placement, int DeviceMemoryMb) : RegistryEvent;

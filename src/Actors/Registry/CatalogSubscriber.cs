@@ -83,7 +83,11 @@ public sealed class CatalogSubscriber : ReceiveActor, IWithTimers
         var newer = _snapshot is null
                     || snapshot.RegistryIncarnation != _snapshot.RegistryIncarnation
                     || snapshot.Revision > _snapshot.Revision;
-        if (!newer)
+        // A registry that took over publishes before it has planned; the previous registry's catalog still
+        // says where the running replicas are, so it stays until the new one has a plan.
+        var unplannedSuccessor = _snapshot is { Planned: true } && !snapshot.Planned
+                                 && snapshot.RegistryIncarnation != _snapshot.RegistryIncarnation;
+        if (!newer || unplannedSuccessor)
         {
             return;
         }

@@ -97,13 +97,15 @@ public sealed class DesiredState
             : new Decision([new ModelVersionScaled(definition.Key, replicas)], RegistryResult.Done(message));
     }
 
-    public Decision Place(string model, string version, ModelPlacement placement, int deviceMemoryMb)
+    public Decision Place(ChangePlacement change)
     {
+        var (model, version) = (change.Model, change.Version);
         if (Resolve(model, version) is not { } definition)
         {
             return NotFound(model, version);
         }
 
+        var (placement, deviceMemoryMb) = change.Over(definition.Placement, definition.DeviceMemoryMb);
         var placed = definition with { Placement = placement, DeviceMemoryMb = deviceMemoryMb };
         if (placed.Validate() is { Count: > 0 } problems)
         {

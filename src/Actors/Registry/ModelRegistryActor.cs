@@ -59,6 +59,17 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
     // they are members: placement waits this long after a new worker reports, for the others.
     private DateTime _settledAfter = DateTime.MinValue;
     private Dictionary<ModelKey, ModelPlan> _plans = [];
+
+    // False until the first plan: the catalog says so, and readers keep a planned catalog from an earlier
+    // registry meanwhile (it still routes to the replicas that keep running).
+    private bool _planned;
+
+    // One past the highest replica index used per model version in this incarnation: an index given up
+    // (scaled down, retired) is not taken again while sharding may still keep its shard on another node.
+    private readonly Dictionary<ModelKey, int> _nextIndex = [];
+
+    // Nodes that left the cluster (until one joins again at the same address).
+    private readonly HashSet<string> _removed = new(StringComparer.Ordinal);
     private long _revision;
 
     public ModelRegistryActor(IActorRef replicaRegion, RegistrySettings settings)
@@ -81,7 +92,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         Command<UnregisterModel>(m => Change(_desired.Unregister(m.Model, m.Version)));
         Command<ScaleModel>(m => Change(_desired.Scale(m.Model, m.Version, m.Replicas)));
         Command<SetDefaultVersion>(m => Change(_desired.SetDefault(m.Model, m.Version)));
-        Command<ChangePlacement>(m => Change(_desired.Place(m.Model, m.Version, m.Placement, m.DeviceMemoryMb)));
+        Command<ChangePlacement>(m => Change(_desired.Place(m)));
         Command<NodeInventory>(OnInventory);
         Command<RetireReplica>(m => Retire(m.Replica));
         Command<GetCatalog>(_ => Sender.Tell(Snapshot()));
@@ -113,6 +124,13 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 
     private void OnRecovered()
     {
+        // The workers already in the cluster (this registry took over): placement waits for their reports,
+        // which also say which replicas they hold.
+        foreach (var member in Cluster.Get(Context.System).State.Members)
+        {
+            WorkerArriving(member);
+        }
+
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.MemberJoined), typeof(ClusterEvent.MemberUp));
         Timers.StartPeriodicTimer(ReconcileTimer, ReconcileTick.Instance, _settings.ReconcileInterval);
@@ -195,8 +213,16 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             trial.Apply(change);
         }
 
-        var plans = PlacementPlanner.Plan([.. trial.Models], [.. _nodes.Values], CurrentAssignments());
-        return changed.Select(k => plans.GetValueOrDefault(k)?.Unplaced).OfType<string>().FirstOrDefault();
+        // Refused: a change that leaves more wanted replicas without a place than before, or placement rules
+        // that some replica cannot follow. A scale down never is.
+        var plans = PlacementPlanner.Plan([.. trial.Models], [.. _nodes.Values], CurrentAssignments(), _nextIndex);
+        return changed.Select(key =>
+        {
+            var after = plans.GetValueOrDefault(key);
+            var shortfallBefore = _plans.GetValueOrDefault(key)?.Shortfall ?? 0;
+            var placementChanged = events.OfType<ModelVersionPlaced>().Any(p => p.Key == key);
+            return after?.Unplaced is { } why && (after.Shortfall > shortfallBefore || placementChanged) ? why : null;
+        }).OfType<string>().FirstOrDefault();
     }
 
     /// <summary>Persists the events, applies each, acts on the cluster, then answers.</summary>
@@ -247,7 +273,13 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         }
 
         var before = _plans;
-        _plans = PlacementPlanner.Plan([.. _desired.Models], [.. _nodes.Values], CurrentAssignments());
+        _plans = PlacementPlanner.Plan([.. _desired.Models], [.. _nodes.Values], CurrentAssignments(), _nextIndex);
+        _planned = true;
+        foreach (var assignment in _plans.SelectMany(p => p.Value.Assignments.Select(a => new ReplicaId(p.Key.Name, p.Key.Version, a.Index))))
+        {
+            NoteIndex(assignment);
+        }
+
         foreach (var (key, plan) in before)
         {
             var kept = _plans.GetValueOrDefault(key)?.Assignments.Select(a => a.Index).ToHashSet() ?? [];
@@ -306,6 +338,9 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         }
     }
 
+    private void NoteIndex(ReplicaId replica) =>
+        _nextIndex[replica.Key] = Math.Max(_nextIndex.GetValueOrDefault(replica.Key), replica.Index + 1);
+
     private bool IsServing(ModelKey key, ReplicaAssignment assignment) =>
         _statuses.GetValueOrDefault(new ReplicaId(key.Name, key.Version, assignment.Index)) is { State: ReplicaState.Ready } status
         && status.NodeAddress == assignment.NodeAddress;
@@ -318,6 +353,11 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             return;
         }
 
+        if (!plan.Active.All(a => IsServing(replica.Key, a)))
+        {
+            return; // the replacement stopped serving during the grace period: the old one stays for now
+        }
+
         _log.Info("Placement: replica {0} retires; its replacement serves", replica);
         _replicaRegion.Tell(new StopReplica(replica));
         _statuses.Remove(replica);
@@ -328,14 +368,21 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 
     private void WorkerArriving(Member member)
     {
-        if (member.HasRole(ServeRoles.Worker))
+        if (member.HasRole(ServeRoles.Worker) && member.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up)
         {
             _workersUp.TryAdd(member.Address.ToString(), DateTime.UtcNow);
+            _removed.Remove(member.Address.ToString());
         }
     }
 
     private void OnInventory(NodeInventory inventory)
     {
+        // A report that arrives after its node left must not bring the node back.
+        if (_removed.Contains(inventory.Address))
+        {
+            return;
+        }
+
         var previous = _nodes.GetValueOrDefault(inventory.Address);
         _nodes[inventory.Address] = inventory;
         if (previous is null)
@@ -343,17 +390,47 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             _settledAfter = DateTime.UtcNow + NewWorkerSettle;
         }
 
-        if (previous is null || !previous.Devices.Select(d => (d.Name, d.TotalMemoryMb)).SequenceEqual(inventory.Devices.Select(d => (d.Name, d.TotalMemoryMb))))
+        var adopted = AdoptHosted(inventory);
+        if (previous is null || !previous.SameDevices(inventory) || adopted)
         {
-            _log.Info("Worker {0} ({1}) has {2}", inventory.Name, inventory.Address,
-                string.Join(", ", inventory.Devices.Select(d => $"{d.Name} ({d.TotalMemoryMb} MB)")));
-            Replan();
-        }
+            if (previous is null || !previous.SameDevices(inventory))
+            {
+                _log.Info("Worker {0} ({1}) has {2}", inventory.Name, inventory.Address,
+                    string.Join(", ", inventory.Devices.Select(d => $"{d.Name} ({d.TotalMemoryMb} MB)")));
+            }
 
-        if (previous != inventory)
-        {
+            Replan();
             Changed();
         }
+        else if (!previous.Devices.SequenceEqual(inventory.Devices))
+        {
+            Changed(); // the measured use changed
+        }
+    }
+
+    /// <summary>
+    /// Replicas a worker holds that the plan does not know (they ran before this registry took over) are
+    /// adopted where they run while their model version needs them; true when any was.
+    /// </summary>
+    private bool AdoptHosted(NodeInventory inventory)
+    {
+        var adopted = false;
+        foreach (var hosted in inventory.Hosted)
+        {
+            if (_desired.Find(hosted.Replica.Key) is not { } definition || AssignmentOf(hosted.Replica) is not null
+                || (_plans.GetValueOrDefault(hosted.Replica.Key)?.Active.Count() ?? 0) >= definition.Replicas)
+            {
+                continue;
+            }
+
+            var plan = _plans.GetValueOrDefault(hosted.Replica.Key) ?? new ModelPlan([], null);
+            var where = new ReplicaAssignment(hosted.Replica.Index, inventory.Address, hosted.Device, Retiring: false);
+            _plans[hosted.Replica.Key] = plan with { Assignments = [.. plan.Assignments.Append(where).OrderBy(a => a.Index)] };
+            NoteIndex(hosted.Replica);
+            adopted = true;
+        }
+
+        return adopted;
     }
 
     private void UpdateStatus(ReplicaStatus status)
@@ -425,6 +502,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         var where = new ReplicaAssignment(status.Replica.Index, status.NodeAddress, status.Device, Retiring: false);
         _plans[key] = plan with { Assignments = [.. plan.Assignments.Where(a => a.Index != where.Index).Append(where).OrderBy(a => a.Index)] };
         _statuses[status.Replica] = status;
+        NoteIndex(status.Replica);
         Replan();
     }
 
@@ -442,6 +520,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 
         var hadDevices = _nodes.Remove(address);
         _workersUp.Remove(address);
+        _removed.Add(address);
         var placed = 0;
         foreach (var (key, plan) in _plans.ToList())
         {
@@ -504,7 +583,11 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
                 };
             })
             .ToArray();
-        return new CatalogSnapshot(_incarnation, _revision, entries) { Nodes = [.. _nodes.Values.OrderBy(n => n.Address, StringComparer.Ordinal)] };
+        return new CatalogSnapshot(_incarnation, _revision, entries)
+        {
+            Nodes = [.. _nodes.Values.OrderBy(n => n.Address, StringComparer.Ordinal)],
+            Planned = _planned,
+        };
     }
 
     private sealed record RetireReplica(ReplicaId Replica);

@@ -46,8 +46,8 @@ public static class PlacementApi
         }
 
         var definition = entry.Definition;
-        var result = await client.SendAsync(new ChangePlacement(model, version, given.Over(definition.Placement),
-            given.DeviceMemoryMb ?? definition.DeviceMemoryMb), cancellation);
+        var result = await client.SendAsync(new ChangePlacement(model, version, given.Nodes, given.Devices,
+            given.Spread is { } spread ? (spread ? 1 : 0) : -1, given.DeviceMemoryMb ?? -1), cancellation);
         if (result.Error is not null || !ManagementApi.BoolQuery(request, "synchronous", fallback: false))
         {
             return result.Error is { } error ? ErrorTable.TorchServe(error) : Results.Json(new { status = result.Message });

@@ -48,7 +48,7 @@ public static partial class ServeWorkerExtensions
         var settings = ModelActorSettings.Default with { Backoff = options.Backoff, MaxReplyBytes = cluster.MaximumPayloadBytes };
         var devices = services.GetRequiredService<DeviceManager>();
         return akka.WithModelReplicaShards(services.GetRequiredService<IInferenceBackend>(), settings,
-            services.GetRequiredService<LocalReplicas>(), devices.Inventory, options.Name, catalog);
+            services.GetRequiredService<LocalReplicas>(), devices.Inventory, devices.Hosted, options.Name, catalog);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Devices: {Devices} (libtorch threads: {Intra} intra-op, {Interop} inter-op)")]

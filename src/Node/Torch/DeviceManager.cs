@@ -34,8 +34,9 @@ public sealed class DeviceManager : IDisposable
                     .ThenBy(s => s.Replicas.Count)
                     .ThenBy(s => s.Device.Index)
                     .First();
-            slot.Replicas[replica] = declaredMemoryMb;
-            return new DeviceLease(this, slot.Device, slot.Executor, replica);
+            var lease = new DeviceLease(this, slot.Device, slot.Executor, replica);
+            slot.Replicas[lease] = declaredMemoryMb;
+            return lease;
         }
     }
 
@@ -45,6 +46,16 @@ public sealed class DeviceManager : IDisposable
             s.Device.Name,
             s.Device.TotalMemoryMb,
             s.Device.Type == TorchSharp.DeviceType.CUDA ? GpuMemory.Query(s.Device.Index)?.UsedMb ?? -1 : -1))];
+
+    /// <summary>The replicas holding a device now (a replica reloading holds two leases for a moment: listed once).</summary>
+    public HostedReplica[] Hosted()
+    {
+        lock (_gate)
+        {
+            return [.. _slots.Values.SelectMany(s => s.Replicas.Keys.Select(l => new HostedReplica(l.Replica, s.Device.Name)))
+                .DistinctBy(h => h.Replica)];
+        }
+    }
 
     public IReadOnlyDictionary<string, int> ReplicasPerDevice()
     {
@@ -58,7 +69,7 @@ public sealed class DeviceManager : IDisposable
     {
         lock (_gate)
         {
-            _slots[lease.Device.Name].Replicas.Remove(lease.Replica);
+            _slots[lease.Device.Name].Replicas.Remove(lease);
         }
     }
 
@@ -72,8 +83,8 @@ public sealed class DeviceManager : IDisposable
 
     private sealed record Slot(DeviceInfo Device, DeviceExecutor Executor)
     {
-        /// <summary>The replicas on it, with the memory each declares.</summary>
-        public Dictionary<ReplicaId, int> Replicas { get; } = [];
+        /// <summary>The leases on it (one per loaded replica), with the memory each declares.</summary>
+        public Dictionary<DeviceLease, int> Replicas { get; } = [];
     }
 }
 

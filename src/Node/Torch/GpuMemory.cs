@@ -4,8 +4,10 @@ namespace Serve.Node.Torch;
 
 /// <summary>
 /// A GPU's memory from NVML (libnvidia-ml, installed with the NVIDIA driver), which answers without a
-/// CUDA context. NVML numbers devices in PCI bus order; CUDA does too when CUDA_DEVICE_ORDER=PCI_BUS_ID
-/// (set it on hosts with mixed GPUs, or give Serve:Node:DeviceMemoryMb). Null when NVML is not there.
+/// CUDA context. NVML numbers every GPU of the host in PCI bus order; CUDA does too when
+/// CUDA_DEVICE_ORDER=PCI_BUS_ID (set it on hosts with mixed GPUs). With CUDA_VISIBLE_DEVICES set, CUDA's
+/// numbers no longer match NVML's, so nothing is read (give Serve:Node:DeviceMemoryMb). Null when NVML is
+/// not there or not used.
 /// </summary>
 public static partial class GpuMemory
 {
@@ -24,7 +26,8 @@ public static partial class GpuMemory
 
     public static (long TotalMb, long UsedMb)? Query(int index)
     {
-        if (!Initialized.Value || nvmlDeviceGetHandleByIndex_v2((uint)index, out var device) != 0
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES"))
+            || !Initialized.Value || nvmlDeviceGetHandleByIndex_v2((uint)index, out var device) != 0
             || nvmlDeviceGetMemoryInfo(device, out var memory) != 0)
         {
             return null;
