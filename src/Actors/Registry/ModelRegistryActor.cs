@@ -273,6 +273,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         }
 
         var before = _plans;
+        var firstPlan = !_planned;
         _plans = PlacementPlanner.Plan([.. _desired.Models], [.. _nodes.Values], CurrentAssignments(), _nextIndex);
         _planned = true;
         foreach (var assignment in _plans.SelectMany(p => p.Value.Assignments.Select(a => new ReplicaId(p.Key.Name, p.Key.Version, a.Index))))
@@ -292,7 +293,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             }
         }
 
-        var changed = before.Count != _plans.Count;
+        var changed = firstPlan || before.Count != _plans.Count;
         foreach (var (key, plan) in _plans)
         {
             var previous = before.GetValueOrDefault(key);
