@@ -17,8 +17,8 @@ public sealed record ModelPlan(ReplicaAssignment[] Assignments, string? Unplaced
 /// and the current assignments:
 /// <list type="number">
 /// <item>A replica stays where it is while its placement allows it and its declared memory fits there
-/// (no churn), and so does one on a node that has not reported its devices yet. Retiring replicas keep their
-/// memory until they stop.</item>
+/// (no churn), and so does one on a node that has not reported its devices yet. Retiring and misplaced
+/// replicas keep their memory until they stop.</item>
 /// <item>Missing replicas go, largest declared memory first, to an allowed device with room: first to
 /// the allowed node with the fewest replicas of the same model (spread), then to the device it fills the
 /// most (best fit, so large models still find room later), then to the emptiest device.</item>

@@ -12,8 +12,9 @@ namespace Serve.Actors.Placement;
 /// shard goes to the node the plan names, waiting briefly for a catalog that has it. When that node is a
 /// member whose shard region has not registered yet (it is starting), the allocation fails and sharding
 /// asks again a moment later. Without a plan (a catalog that never comes, or a node that is no longer a
-/// member) it falls back to <see cref="PlacementPolicy"/>. It never moves a replica the plan has: the registry moves replicas
-/// itself, starting the replacement before the old replica stops, which sharding's hand-off cannot do.
+/// member) it falls back to <see cref="PlacementPolicy"/>. It never moves a replica the plan has: the
+/// registry moves replicas itself, starting the replacement before the old replica stops, which sharding's
+/// hand-off cannot do.
 /// Rebalancing only frees shards the plan no longer has (retired, scaled down, unregistered), so a replica
 /// that later takes such an index is placed afresh.
 /// </summary>
