@@ -26,35 +26,24 @@ public static class TorchScriptWriter
 
         var flat = new float[outFeatures * inFeatures];
         Buffer.BlockCopy(weight, 0, flat, 0, flat.Length * sizeof(float));
-        Write(path, """
-            class Model(Module):
-              __parameters__ = ["weight", "bias", ]
-              __buffers__ = []
-              weight : Tensor
-              bias : Tensor
-              training : bool
+        WriteModule(path, [new Parameter("weight", flat, [outFeatures, inFeatures]), new Parameter("bias", bias, [outFeatures])], """
               def forward(self: __torch__.Model,
                 input: Tensor) -> Tensor:
                 bias = self.bias
                 weight = self.weight
                 return torch.relu(torch.linear(input, weight, bias))
 
-            """,
-            [new Parameter("weight", flat, [outFeatures, inFeatures]), new Parameter("bias", bias, [outFeatures])]);
+            """);
     }
 
     /// <summary><c>forward(x, y) = (x + y, x - y)</c>: two inputs, a tuple of two outputs.</summary>
-    public static void AddSub(string path) => Write(path, """
-        class Model(Module):
-          __parameters__ = []
-          __buffers__ = []
-          training : bool
+    public static void AddSub(string path) => WriteModule(path, [], """
           def forward(self: __torch__.Model,
             x: Tensor,
             y: Tensor) -> Tuple[Tensor, Tensor]:
             return (torch.add(x, y), torch.sub(x, y))
 
-        """, []);
+        """);
 
     /// <summary><c>forward(x) = x</c>: any datatype and shape, returned unchanged.</summary>
     public static void Identity(string path) => WriteOneInput(path, "Tensor", "x");
@@ -66,31 +55,21 @@ public static class TorchScriptWriter
     /// A bag-of-embeddings text classifier: <c>forward(input_ids [B,L] int64) = mean over L of weight[input_ids]</c>,
     /// logits [B,K]; <paramref name="weight"/> is [vocabulary, classes], so each token adds its row.
     /// </summary>
-    public static void EmbeddingClassifier(string path, float[,] weight) => Write(path, """
-        class Model(Module):
-          __parameters__ = ["weight", ]
-          __buffers__ = []
-          weight : Tensor
-          training : bool
+    public static void EmbeddingClassifier(string path, float[,] weight) => WriteModule(path, [Matrix("weight", weight)], """
           def forward(self: __torch__.Model,
             input_ids: Tensor) -> Tensor:
             weight = self.weight
             embedded = torch.embedding(weight, input_ids)
             return torch.mean(embedded, [1])
 
-        """, [Matrix("weight", weight)]);
+        """);
 
     /// <summary>
     /// The same classifier with BERT's three inputs (input_ids, attention_mask, token_type_ids [B,L] int64):
     /// the mean over the tokens the mask keeps, plus the sum of token_type_ids; returns a one-tuple as
     /// Hugging Face models traced with <c>return_dict=False</c> do.
     /// </summary>
-    public static void MaskedEmbeddingClassifier(string path, float[,] weight) => Write(path, """
-        class Model(Module):
-          __parameters__ = ["weight", ]
-          __buffers__ = []
-          weight : Tensor
-          training : bool
+    public static void MaskedEmbeddingClassifier(string path, float[,] weight) => WriteModule(path, [Matrix("weight", weight)], """
           def forward(self: __torch__.Model,
             input_ids: Tensor,
             attention_mask: Tensor,
@@ -101,21 +80,14 @@ public static class TorchScriptWriter
             mean = torch.div(torch.sum(kept, [1]), torch.sum(attention_mask, [1], True))
             return (torch.add(mean, torch.sum(token_type_ids, [1], True)),)
 
-        """, [Matrix("weight", weight)]);
+        """);
 
     /// <summary>
     /// A detector in Serve's TorchScript form: <c>forward(image [1,3,H,W]) = (boxes [N,4], labels [N] int64,
     /// scores [N])</c>. Boxes and labels are fixed; each score is <c>scores[i] * 2 * mean(image)</c>, so a
     /// black image detects nothing and a brighter one more.
     /// </summary>
-    public static void Detector(string path, float[,] boxes, float[] labels, float[] scores) => Write(path, """
-        class Model(Module):
-          __parameters__ = ["boxes", "labels", "scores", ]
-          __buffers__ = []
-          boxes : Tensor
-          labels : Tensor
-          scores : Tensor
-          training : bool
+    public static void Detector(string path, float[,] boxes, float[] labels, float[] scores) => WriteModule(path, [Matrix("boxes", boxes), new Parameter("labels", labels, [labels.Length]), new Parameter("scores", scores, [scores.Length])], """
           def forward(self: __torch__.Model,
             x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
             boxes = self.boxes
@@ -125,38 +97,28 @@ public static class TorchScriptWriter
             _0 = torch.mul(torch.mul(scores, brightness), 2)
             return (boxes, torch.to(labels, 4), _0)
 
-        """, [Matrix("boxes", boxes), new Parameter("labels", labels, [labels.Length]), new Parameter("scores", scores, [scores.Length])]);
+        """);
 
     /// <summary>
     /// A segmenter as torchvision's are scripted: <c>forward(x) = {"out": x * weight, "aux": -x}</c>, with
     /// weight [1,C,1,1]: class c's logit at a pixel is channel c times weight[c] (C = 3, the image's channels).
     /// </summary>
-    public static void DictSegmenter(string path, float[] weight) => Write(path, """
-        class Model(Module):
-          __parameters__ = ["weight", ]
-          __buffers__ = []
-          weight : Tensor
-          training : bool
+    public static void DictSegmenter(string path, float[] weight) => WriteModule(path, [new Parameter("weight", weight, [1, weight.Length, 1, 1])], """
           def forward(self: __torch__.Model,
             x: Tensor) -> Dict[str, Tensor]:
             weight = self.weight
             return {"out": torch.mul(x, weight), "aux": torch.neg(x)}
 
-        """, [new Parameter("weight", weight, [1, weight.Length, 1, 1])]);
+        """);
 
     /// <summary><c>forward(x) = x * weight</c> with weight [1,C,1,1]: a segmenter whose logits are a tensor [B,C,H,W].</summary>
-    public static void ChannelScale(string path, float[] weight) => Write(path, """
-        class Model(Module):
-          __parameters__ = ["weight", ]
-          __buffers__ = []
-          weight : Tensor
-          training : bool
+    public static void ChannelScale(string path, float[] weight) => WriteModule(path, [new Parameter("weight", weight, [1, weight.Length, 1, 1])], """
           def forward(self: __torch__.Model,
             x: Tensor) -> Tensor:
             weight = self.weight
             return torch.mul(x, weight)
 
-        """, [new Parameter("weight", weight, [1, weight.Length, 1, 1])]);
+        """);
 
     /// <summary>
     /// Well-formed TorchScript whose code names an undefined value: libtorch aborts the process that loads
@@ -174,16 +136,26 @@ public static class TorchScriptWriter
     }
 
     /// <summary>A module without parameters whose <c>forward(x)</c> returns <paramref name="expression"/>.</summary>
-    private static void WriteOneInput(string path, string returnType, string expression) => Write(path, $"""
-        class Model(Module):
-          __parameters__ = []
-          __buffers__ = []
-          training : bool
+    private static void WriteOneInput(string path, string returnType, string expression) => WriteModule(path, [], $"""
           def forward(self: __torch__.Model,
             x: Tensor) -> {returnType}:
             return {expression}
 
-        """, []);
+        """);
+
+    /// <summary>
+    /// The module class as torch.jit.save writes it: each parameter declared as a Tensor attribute, then
+    /// <paramref name="forward"/> (the method, indented by two spaces).
+    /// </summary>
+    private static void WriteModule(string path, IReadOnlyList<Parameter> parameters, string forward)
+    {
+        var header = new StringBuilder("class Model(Module):\n")
+            .Append("  __parameters__ = [").AppendJoin(string.Empty, parameters.Select(p => $"\"{p.Name}\", ")).Append("]\n")
+            .Append("  __buffers__ = []\n")
+            .AppendJoin(string.Empty, parameters.Select(p => $"  {p.Name} : Tensor\n"))
+            .Append("  training : bool\n");
+        Write(path, header + forward, parameters);
+    }
 
     private static void Write(string path, string code, IReadOnlyList<Parameter> parameters)
     {
