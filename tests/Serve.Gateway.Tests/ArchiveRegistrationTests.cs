@@ -105,16 +105,6 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
         }
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement Body)> Call(HttpMethod method, string path)
-    {
-        using var management = serve.Management();
-        using var response = await management.SendAsync(new HttpRequestMessage(method, path), TestContext.Current.CancellationToken);
-        return (response.StatusCode, await Json.ReadAsync(response));
-    }
-
-    private static string Message(JsonElement body) =>
-        body.TryGetProperty("message", out var message) ? message.GetString()! : body.GetProperty("status").GetString()!;
-
     private string[] Unpacked()
     {
         var directory = Path.Combine(serve.ModelStore, ModelFiles.ArchiveDirectory);
@@ -124,11 +114,11 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
     [Fact]
     public async Task An_archive_registers_with_its_settings_under_the_api_parameters_and_serves()
     {
-        var (status, body) = await Call(HttpMethod.Post, "/models?url=echo.mar");
-        Assert.True(status == HttpStatusCode.OK, Message(body));
-        Assert.Equal("Model \"echo\" Version: 1.0 registered with 1 initial workers", Message(body));
+        var (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=echo.mar");
+        Assert.True(status == HttpStatusCode.OK, Json.Message(body));
+        Assert.Equal("Model \"echo\" Version: 1.0 registered with 1 initial workers", Json.Message(body));
 
-        var described = (await Call(HttpMethod.Get, "/models/echo")).Body[0];
+        var described = (await serve.ManageAsync(HttpMethod.Get, "/models/echo")).Body[0];
         Assert.Equal("echo.mar", described.GetProperty("modelUrl").GetString());
         Assert.Equal((4, 7, 33), (described.GetProperty("batchSize").GetInt32(), described.GetProperty("maxBatchDelay").GetInt32(),
             described.GetProperty("responseTimeout").GetInt32()));
@@ -139,9 +129,9 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
         Assert.Equal("[[3]]", await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
 
         // API parameters override the archive's model-config.yaml, which overrides Serve's defaults.
-        (status, body) = await Call(HttpMethod.Post, "/models?url=echo.mar&model_name=echo2&batch_size=2&initial_workers=0");
-        Assert.True(status == HttpStatusCode.OK, Message(body));
-        described = (await Call(HttpMethod.Get, "/models/echo2")).Body[0];
+        (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=echo.mar&model_name=echo2&batch_size=2&initial_workers=0");
+        Assert.True(status == HttpStatusCode.OK, Json.Message(body));
+        described = (await serve.ManageAsync(HttpMethod.Get, "/models/echo2")).Body[0];
         Assert.Equal((2, 7), (described.GetProperty("batchSize").GetInt32(), described.GetProperty("maxBatchDelay").GetInt32()));
         Assert.Single(Unpacked(), d => d.StartsWith("echo-", StringComparison.Ordinal));
     }
@@ -149,8 +139,8 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
     [Fact]
     public async Task A_text_classifier_archive_tokenises_with_its_vocab_txt_and_names_classes_with_its_labels()
     {
-        var (status, body) = await Call(HttpMethod.Post, "/models?url=sentiment.mar&initial_workers=1");
-        Assert.True(status == HttpStatusCode.OK, Message(body));
+        var (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=sentiment.mar&initial_workers=1");
+        Assert.True(status == HttpStatusCode.OK, Json.Message(body));
 
         // "Great" -> [CLS] great [SEP] (lower-cased): the logits are the mean of the tokens' rows, (0, 1).
         using var inference = serve.Inference();
@@ -167,7 +157,7 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
     public async Task A_start_up_archive_serves_with_its_settings()
     {
         await serve.WaitReadyAsync("from-startup");
-        var described = (await Call(HttpMethod.Get, "/models/from-startup")).Body[0];
+        var described = (await serve.ManageAsync(HttpMethod.Get, "/models/from-startup")).Body[0];
         Assert.Equal(3, described.GetProperty("batchSize").GetInt32());
         Assert.Equal("startup.mar", described.GetProperty("modelUrl").GetString());
     }
@@ -175,9 +165,9 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
     [Fact]
     public async Task An_unpacked_archive_directory_registers()
     {
-        var (status, body) = await Call(HttpMethod.Post, "/models?url=unpacked-echo&model_name=fromdir&initial_workers=1");
-        Assert.True(status == HttpStatusCode.OK, Message(body));
-        Assert.Equal(4, (await Call(HttpMethod.Get, "/models/fromdir")).Body[0].GetProperty("batchSize").GetInt32());
+        var (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=unpacked-echo&model_name=fromdir&initial_workers=1");
+        Assert.True(status == HttpStatusCode.OK, Json.Message(body));
+        Assert.Equal(4, (await serve.ManageAsync(HttpMethod.Get, "/models/fromdir")).Body[0].GetProperty("batchSize").GetInt32());
     }
 
     [Theory]
@@ -192,16 +182,16 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
         // The start-up archive is unpacked while the server starts; count it in before comparing.
         await serve.WaitReadyAsync("from-startup");
         var before = Unpacked();
-        var (status, body) = await Call(HttpMethod.Post, $"/models?url={file}&initial_workers=1");
+        var (status, body) = await serve.ManageAsync(HttpMethod.Post, $"/models?url={file}&initial_workers=1");
         Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Contains(message, Message(body));
+        Assert.Contains(message, Json.Message(body));
         if (file is "python.mar" or "unknown.mar")
         {
             Assert.EndsWith("supported built-in handlers: tensor, image_classifier, text_classifier, object_detector, image_segmenter",
-                Message(body), StringComparison.Ordinal);
+                Json.Message(body), StringComparison.Ordinal);
         }
 
-        Assert.Equal(HttpStatusCode.NotFound, (await Call(HttpMethod.Get, $"/models/{name}")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await serve.ManageAsync(HttpMethod.Get, $"/models/{name}")).Status);
         Assert.Equal(before, Unpacked());
         Assert.False(File.Exists(Path.Combine(serve.ModelStore, "slipped.txt")));
         Assert.False(File.Exists(Path.Combine(Path.GetDirectoryName(serve.ModelStore)!, "slipped.txt")));

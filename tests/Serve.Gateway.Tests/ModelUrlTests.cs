@@ -74,9 +74,6 @@ public sealed class ModelUrlTests(ModelUrlTests.Factory serve) : IClassFixture<M
         return (response.StatusCode, await Json.ReadAsync(response));
     }
 
-    private static string Message(JsonElement body) =>
-        body.TryGetProperty("message", out var message) ? message.GetString()! : body.GetProperty("status").GetString()!;
-
     private string[] StoreFiles()
     {
         _ = serve.Server; // the store is made when the server starts
@@ -87,7 +84,7 @@ public sealed class ModelUrlTests(ModelUrlTests.Factory serve) : IClassFixture<M
     public async Task An_allowed_url_is_downloaded_into_the_store_and_served()
     {
         var (status, body) = await Register($"{serve.Origin}/models/echo.pt", "&model_name=downloaded&initial_workers=1");
-        Assert.True(status == HttpStatusCode.OK, Message(body));
+        Assert.True(status == HttpStatusCode.OK, Json.Message(body));
         Assert.Contains("echo.pt", StoreFiles());
         Assert.DoesNotContain(StoreFiles(), f => f.EndsWith(".partial", StringComparison.Ordinal));
 
@@ -100,20 +97,20 @@ public sealed class ModelUrlTests(ModelUrlTests.Factory serve) : IClassFixture<M
         // The same URL again: TorchServe's answer, and the file in the store is left alone.
         (status, body) = await Register($"{serve.Origin}/models/echo.pt", "&model_name=again&initial_workers=0");
         Assert.Equal(HttpStatusCode.InternalServerError, status);
-        Assert.Equal("Model file already exists echo.pt", Message(body));
+        Assert.Equal("Model file already exists echo.pt", Json.Message(body));
     }
 
     [Fact]
     public async Task A_redirect_is_followed_only_to_an_allowed_url()
     {
         var (status, body) = await Register($"{serve.Origin}/models/redirect-allowed.pt", "&model_name=moved&initial_workers=0");
-        Assert.True(status == HttpStatusCode.OK, Message(body));
+        Assert.True(status == HttpStatusCode.OK, Json.Message(body));
         Assert.Contains("redirect-allowed.pt", StoreFiles());
 
         var before = StoreFiles();
         (status, body) = await Register($"{serve.Origin}/models/redirect-outside.pt", "&model_name=outside&initial_workers=0");
         Assert.Equal(HttpStatusCode.NotFound, status);
-        Assert.Contains("(a redirect) does not match any allowed URL(s)", Message(body));
+        Assert.Contains("(a redirect) does not match any allowed URL(s)", Json.Message(body));
         Assert.Equal(before, StoreFiles());
     }
 
@@ -131,7 +128,7 @@ public sealed class ModelUrlTests(ModelUrlTests.Factory serve) : IClassFixture<M
             .Replace("{host}", new Uri(serve.Origin).Authority, StringComparison.Ordinal);
         var (status, body) = await Register(url, "&initial_workers=0");
         Assert.Equal(HttpStatusCode.NotFound, status);
-        Assert.Contains(message, Message(body));
+        Assert.Contains(message, Json.Message(body));
         Assert.Equal(before, StoreFiles());
     }
 
@@ -141,7 +138,7 @@ public sealed class ModelUrlTests(ModelUrlTests.Factory serve) : IClassFixture<M
         var before = StoreFiles();
         var (status, body) = await Register($"{serve.Origin}/models/huge.pt", "&initial_workers=0");
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
-        Assert.Contains($"larger than Serve:MaxDownloadSize ({MaxDownload} bytes)", Message(body));
+        Assert.Contains($"larger than Serve:MaxDownloadSize ({MaxDownload} bytes)", Json.Message(body));
         Assert.Equal(before, StoreFiles());
     }
 
@@ -150,14 +147,14 @@ public sealed class ModelUrlTests(ModelUrlTests.Factory serve) : IClassFixture<M
     {
         var (status, body) = await Register($"{serve.Origin}/models/missing.pt", "&initial_workers=0");
         Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Equal($"Failed to download archive from: {serve.Origin}/models/missing.pt", Message(body));
+        Assert.Equal($"Failed to download archive from: {serve.Origin}/models/missing.pt", Json.Message(body));
     }
 
     [Fact]
     public async Task A_file_url_in_the_model_store_registers_that_file()
     {
         var (status, body) = await Register(new Uri(Path.Combine(serve.ModelStore, "identity.pt")).AbsoluteUri, "&model_name=local&initial_workers=0");
-        Assert.True(status == HttpStatusCode.OK, Message(body));
+        Assert.True(status == HttpStatusCode.OK, Json.Message(body));
         Assert.Contains("identity.pt", StoreFiles());
     }
 
@@ -166,7 +163,7 @@ public sealed class ModelUrlTests(ModelUrlTests.Factory serve) : IClassFixture<M
     {
         var (status, body) = await Register($"{serve.Origin}/models/conflict.pt", "&model_name=linrelu&initial_workers=0");
         Assert.Equal(HttpStatusCode.Conflict, status);
-        Assert.Equal("Model version 1.0 is already registered for model linrelu", Message(body));
+        Assert.Equal("Model version 1.0 is already registered for model linrelu", Json.Message(body));
         Assert.DoesNotContain("conflict.pt", StoreFiles());
     }
 }

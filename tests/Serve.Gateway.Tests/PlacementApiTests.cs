@@ -21,24 +21,14 @@ public sealed class PlacementApiTests(PlacementApiTests.Factory serve) : IClassF
         ];
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement Body)> Call(HttpMethod method, string path)
-    {
-        using var management = serve.Management();
-        using var response = await management.SendAsync(new HttpRequestMessage(method, path), TestContext.Current.CancellationToken);
-        return (response.StatusCode, await Json.ReadAsync(response));
-    }
-
-    private static string Message(JsonElement body) =>
-        body.TryGetProperty("message", out var message) ? message.GetString()! : body.GetProperty("status").GetString()!;
-
     private async Task<JsonElement[]> WorkersAsync(string model) =>
-        [.. (await Call(HttpMethod.Get, $"/models/{model}")).Body[0].GetProperty("workers").EnumerateArray()];
+        [.. (await serve.ManageAsync(HttpMethod.Get, $"/models/{model}")).Body[0].GetProperty("workers").EnumerateArray()];
 
     [Fact]
     public async Task The_cluster_shows_members_devices_memory_and_replicas()
     {
         await serve.WaitReadyAsync("linrelu");
-        var (status, cluster) = await Call(HttpMethod.Get, "/cluster");
+        var (status, cluster) = await serve.ManageAsync(HttpMethod.Get, "/cluster");
         Assert.Equal(HttpStatusCode.OK, status);
 
         var member = Assert.Single(cluster.GetProperty("members").EnumerateArray());
@@ -60,25 +50,25 @@ public sealed class PlacementApiTests(PlacementApiTests.Factory serve) : IClassF
     [Fact]
     public async Task Declared_memory_is_packed_per_device_and_what_does_not_fit_is_refused_with_507()
     {
-        var (status, body) = await Call(HttpMethod.Post, "/models?url=identity.pt&model_name=big&initial_workers=2&device_memory_mb=600");
-        Assert.True(status == HttpStatusCode.OK, Message(body));
+        var (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=identity.pt&model_name=big&initial_workers=2&device_memory_mb=600");
+        Assert.True(status == HttpStatusCode.OK, Json.Message(body));
         var devices = (await WorkersAsync("big")).Select(w => w.GetProperty("device").GetString()!).Order().ToArray();
         Assert.Equal(["cpu:0", "cpu:1"], devices);
 
-        (status, body) = await Call(HttpMethod.Post, "/models?url=identity.pt&model_name=bigger&initial_workers=1&device_memory_mb=600");
+        (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=identity.pt&model_name=bigger&initial_workers=1&device_memory_mb=600");
         Assert.Equal(HttpStatusCode.InsufficientStorage, status);
         Assert.StartsWith("1 replica of model bigger version 1.0 cannot be placed: each replica declares 600 MB of device memory, " +
-                          "and the most free on an allowed device is 400 MB", Message(body), StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.NotFound, (await Call(HttpMethod.Get, "/models/bigger")).Status);
+                          "and the most free on an allowed device is 400 MB", Json.Message(body), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, (await serve.ManageAsync(HttpMethod.Get, "/models/bigger")).Status);
 
-        (status, body) = await Call(HttpMethod.Put, "/models/big?min_worker=3");
+        (status, body) = await serve.ManageAsync(HttpMethod.Put, "/models/big?min_worker=3");
         Assert.Equal(HttpStatusCode.InsufficientStorage, status);
-        Assert.Equal(2, (await Call(HttpMethod.Get, "/models/big")).Body[0].GetProperty("minWorkers").GetInt32());
+        Assert.Equal(2, (await serve.ManageAsync(HttpMethod.Get, "/models/big")).Body[0].GetProperty("minWorkers").GetInt32());
 
-        var (_, cluster) = await Call(HttpMethod.Get, "/cluster");
+        var (_, cluster) = await serve.ManageAsync(HttpMethod.Get, "/cluster");
         Assert.All(cluster.GetProperty("members")[0].GetProperty("devices").EnumerateArray(),
             d => Assert.True(d.GetProperty("declaredMemoryMb").GetInt64() <= 1000));
-        Assert.Equal(HttpStatusCode.OK, (await Call(HttpMethod.Delete, "/models/big")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await serve.ManageAsync(HttpMethod.Delete, "/models/big")).Status);
     }
 
     [Theory]
@@ -91,10 +81,10 @@ public sealed class PlacementApiTests(PlacementApiTests.Factory serve) : IClassF
     public async Task Bad_placements_are_refused_and_change_nothing(string path, HttpStatusCode expected, string message)
     {
         await serve.WaitReadyAsync("linrelu");
-        var (status, body) = await Call(HttpMethod.Put, path);
+        var (status, body) = await serve.ManageAsync(HttpMethod.Put, path);
         Assert.Equal(expected, status);
-        Assert.Contains(message, Message(body), StringComparison.Ordinal);
-        var described = (await Call(HttpMethod.Get, "/models/linrelu")).Body[0].GetProperty("placement");
+        Assert.Contains(message, Json.Message(body), StringComparison.Ordinal);
+        var described = (await serve.ManageAsync(HttpMethod.Get, "/models/linrelu")).Body[0].GetProperty("placement");
         Assert.Empty(described.GetProperty("nodes").EnumerateArray());
         Assert.Empty(described.GetProperty("devices").EnumerateArray());
     }
@@ -102,8 +92,8 @@ public sealed class PlacementApiTests(PlacementApiTests.Factory serve) : IClassF
     [Fact]
     public async Task A_pinned_model_moves_to_its_new_device_without_failing_a_request()
     {
-        var (status, body) = await Call(HttpMethod.Post, "/models?url=identity.pt&model_name=pinned&initial_workers=2&devices=cpu:1");
-        Assert.True(status == HttpStatusCode.OK, Message(body));
+        var (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=identity.pt&model_name=pinned&initial_workers=2&devices=cpu:1");
+        Assert.True(status == HttpStatusCode.OK, Json.Message(body));
         Assert.All(await WorkersAsync("pinned"), w => Assert.Equal("cpu:1", w.GetProperty("device").GetString()));
 
         using var inference = serve.Inference();
@@ -124,11 +114,11 @@ public sealed class PlacementApiTests(PlacementApiTests.Factory serve) : IClassF
             }
         }, CancellationToken.None);
 
-        (status, body) = await Call(HttpMethod.Put, "/models/pinned/1.0/placement?devices=cpu:0&synchronous=true");
+        (status, body) = await serve.ManageAsync(HttpMethod.Put, "/models/pinned/1.0/placement?devices=cpu:0&synchronous=true");
         await stop.CancelAsync();
         await traffic;
-        Assert.True(status == HttpStatusCode.OK, Message(body));
-        Assert.Equal("Placement of model \"pinned\" version 1.0 set to devices cpu:0 with 0 MB of device memory per replica", Message(body));
+        Assert.True(status == HttpStatusCode.OK, Json.Message(body));
+        Assert.Equal("Placement of model \"pinned\" version 1.0 set to devices cpu:0 with 0 MB of device memory per replica", Json.Message(body));
 
         // Every request during the move was answered; afterwards both replicas run on cpu:0, under new
         // indices, and the old ones are gone.
@@ -139,7 +129,7 @@ public sealed class PlacementApiTests(PlacementApiTests.Factory serve) : IClassF
         Assert.All(workers, w => Assert.Equal(("cpu:0", "READY", false),
             (w.GetProperty("device").GetString(), w.GetProperty("status").GetString(), w.GetProperty("retiring").GetBoolean())));
         Assert.DoesNotContain(workers, w => w.GetProperty("id").GetString() is "pinned/1.0/0" or "pinned/1.0/1");
-        Assert.Equal(["cpu:0"], (await Call(HttpMethod.Get, "/models/pinned")).Body[0].GetProperty("placement").GetProperty("devices")
+        Assert.Equal(["cpu:0"], (await serve.ManageAsync(HttpMethod.Get, "/models/pinned")).Body[0].GetProperty("placement").GetProperty("devices")
             .EnumerateArray().Select(d => d.GetString()));
     }
 }

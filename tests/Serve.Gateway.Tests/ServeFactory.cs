@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
@@ -66,6 +67,14 @@ public class ServeFactory : WebApplicationFactory<NodeOptions>
 
     public HttpClient Metrics() => Client(8082);
 
+    /// <summary>One management API call: its status and JSON body.</summary>
+    public async Task<(HttpStatusCode Status, JsonElement Body)> ManageAsync(HttpMethod method, string path, HttpContent? body = null)
+    {
+        using var management = Management();
+        using var response = await management.SendAsync(new HttpRequestMessage(method, path) { Content = body }, TestContext.Current.CancellationToken);
+        return (response.StatusCode, await Json.ReadAsync(response));
+    }
+
     private HttpClient Client(int port) =>
         CreateClient(new WebApplicationFactoryClientOptions { BaseAddress = new Uri($"http://127.0.0.1:{port}") });
 
@@ -128,4 +137,8 @@ public static class Json
         (await response.Content.ReadFromJsonAsync<JsonElement>())!;
 
     public static StringContent Body(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
+
+    /// <summary>What a TorchServe answer says: an error's message, or a success's status.</summary>
+    public static string Message(JsonElement body) =>
+        body.TryGetProperty("message", out var message) ? message.GetString()! : body.GetProperty("status").GetString()!;
 }

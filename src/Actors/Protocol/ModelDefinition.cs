@@ -91,9 +91,6 @@ public sealed record ModelDefinition(
 
     public ModelDefinition WithReplicas(int replicas) => this with { Replicas = replicas };
 
-    public IEnumerable<ReplicaId> ReplicaIds =>
-        Enumerable.Range(0, Replicas).Select(i => new ReplicaId(Name, Version, i));
-
     /// <summary>Returns the problems that make this definition unusable; empty when it is valid.</summary>
     public IReadOnlyList<string> Validate()
     {
