@@ -10,7 +10,8 @@
 # replica per worker. To serve your own TorchScript files:
 #   MODEL_STORE=/path/to/store MODELS='tiny=tiny.pt?replicas=2&batch_size=8' scripts/cluster-local.sh start 2
 #
-# Ports (override with the variables): inference 8080, management 8081, metrics 8082 (TorchServe's),
+# Ports (override with the variables): inference 8080, management 8081, metrics 8082, gRPC inference
+# 7070 and management 7071 (TorchServe's),
 # cluster 4053 for the gateway and 4054.. for the workers.
 set -euo pipefail
 
@@ -19,6 +20,8 @@ state="$root/.serve-local"
 inference_port=${INFERENCE_PORT:-8080}
 management_port=${MANAGEMENT_PORT:-8081}
 metrics_port=${METRICS_PORT:-8082}
+grpc_inference_port=${GRPC_INFERENCE_PORT:-7070}
+grpc_management_port=${GRPC_MANAGEMENT_PORT:-7071}
 cluster_port=${CLUSTER_PORT:-4053}
 seed="akka.tcp://serve@127.0.0.1:$cluster_port"
 gateway_dll="$root/src/Gateway/bin/Release/net10.0/Serve.Gateway.dll"
@@ -61,6 +64,8 @@ start() {
     --inference-address "http://127.0.0.1:$inference_port" \
     --management-address "http://127.0.0.1:$management_port" \
     --metrics-address "http://127.0.0.1:$metrics_port" \
+    --grpc-inference-address "http://127.0.0.1:$grpc_inference_port" \
+    --grpc-management-address "http://127.0.0.1:$grpc_management_port" \
     --cluster-port "$cluster_port" --seed "$seed" --data-dir "$state/data" \
     "${model_args[@]}" >"$state/gateway.log" 2>&1 &
   echo $! >"$state/gateway.pid"
@@ -104,7 +109,7 @@ status() {
   printf '%-10s %-8s %-7s %s\n' PROCESS PID STATE LISTENS
   if [ -f "$state/gateway.pid" ]; then
     printf '%-10s %-8s %-7s %s\n' gateway "$(cat "$state/gateway.pid")" "$(running "$state/gateway.pid" && echo up || echo down)" \
-      "inference http://127.0.0.1:$inference_port  management http://127.0.0.1:$management_port  metrics http://127.0.0.1:$metrics_port  cluster $seed"
+      "inference http://127.0.0.1:$inference_port  management http://127.0.0.1:$management_port  metrics http://127.0.0.1:$metrics_port  grpc 127.0.0.1:$grpc_inference_port/$grpc_management_port  cluster $seed"
   fi
   for pidfile in "$state"/worker-*.pid; do
     [ -f "$pidfile" ] || continue

@@ -147,12 +147,14 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
 
     private static string[] Listeners(int inferencePort, int clusterPort)
     {
-        var ports = FreePorts.Take(2);
+        var ports = FreePorts.Take(4);
         return
         [
             "--inference-address", $"http://127.0.0.1:{inferencePort}",
             "--management-address", $"http://127.0.0.1:{ports[0]}",
             "--metrics-address", $"http://127.0.0.1:{ports[1]}",
+            "--grpc-inference-address", $"http://127.0.0.1:{ports[2]}",
+            "--grpc-management-address", $"http://127.0.0.1:{ports[3]}",
             "--cluster-port", Port(clusterPort),
         ];
     }

@@ -11,14 +11,17 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly List<ServeProcess> _processes = [];
     private readonly string? _ownedStore;
 
-    private LocalCluster(int inferencePort, int managementPort, string? ownedStore)
+    private LocalCluster(int inferencePort, int managementPort, int grpcInferencePort, string? ownedStore)
     {
         InferencePort = inferencePort;
         ManagementPort = managementPort;
+        GrpcInferencePort = grpcInferencePort;
         _ownedStore = ownedStore;
     }
 
     public int InferencePort { get; }
+
+    public int GrpcInferencePort { get; }
 
     public int ManagementPort { get; }
 
@@ -41,14 +44,16 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>A cluster over <paramref name="store"/>, the gateway started with <paramref name="gatewayArguments"/>.</summary>
     public static LocalCluster Start(int workers, string store, IReadOnlyList<string> gatewayArguments, bool ownsStore = false)
     {
-        var ports = FreePorts.Take(4 + workers);
+        var ports = FreePorts.Take(6 + workers);
         var seed = $"akka.tcp://serve@127.0.0.1:{ports[3]}";
-        var cluster = new LocalCluster(ports[0], ports[1], ownsStore ? store : null);
+        var cluster = new LocalCluster(ports[0], ports[1], ports[4], ownsStore ? store : null);
         cluster._processes.Add(ServeProcess.Start("gateway", ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll"),
         [
             "--inference-address", $"http://127.0.0.1:{ports[0]}",
             "--management-address", $"http://127.0.0.1:{ports[1]}",
             "--metrics-address", $"http://127.0.0.1:{ports[2]}",
+            "--grpc-inference-address", $"http://127.0.0.1:{ports[4]}",
+            "--grpc-management-address", $"http://127.0.0.1:{ports[5]}",
             "--cluster-port", Port(ports[3]),
             "--seed", seed,
             "--model-store", store,
@@ -61,7 +66,7 @@ public sealed class LocalCluster : IAsyncDisposable
             cluster._processes.Add(ServeProcess.Start(name, ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
                 new Dictionary<string, string> { ["Serve__Node__Name"] = name },
                 "--role", "worker",
-                "--cluster-port", Port(ports[4 + i]),
+                "--cluster-port", Port(ports[6 + i]),
                 "--seed", seed,
                 "--model-store", store));
         }

@@ -12,6 +12,8 @@ public sealed class ComposeFileTests
         ("Serve__InferenceAddress", 8080),
         ("Serve__ManagementAddress", 8081),
         ("Serve__MetricsAddress", 8082),
+        ("Serve__GrpcInferenceAddress", 7070),
+        ("Serve__GrpcManagementAddress", 7071),
     ];
 
     public static readonly string[] ExpectedServices =

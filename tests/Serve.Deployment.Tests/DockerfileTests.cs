@@ -163,7 +163,7 @@ public sealed class DockerfileTests
     }
 
     [Theory]
-    [InlineData("docker/Dockerfile.gateway", "src/Gateway/Serve.Gateway.csproj", new[] { 8080, 8081, 8082, 4053 })]
+    [InlineData("docker/Dockerfile.gateway", "src/Gateway/Serve.Gateway.csproj", new[] { 8080, 8081, 8082, 7070, 7071, 4053 })]
     [InlineData("docker/Dockerfile.worker", "src/Node/Serve.Node.csproj", new[] { 4053 })]
     public void Runtime_stage_runs_the_published_app_as_a_non_root_user(string path, string project, int[] ports)
     {

@@ -159,9 +159,10 @@ public sealed partial class ApiDescriptionTests(ApiDescriptionTests.Factory serv
     {
         var mapped = serve.Services.GetRequiredService<EndpointDataSource>().Endpoints
             .OfType<RouteEndpoint>()
-            .Select(e => (Listener: e.Metadata.GetMetadata<ListenerMetadata>()?.Kind, Methods: e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods, Path: Normalize(e.RoutePattern)))
+            .SelectMany(e => (e.Metadata.GetMetadata<ListenerMetadata>()?.Kinds ?? []).Select(listener =>
+                (Listener: listener, Methods: e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods, Path: Normalize(e.RoutePattern))))
             .Where(e => e.Listener is ListenerKind.Inference or ListenerKind.Management)
-            .SelectMany(e => (e.Methods ?? []).Select(m => (e.Listener!.Value, Method: m.ToUpperInvariant(), e.Path)))
+            .SelectMany(e => (e.Methods ?? []).Select(m => (e.Listener, Method: m.ToUpperInvariant(), e.Path)))
             .ToHashSet();
         Assert.NotEmpty(mapped);
 

@@ -1,3 +1,4 @@
+using GrpcCode = Grpc.Core.StatusCode;
 using System.Net;
 using Serve.Actors.Protocol;
 using Serve.Gateway.Apis;
@@ -98,21 +99,35 @@ public sealed class ReplicaSelectorTests
 public sealed class ErrorTableTests
 {
     [Theory]
-    [InlineData(ServeErrorKind.BadInput, HttpStatusCode.BadRequest)]
-    [InlineData(ServeErrorKind.NotFound, HttpStatusCode.NotFound)]
-    [InlineData(ServeErrorKind.Overloaded, HttpStatusCode.ServiceUnavailable)]
-    [InlineData(ServeErrorKind.Unavailable, HttpStatusCode.ServiceUnavailable)]
-    [InlineData(ServeErrorKind.DeadlineExceeded, HttpStatusCode.GatewayTimeout)]
-    [InlineData(ServeErrorKind.PayloadTooLarge, HttpStatusCode.RequestEntityTooLarge)]
-    [InlineData(ServeErrorKind.ResourceExhausted, HttpStatusCode.InsufficientStorage)]
-    [InlineData(ServeErrorKind.ModelFailed, HttpStatusCode.InternalServerError)]
-    [InlineData(ServeErrorKind.Internal, HttpStatusCode.InternalServerError)]
-    public void Each_kind_has_its_http_status(ServeErrorKind kind, HttpStatusCode status) =>
+    [InlineData(ServeErrorKind.BadInput, HttpStatusCode.BadRequest, GrpcCode.InvalidArgument)]
+    [InlineData(ServeErrorKind.NotFound, HttpStatusCode.NotFound, GrpcCode.NotFound)]
+    [InlineData(ServeErrorKind.Conflict, HttpStatusCode.Conflict, GrpcCode.AlreadyExists)]
+    [InlineData(ServeErrorKind.Forbidden, HttpStatusCode.Forbidden, GrpcCode.FailedPrecondition)]
+    [InlineData(ServeErrorKind.Disabled, HttpStatusCode.MethodNotAllowed, GrpcCode.PermissionDenied)]
+    [InlineData(ServeErrorKind.Overloaded, HttpStatusCode.ServiceUnavailable, GrpcCode.Unavailable)]
+    [InlineData(ServeErrorKind.Unavailable, HttpStatusCode.ServiceUnavailable, GrpcCode.Unavailable)]
+    [InlineData(ServeErrorKind.DeadlineExceeded, HttpStatusCode.GatewayTimeout, GrpcCode.DeadlineExceeded)]
+    [InlineData(ServeErrorKind.Cancelled, (HttpStatusCode)499, GrpcCode.Cancelled)]
+    [InlineData(ServeErrorKind.PayloadTooLarge, HttpStatusCode.RequestEntityTooLarge, GrpcCode.ResourceExhausted)]
+    [InlineData(ServeErrorKind.ResourceExhausted, HttpStatusCode.InsufficientStorage, GrpcCode.ResourceExhausted)]
+    [InlineData(ServeErrorKind.QuotaExceeded, HttpStatusCode.TooManyRequests, GrpcCode.ResourceExhausted)]
+    [InlineData(ServeErrorKind.Unauthenticated, HttpStatusCode.Unauthorized, GrpcCode.Unauthenticated)]
+    [InlineData(ServeErrorKind.PermissionDenied, HttpStatusCode.Forbidden, GrpcCode.PermissionDenied)]
+    [InlineData(ServeErrorKind.ModelFailed, HttpStatusCode.InternalServerError, GrpcCode.Internal)]
+    [InlineData(ServeErrorKind.Internal, HttpStatusCode.InternalServerError, GrpcCode.Internal)]
+    public void Each_kind_has_its_http_status_and_grpc_code(ServeErrorKind kind, HttpStatusCode status, GrpcCode code)
+    {
         Assert.Equal((int)status, ErrorTable.Http(kind).Status);
+        Assert.Equal(code, ErrorTable.Grpc(kind));
+    }
 
     [Fact]
-    public void Every_kind_is_in_the_table() =>
+    public void Every_kind_is_in_the_table_and_only_faults_are_internal()
+    {
         Assert.All(Enum.GetValues<ServeErrorKind>(), kind => Assert.InRange(ErrorTable.Http(kind).Status, 400, 599));
+        Assert.Equal([ServeErrorKind.ModelFailed, ServeErrorKind.Internal],
+            Enum.GetValues<ServeErrorKind>().Where(k => ErrorTable.Grpc(k) == GrpcCode.Internal));
+    }
 }
 
 public sealed class StartupModelsTests

@@ -44,6 +44,15 @@ public enum ServeErrorKind
 
     /// <summary>A fault in Serve itself.</summary>
     Internal,
+
+    /// <summary>The caller did not prove who it is (no credentials, or wrong ones).</summary>
+    Unauthenticated,
+
+    /// <summary>The caller is known but may not do this.</summary>
+    PermissionDenied,
+
+    /// <summary>The caller's quota is used up for now; retrying later can succeed.</summary>
+    QuotaExceeded,
 }
 
 public sealed record ServeError(ServeErrorKind Kind, string Message) : IServeMessage;

@@ -1,31 +1,46 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Grpc.Core;
 using Serve.Actors.Protocol;
 
 namespace Serve.Gateway.Apis;
 
 /// <summary>
-/// The one table from failure kind to HTTP status and TorchServe error type (gRPC codes join it later), so
-/// every endpoint reports the same failure the same way.
+/// The one table from failure kind to HTTP status, TorchServe error type and gRPC status code, so every
+/// endpoint of every protocol reports the same failure the same way.
 /// </summary>
 public static class ErrorTable
 {
-    public static (int Status, string Type) Http(ServeErrorKind kind) => kind switch
+    public static (int Status, string Type, StatusCode Grpc) Of(ServeErrorKind kind) => kind switch
     {
-        ServeErrorKind.BadInput => (StatusCodes.Status400BadRequest, "BadRequestException"),
-        ServeErrorKind.NotFound => (StatusCodes.Status404NotFound, "ModelNotFoundException"),
-        ServeErrorKind.Conflict => (StatusCodes.Status409Conflict, "ConflictStatusException"),
-        ServeErrorKind.Forbidden => (StatusCodes.Status403Forbidden, "InvalidModelVersionException"),
-        ServeErrorKind.Disabled => (StatusCodes.Status405MethodNotAllowed, "MethodNotAllowedException"),
-        ServeErrorKind.Overloaded => (StatusCodes.Status503ServiceUnavailable, "ServiceUnavailableException"),
-        ServeErrorKind.Unavailable => (StatusCodes.Status503ServiceUnavailable, "ServiceUnavailableException"),
-        ServeErrorKind.DeadlineExceeded => (StatusCodes.Status504GatewayTimeout, "RequestTimeoutException"),
-        ServeErrorKind.Cancelled => (StatusCodes.Status499ClientClosedRequest, "RequestCancelledException"),
-        ServeErrorKind.PayloadTooLarge => (StatusCodes.Status413PayloadTooLarge, "RequestTooLargeException"),
-        ServeErrorKind.ResourceExhausted => (StatusCodes.Status507InsufficientStorage, "OutOfResourcesException"),
-        ServeErrorKind.ModelFailed => (StatusCodes.Status500InternalServerError, "InternalServerException"),
-        _ => (StatusCodes.Status500InternalServerError, "InternalServerException"),
+        ServeErrorKind.BadInput => (StatusCodes.Status400BadRequest, "BadRequestException", StatusCode.InvalidArgument),
+        ServeErrorKind.NotFound => (StatusCodes.Status404NotFound, "ModelNotFoundException", StatusCode.NotFound),
+        ServeErrorKind.Conflict => (StatusCodes.Status409Conflict, "ConflictStatusException", StatusCode.AlreadyExists),
+        ServeErrorKind.Forbidden => (StatusCodes.Status403Forbidden, "InvalidModelVersionException", StatusCode.FailedPrecondition),
+        ServeErrorKind.Disabled => (StatusCodes.Status405MethodNotAllowed, "MethodNotAllowedException", StatusCode.PermissionDenied),
+        ServeErrorKind.Overloaded => (StatusCodes.Status503ServiceUnavailable, "ServiceUnavailableException", StatusCode.Unavailable),
+        ServeErrorKind.Unavailable => (StatusCodes.Status503ServiceUnavailable, "ServiceUnavailableException", StatusCode.Unavailable),
+        ServeErrorKind.DeadlineExceeded => (StatusCodes.Status504GatewayTimeout, "RequestTimeoutException", StatusCode.DeadlineExceeded),
+        ServeErrorKind.Cancelled => (StatusCodes.Status499ClientClosedRequest, "RequestCancelledException", StatusCode.Cancelled),
+        ServeErrorKind.PayloadTooLarge => (StatusCodes.Status413PayloadTooLarge, "RequestTooLargeException", StatusCode.ResourceExhausted),
+        ServeErrorKind.ResourceExhausted => (StatusCodes.Status507InsufficientStorage, "OutOfResourcesException", StatusCode.ResourceExhausted),
+        ServeErrorKind.ModelFailed => (StatusCodes.Status500InternalServerError, "InternalServerException", StatusCode.Internal),
+        ServeErrorKind.Unauthenticated => (StatusCodes.Status401Unauthorized, "InvalidKeyException", StatusCode.Unauthenticated),
+        ServeErrorKind.PermissionDenied => (StatusCodes.Status403Forbidden, "PermissionDeniedException", StatusCode.PermissionDenied),
+        ServeErrorKind.QuotaExceeded => (StatusCodes.Status429TooManyRequests, "QuotaExceededException", StatusCode.ResourceExhausted),
+        _ => (StatusCodes.Status500InternalServerError, "InternalServerException", StatusCode.Internal),
     };
+
+    public static (int Status, string Type) Http(ServeErrorKind kind)
+    {
+        var (status, type, _) = Of(kind);
+        return (status, type);
+    }
+
+    public static StatusCode Grpc(ServeErrorKind kind) => Of(kind).Grpc;
+
+    /// <summary>A failure as a gRPC call's status.</summary>
+    public static RpcException Rpc(ServeError error) => new(new Status(Grpc(error.Kind), error.Message));
 
     /// <summary>TorchServe's error body: <c>{"code": 404, "type": "ModelNotFoundException", "message": "..."}</c>.</summary>
     public static IResult TorchServe(ServeError error)

@@ -40,12 +40,7 @@ public static class InferenceApi
             return error!;
         }
 
-        var (contentType, body) = reply.Output switch
-        {
-            DocumentOutput document => (document.ContentType, document.Body),
-            TensorOutput tensors => ("application/json", NestedLists(tensors.Tensors)),
-            var other => throw new InvalidOperationException($"unexpected output {other.GetType().Name}"),
-        };
+        var (contentType, body) = PredictionBody(reply.Output);
 
         if (body.LongLength > bodies.MaxResponseSize)
         {
@@ -55,6 +50,14 @@ public static class InferenceApi
 
         return Results.Bytes(body, contentType);
     }
+
+    /// <summary>What TorchServe's APIs (HTTP and gRPC) answer: a handler's document as it is, tensors as nested lists.</summary>
+    public static (string ContentType, byte[] Body) PredictionBody(InferenceOutput output) => output switch
+    {
+        DocumentOutput document => (document.ContentType, document.Body),
+        TensorOutput tensors => ("application/json", NestedLists(tensors.Tensors)),
+        var other => throw new InvalidOperationException($"unexpected output {other.GetType().Name}"),
+    };
 
     private static byte[] NestedLists(NamedTensor[] tensors)
     {

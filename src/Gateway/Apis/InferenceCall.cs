@@ -30,7 +30,7 @@ public static class InferenceCall
             return (null, renderError(problem));
         }
 
-        var reply = await client.InferAsync(model, version, input!, cancellation);
+        var reply = await client.InferAsync(model, version, input!, deadline: null, cancellation);
         ResponseHeaders.Add(context.Response, reply);
         return reply switch
         {

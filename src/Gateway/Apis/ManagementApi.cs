@@ -11,227 +11,58 @@ namespace Serve.Gateway.Apis;
 
 /// <summary>
 /// TorchServe's management API on the management listener: register, scale, describe, list, unregister,
-/// set the default version. Registering and unregistering are refused (405) unless the model API is
-/// enabled, as in TorchServe. Models are registered from TorchScript files, archives or archive
-/// directories in the model store, or from allowed URLs. Placement and the cluster are in <see cref="PlacementApi"/>.
+/// set the default version. The HTTP side only reads parameters and renders outcomes; what each call does
+/// is in <see cref="ManagementOperations"/>, shared with gRPC. Placement and the cluster are in <see cref="PlacementApi"/>.
 /// </summary>
 public static class ManagementApi
 {
-    private const int MaxPage = 100;
-
     public static IEndpointRouteBuilder MapManagementApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/models").OnListener(ListenerKind.Management);
-        api.MapGet(string.Empty, List);
+        api.MapGet(string.Empty, (HttpRequest request, ManagementOperations operations) =>
+            operations.List(IntQuery(request, "limit"), IntQuery(request, "next_page_token")).ToResult());
         api.MapPost(string.Empty, RegisterAsync);
-        api.MapGet("/{model}", (string model, CatalogView catalog) => Describe(catalog.Current, model, null));
-        api.MapGet("/{model}/{version}", (string model, string version, CatalogView catalog) => Describe(catalog.Current, model, version));
-        api.MapPut("/{model}", (string model, HttpRequest request, IManagementClient client) => ScaleAsync(model, null, request, client));
-        api.MapPut("/{model}/{version}", (string model, string version, HttpRequest request, IManagementClient client) =>
-            ScaleAsync(model, version, request, client));
-        api.MapDelete("/{model}", (string model, IManagementClient client, IOptions<GatewayOptions> options, CancellationToken cancellation) =>
-            UnregisterAsync(model, null, client, options.Value, cancellation));
-        api.MapDelete("/{model}/{version}", (string model, string version, IManagementClient client, IOptions<GatewayOptions> options, CancellationToken cancellation) =>
-            UnregisterAsync(model, version, client, options.Value, cancellation));
-        api.MapPut("/{model}/{version}/set-default", async (string model, string version, IManagementClient client, CancellationToken cancellation) =>
-            Answer(await client.SendAsync(new SetDefaultVersion(model, version), cancellation)));
+        api.MapGet("/{model}", (string model, ManagementOperations operations) => operations.Describe(model, null).ToResult());
+        api.MapGet("/{model}/{version}", (string model, string version, ManagementOperations operations) =>
+            operations.Describe(model, version).ToResult());
+        api.MapPut("/{model}", (string model, HttpRequest request, ManagementOperations operations) => ScaleAsync(model, null, request, operations));
+        api.MapPut("/{model}/{version}", (string model, string version, HttpRequest request, ManagementOperations operations) =>
+            ScaleAsync(model, version, request, operations));
+        api.MapDelete("/{model}", async (string model, ManagementOperations operations, CancellationToken cancellation) =>
+            (await operations.UnregisterAsync(model, null, cancellation)).ToResult());
+        api.MapDelete("/{model}/{version}", async (string model, string version, ManagementOperations operations, CancellationToken cancellation) =>
+            (await operations.UnregisterAsync(model, version, cancellation)).ToResult());
+        api.MapPut("/{model}/{version}/set-default", async (string model, string version, ManagementOperations operations, CancellationToken cancellation) =>
+            (await operations.SetDefaultAsync(model, version, cancellation)).ToResult());
         return app;
     }
 
-    private static IResult List(HttpRequest request, CatalogView catalog)
+    private static async Task<IResult> RegisterAsync(HttpRequest request, ManagementOperations operations, CancellationToken cancellation)
     {
-        var limit = IntQuery(request, "limit") is { } l and > 0 and <= MaxPage ? l : MaxPage;
-        var offset = Math.Max(0, IntQuery(request, "next_page_token") ?? 0);
-        var defaults = catalog.Current.Entries.Where(e => e.IsDefault).OrderBy(e => e.Definition.Name, StringComparer.Ordinal).ToList();
-        var page = defaults.Skip(offset).Take(limit).Select(e => new { modelName = e.Definition.Name, modelUrl = ModelUrl(e.Definition) }).ToList();
-        return offset + limit < defaults.Count
-            ? Results.Json(new { nextPageToken = (offset + limit).ToString(CultureInfo.InvariantCulture), models = page })
-            : Results.Json(new { models = page });
-    }
-
-    private static IResult Describe(CatalogState catalog, string model, string? version)
-    {
-        var versions = catalog.VersionsOf(model);
-        if (versions.Count == 0)
+        // Refused before the body is read, as every other refusal of a disabled model API.
+        if (operations.RefuseModelApi() is { } disabled)
         {
-            return ErrorTable.TorchServe(new ServeError(ServeErrorKind.NotFound, $"Model not found: {model}"));
-        }
-
-        IEnumerable<CatalogEntry> chosen = version switch
-        {
-            "all" => versions,
-            null => versions.Where(e => e.IsDefault),
-            _ => versions.Where(e => e.Definition.Version == version),
-        };
-        var entries = chosen.ToList();
-        return entries.Count == 0
-            ? ErrorTable.TorchServe(new ServeError(ServeErrorKind.NotFound, $"Model version: {version} does not exist for model: {model}"))
-            : Results.Json(entries.Select(e => DescribeEntry(e, catalog)).ToArray());
-    }
-
-    private static object DescribeEntry(CatalogEntry entry, CatalogState catalog)
-    {
-        var d = entry.Definition;
-        return new
-        {
-            modelName = d.Name,
-            modelVersion = d.Version,
-            modelUrl = ModelUrl(d),
-            runtime = "serve",
-            minWorkers = d.Replicas,
-            maxWorkers = d.Replicas,
-            batchSize = d.BatchSize,
-            maxBatchDelay = d.MaxBatchDelayMs,
-            responseTimeout = d.ResponseTimeoutSeconds,
-            jobQueueSize = d.JobQueueSize,
-            handler = d.Handler,
-            isDefault = entry.IsDefault,
-            deviceType = entry.Replicas.Any(r => r.Device.StartsWith("cuda", StringComparison.Ordinal)) ? "gpu" : "cpu",
-            deviceMemoryMb = d.DeviceMemoryMb,
-            placement = new { nodes = d.Placement.Nodes, devices = d.Placement.Devices, spread = d.Placement.Spread },
-            unplaced = entry.Unplaced,
-            workers = entry.Replicas.OrderBy(r => r.Replica.Index).Select(r => new
-            {
-                id = r.Replica.EntityId,
-                startTime = r.SinceUtc,
-                // A replica whose node cannot be reached serves nobody, whatever it last reported.
-                status = catalog.IsAvailable(r) ? r.State.ToString().ToUpperInvariant() : "UNREACHABLE",
-                gpu = r.Device.StartsWith("cuda", StringComparison.Ordinal),
-                memoryUsage = r.MemoryBytes >= 0 ? r.MemoryBytes : (long?)null,
-                node = r.NodeAddress,
-                nodeName = catalog.Snapshot.Nodes.FirstOrDefault(n => n.Address == r.NodeAddress)?.Name,
-                device = r.Device,
-                retiring = entry.Assignments.Any(a => a.Index == r.Replica.Index && a.Retiring),
-                restarts = r.Restarts,
-                lastError = r.LastError,
-            }).ToArray(),
-        };
-    }
-
-    private static async Task<IResult> RegisterAsync(
-        HttpRequest request, IManagementClient client, ModelDownloads downloads, IOptions<GatewayOptions> options, CancellationToken cancellation)
-    {
-        var settings = options.Value;
-        if (!settings.EnableModelApi)
-        {
-            return ModelApiDisabled();
+            return disabled.ToResult();
         }
 
         var (parameters, problem) = await RegisterParameters.ReadAsync(request, cancellation);
-        if (problem is not null)
-        {
-            return ErrorTable.TorchServe(problem);
-        }
-
-        if (parameters!.CheckUrl(settings) is { } badUrl)
-        {
-            return ErrorTable.TorchServe(badUrl);
-        }
-
-        var (file, unavailable) = await downloads.ResolveAsync(parameters.Url!, cancellation);
-        if (unavailable is not null)
-        {
-            return ErrorTable.TorchServe(unavailable);
-        }
-
-        var (model, refused) = parameters.ToDefinition(file!.FileName, settings);
-        var result = refused is null
-            ? await client.SendAsync(new RegisterModel(model!.Definition), CancellationToken.None)
-            : RegistryResult.Refused(refused.Kind, refused.Message);
-        if (result.Error is not null)
-        {
-            // Nothing half-registered: what was downloaded or unpacked for a refused registration goes.
-            model?.Discard();
-            downloads.Discard(file);
-            return Answer(result);
-        }
-
-        var definition = model!.Definition;
-        if (definition.Replicas == 0)
-        {
-            return Answer(result);
-        }
-
-        if (!parameters.Synchronous)
-        {
-            return Results.Json(new { status = "Processing worker updates..." }, statusCode: StatusCodes.Status202Accepted);
-        }
-
-        var started = await client.WaitForReplicasAsync(definition.Key, definition.Replicas, StartupTimeout(settings), cancellation);
-        if (started.Ready)
-        {
-            return Answer(result);
-        }
-
-        // As TorchServe: a synchronous registration whose workers do not start is undone. A model file the
-        // workers refused is the registrant's to fix (400, with the reason); anything else is TorchServe's 500.
-        await client.SendAsync(new UnregisterModel(definition.Name, definition.Version), CancellationToken.None);
-        model.Discard();
-        downloads.Discard(file);
-        return ErrorTable.TorchServe(started.Refusal is { } refusal
-            ? new ServeError(ServeErrorKind.BadInput, $"Model {definition.Name} version {definition.Version} was not registered: {refusal}")
-            : new ServeError(ServeErrorKind.Internal, $"Failed to start workers for model {definition.Name} version: {definition.Version}"));
+        return problem is not null
+            ? ManagementOutcome.Failed(problem).ToResult()
+            : (await operations.RegisterAsync(parameters!, cancellation)).ToResult();
     }
 
-    private static async Task<IResult> ScaleAsync(string model, string? version, HttpRequest request, IManagementClient client)
+    private static async Task<IResult> ScaleAsync(string model, string? version, HttpRequest request, ManagementOperations operations)
     {
-        var cancellation = request.HttpContext.RequestAborted;
         if (MalformedInteger(request, "min_worker", "max_worker") is { } malformed)
         {
-            return ErrorTable.TorchServe(malformed);
+            return ManagementOutcome.Failed(malformed).ToResult();
         }
 
         var min = IntQuery(request, "min_worker") ?? 1;
         var max = IntQuery(request, "max_worker") ?? min;
-        if (max < min)
-        {
-            return ErrorTable.TorchServe(new ServeError(ServeErrorKind.BadInput, "max_worker cannot be less than min_worker."));
-        }
-
-        var result = await client.SendAsync(new ScaleModel(model, version, min), cancellation);
-        if (result.Error is not null)
-        {
-            return Answer(result);
-        }
-
-        if (!BoolQuery(request, "synchronous", fallback: false))
-        {
-            return Results.Json(new { status = "Processing worker updates..." }, statusCode: StatusCodes.Status202Accepted);
-        }
-
-        var key = new ModelKey(model, version ?? string.Empty);
-        if (version is null && request.HttpContext.RequestServices.GetRequiredService<CatalogView>().Current.Find(model, null) is { } entry)
-        {
-            key = entry.Definition.Key;
-        }
-
-        var settings = request.HttpContext.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value;
-        return (await client.WaitForReplicasAsync(key, min, StartupTimeout(settings), cancellation)).Ready
-            ? Answer(result)
-            : Results.Json(new { status = "Workers scaling in progress..." }, statusCode: StatusCodes.Status206PartialContent);
+        var synchronous = BoolQuery(request, "synchronous", fallback: false);
+        return (await operations.ScaleAsync(model, version, min, max, synchronous, request.HttpContext.RequestAborted)).ToResult();
     }
-
-    private static async Task<IResult> UnregisterAsync(
-        string model, string? version, IManagementClient client, GatewayOptions options, CancellationToken cancellation) =>
-        options.EnableModelApi
-            ? Answer(await client.SendAsync(new UnregisterModel(model, version), cancellation))
-            : ModelApiDisabled();
-
-    private static TimeSpan StartupTimeout(GatewayOptions options) => TimeSpan.FromSeconds(options.DefaultStartupTimeout);
-
-    private static IResult Answer(RegistryResult result) =>
-        result.Error is { } error ? ErrorTable.TorchServe(error) : Results.Json(new { status = result.Message });
-
-    private static IResult ModelApiDisabled() => ErrorTable.TorchServe(new ServeError(ServeErrorKind.Disabled,
-        "Registering and unregistering models is disabled on this server. Enable it with enable_model_api=true " +
-        "(Serve:EnableModelApi, environment Serve__EnableModelApi=true) if clients of the management API may change the models."));
-
-    private static string ModelUrl(ModelDefinition definition) => definition.Url ?? definition.Source switch
-    {
-        TorchScriptSource script => Path.GetFileName(script.Path),
-        BuiltInSource builtIn => $"builtin:{builtIn.Architecture}",
-        _ => string.Empty,
-    };
 
     private static ServeError? MalformedInteger(HttpRequest request, params string[] names) =>
         names.Where(n => request.Query.ContainsKey(n) && IntQuery(request, n) is null)
@@ -251,7 +82,7 @@ public static class ManagementApi
 /// </summary>
 public sealed record RegisterParameters(
     string? Url, string? ModelName, string? ModelVersion, string? Handler, int? BatchSize, int? MaxBatchDelay,
-    int? InitialWorkers, int? ResponseTimeout, bool Synchronous, PlacementSettings Placement)
+    int? InitialWorkers, int? ResponseTimeout, int? StartupTimeout, bool Synchronous, PlacementSettings Placement)
 {
     public static async Task<(RegisterParameters? Parameters, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellation)
     {
@@ -304,7 +135,7 @@ public sealed record RegisterParameters(
         var parameters = new RegisterParameters(
             values.GetValueOrDefault("url"), values.GetValueOrDefault("model_name"), values.GetValueOrDefault("model_version"),
             values.GetValueOrDefault("handler"), Int("batch_size"), Int("max_batch_delay"), Int("initial_workers"),
-            Int("response_timeout"),
+            Int("response_timeout"), Int("startup_timeout"),
             !values.TryGetValue("synchronous", out var sync) || !bool.TryParse(sync, out var synchronous) || synchronous,
             PlacementSettings.Read(values.GetValueOrDefault, problems));
         return problems.Count > 0

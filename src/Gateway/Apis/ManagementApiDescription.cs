@@ -23,6 +23,7 @@ internal static class ManagementApiDescription
         ("initial_workers", () => Int("Replicas to start (default 0).")),
         ("response_timeout", () => Int("Seconds an inference may take (default 120).")),
         ("synchronous", () => Bool("Wait until the replicas serve (default true, as TorchServe's code).")),
+        ("startup_timeout", () => Int("Seconds a synchronous registration waits for its replicas (default Serve:DefaultStartupTimeout, 120).")),
         .. PlacementParameters(),
     ];
 

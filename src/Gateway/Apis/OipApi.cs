@@ -1,5 +1,5 @@
 using System.Buffers;
-using System.Reflection;
+using System.Globalization;
 using System.Text.Json;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
@@ -11,14 +11,13 @@ namespace Serve.Gateway.Apis;
 
 /// <summary>
 /// The Open Inference Protocol (KServe v2) REST API on the inference listener: health, server and model
-/// metadata, model readiness and inference with JSON tensors, shaped as the protocol's specification says.
+/// metadata, model readiness and inference with JSON tensors, shaped as the protocol's specification says,
+/// and the binary tensor extension (<c>Inference-Header-Content-Length</c>: the JSON, then raw tensor bytes).
 /// </summary>
 public static class OipApi
 {
-    public const string ServerName = "serve";
-
-    private static readonly string ServerVersion =
-        typeof(OipApi).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+    /// <summary>The binary tensor extension's header: how many bytes of the body are JSON; raw tensor bytes follow.</summary>
+    public const string HeaderLengthHeader = "Inference-Header-Content-Length";
 
     public static IEndpointRouteBuilder MapOipApi(this IEndpointRouteBuilder app)
     {
@@ -27,7 +26,7 @@ public static class OipApi
         v2.MapGet("/health/ready", (CatalogView catalog) => catalog.Current.AllModelsReady
             ? Results.Json(new { ready = true })
             : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable));
-        v2.MapGet(string.Empty, () => Results.Json(new { name = ServerName, version = ServerVersion, extensions = Array.Empty<string>() }));
+        v2.MapGet(string.Empty, () => Results.Json(new { name = OipModels.ServerName, version = OipModels.ServerVersion, extensions = OipModels.Extensions }));
 
         v2.MapGet("/models/{model}", (string model, CatalogView catalog) => Metadata(catalog.Current, model, null));
         v2.MapGet("/models/{model}/versions/{version}", (string model, string version, CatalogView catalog) => Metadata(catalog.Current, model, version));
@@ -42,41 +41,31 @@ public static class OipApi
 
     private static IResult Metadata(CatalogState catalog, string model, string? version)
     {
-        if (ModelLookup.Find(catalog, model, version, out var found) is { } notFound)
-        {
-            return ErrorTable.Oip(notFound);
-        }
-
-        var entry = found!;
-
-        var signature = entry.Replicas.Select(r => r.Signature).FirstOrDefault(s => s is not null);
-        return Results.Json(new
-        {
-            name = model,
-            versions = catalog.VersionsOf(model).Select(e => e.Definition.Version).ToArray(),
-            platform = signature?.Platform ?? entry.Definition.Source.Platform,
-            inputs = (signature?.Inputs ?? []).Select(Describe).ToArray(),
-            outputs = (signature?.Outputs ?? []).Select(Describe).ToArray(),
-        });
+        var (metadata, error) = OipModels.Metadata(catalog, model, version);
+        return metadata is null
+            ? ErrorTable.Oip(error!)
+            : Results.Json(new
+            {
+                name = metadata.Name,
+                versions = metadata.Versions,
+                platform = metadata.Platform,
+                inputs = metadata.Inputs.Select(Describe).ToArray(),
+                outputs = metadata.Outputs.Select(Describe).ToArray(),
+            });
     }
 
     private static IResult Ready(CatalogState catalog, string model, string? version)
     {
-        if (ModelLookup.Find(catalog, model, version, out var found) is { } notFound)
-        {
-            return ErrorTable.Oip(notFound);
-        }
-
-        var entry = found!;
-
-        var ready = entry.Replicas.Any(r => r.State == ReplicaState.Ready && catalog.IsAvailable(r));
-        return Results.Json(new { name = model, ready }, statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+        var (ready, error) = OipModels.Ready(catalog, model, version);
+        return error is not null
+            ? ErrorTable.Oip(error)
+            : Results.Json(new { name = model, ready }, statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
     }
 
     private static async Task<IResult> InferAsync(
         string model, string? version, HttpContext context, IInferenceClient client, RequestBodies bodies, CatalogView catalog)
     {
-        string? requestId = null;
+        OipRequest? parsed = null;
         var (succeeded, error) = await InferenceCall.RunAsync(context, model, version, catalog, client, async (request, cancellation) =>
         {
             var (body, problem) = await bodies.ReadAsync(request, cancellation);
@@ -85,11 +74,16 @@ public static class OipApi
                 return (null, problem);
             }
 
+            if (JsonLength(request, body!.Length) is not { } jsonLength)
+            {
+                return (null, new ServeError(ServeErrorKind.BadInput,
+                    $"{HeaderLengthHeader} must be a whole number of bytes between 0 and the body's length ({body.Length})"));
+            }
+
             try
             {
-                using var document = JsonDocument.Parse(body!, OipJson.DocumentOptions);
-                var parsed = OipJson.ReadRequest(document.RootElement, TensorLimits.Default);
-                requestId = parsed.Id;
+                using var document = JsonDocument.Parse(body.AsMemory(0, jsonLength), OipJson.DocumentOptions);
+                parsed = OipJson.ReadRequest(document.RootElement, TensorLimits.Default, body.AsMemory(jsonLength));
                 return (new TensorInput(parsed.Inputs, parsed.RequestedOutputs), null);
             }
             catch (JsonException failure)
@@ -107,12 +101,8 @@ public static class OipApi
         }
 
         var servedVersion = ReplicaId.TryParse(succeeded.Timing.Replica, out var replica) ? replica.Version : version;
-        var outputs = succeeded.Output switch
-        {
-            TensorOutput tensors => tensors.Tensors,
-            DocumentOutput document => [new NamedTensor("output__0", TensorDataType.BYTES, [1], TensorShapes.WriteBytesElements([document.Body]))],
-            var other => throw new InvalidOperationException($"unexpected output {other.GetType().Name}"),
-        };
+        var outputs = OutputTensors(succeeded.Output);
+        var binary = outputs.Where(o => parsed!.WantsBinary(o.Name)).ToList();
 
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer))
@@ -124,24 +114,61 @@ public static class OipApi
                 writer.WriteString("model_version", servedVersion);
             }
 
-            if (requestId is not null)
+            if (parsed!.Id is not null)
             {
-                writer.WriteString("id", requestId);
+                writer.WriteString("id", parsed.Id);
             }
 
-            OipJson.WriteOutputs(writer, outputs);
+            OipJson.WriteOutputs(writer, outputs, binary.Contains);
             writer.WriteEndObject();
         }
 
-        if (buffer.WrittenCount > bodies.MaxResponseSize)
+        var jsonBytes = buffer.WrittenCount;
+        var total = jsonBytes + binary.Sum(o => o.Data.LongLength);
+        if (total > bodies.MaxResponseSize)
         {
             return ErrorTable.Oip(new ServeError(ServeErrorKind.ResourceExhausted,
-                $"The response is {buffer.WrittenCount} bytes, more than max_response_size ({bodies.MaxResponseSize} bytes)"));
+                $"The response is {total} bytes, more than max_response_size ({bodies.MaxResponseSize} bytes)"));
         }
 
-        return Results.Bytes(buffer.WrittenSpan.ToArray(), "application/json");
+        if (binary.Count == 0)
+        {
+            return Results.Bytes(buffer.WrittenSpan.ToArray(), "application/json");
+        }
+
+        var body = new byte[total];
+        buffer.WrittenSpan.CopyTo(body);
+        var offset = jsonBytes;
+        foreach (var output in binary)
+        {
+            output.Data.CopyTo(body, offset);
+            offset += output.Data.Length;
+        }
+
+        context.Response.Headers[HeaderLengthHeader] = jsonBytes.ToString(CultureInfo.InvariantCulture);
+        return Results.Bytes(body, "application/octet-stream");
     }
 
+    /// <summary>The model's outputs as tensors; a document (a handler's JSON) becomes one BYTES element.</summary>
+    public static NamedTensor[] OutputTensors(InferenceOutput output) => output switch
+    {
+        TensorOutput tensors => tensors.Tensors,
+        DocumentOutput document => [new NamedTensor("output__0", TensorDataType.BYTES, [1], TensorShapes.WriteBytesElements([document.Body]))],
+        var other => throw new InvalidOperationException($"unexpected output {other.GetType().Name}"),
+    };
+
+    /// <summary>How many leading bytes of the body are JSON: all without the binary extension, null when the header is wrong.</summary>
+    private static int? JsonLength(HttpRequest request, int bodyLength)
+    {
+        if (!request.Headers.TryGetValue(HeaderLengthHeader, out var header))
+        {
+            return bodyLength;
+        }
+
+        return int.TryParse(header, NumberStyles.None, CultureInfo.InvariantCulture, out var length) && length <= bodyLength
+            ? length
+            : null;
+    }
 
     private static object Describe(TensorSpec spec) => new { name = spec.Name, datatype = spec.DataType.ToString(), shape = spec.Shape };
 }

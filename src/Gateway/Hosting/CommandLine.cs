@@ -12,6 +12,8 @@ public static class CommandLine
         ["--inference-address"] = "Serve:InferenceAddress",
         ["--management-address"] = "Serve:ManagementAddress",
         ["--metrics-address"] = "Serve:MetricsAddress",
+        ["--grpc-inference-address"] = "Serve:GrpcInferenceAddress",
+        ["--grpc-management-address"] = "Serve:GrpcManagementAddress",
         ["--role"] = "Serve:Role",
         ["--cluster-host"] = "Serve:Cluster:Hostname",
         ["--cluster-port"] = "Serve:Cluster:Port",

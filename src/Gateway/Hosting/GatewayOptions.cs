@@ -19,10 +19,16 @@ public sealed class GatewayOptions
     /// <summary>TorchServe's metrics_address (the metrics API comes in a later issue). Env: Serve__MetricsAddress.</summary>
     public string MetricsAddress { get; set; } = "http://127.0.0.1:8082";
 
-    /// <summary>Largest request body in bytes (TorchServe's max_request_size). Env: Serve__MaxRequestSize.</summary>
+    /// <summary>TorchServe's grpc_inference_address (HTTP/2 without TLS). Env: Serve__GrpcInferenceAddress.</summary>
+    public string GrpcInferenceAddress { get; set; } = "http://127.0.0.1:7070";
+
+    /// <summary>TorchServe's grpc_management_address (HTTP/2 without TLS). Env: Serve__GrpcManagementAddress.</summary>
+    public string GrpcManagementAddress { get; set; } = "http://127.0.0.1:7071";
+
+    /// <summary>Largest request body or gRPC request message in bytes (TorchServe's max_request_size). Env: Serve__MaxRequestSize.</summary>
     public long MaxRequestSize { get; set; } = 6_553_500;
 
-    /// <summary>Largest response body in bytes (TorchServe's max_response_size). Env: Serve__MaxResponseSize.</summary>
+    /// <summary>Largest response body or gRPC response message in bytes (TorchServe's max_response_size). Env: Serve__MaxResponseSize.</summary>
     public long MaxResponseSize { get; set; } = 6_553_500;
 
     /// <summary>Default per-request deadline (TorchServe's default_response_timeout, seconds). Env: Serve__DefaultResponseTimeout.</summary>

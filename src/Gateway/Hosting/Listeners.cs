@@ -7,16 +7,18 @@ using Microsoft.Extensions.Options;
 
 namespace Serve.Gateway.Hosting;
 
-/// <summary>The gateway's listeners, as TorchServe has them.</summary>
+/// <summary>The gateway's listeners, as TorchServe has them: three HTTP/1.1 and two gRPC (HTTP/2).</summary>
 public enum ListenerKind
 {
     Inference,
     Management,
     Metrics,
+    GrpcInference,
+    GrpcManagement,
 }
 
-/// <summary>Endpoint metadata: this endpoint answers only on connections accepted by this listener.</summary>
-public sealed record ListenerMetadata(ListenerKind Kind);
+/// <summary>Endpoint metadata: this endpoint answers only on connections accepted by one of these listeners.</summary>
+public sealed record ListenerMetadata(ListenerKind[] Kinds);
 
 /// <summary>
 /// Each Kestrel listener tags the connections it accepts, and routing only matches endpoints of that
@@ -40,7 +42,9 @@ public static class Listeners
         var endpoint = ParseAddress(address, kind);
         kestrel.Listen(endpoint, listen =>
         {
-            listen.Protocols = HttpProtocols.Http1;
+            // gRPC without TLS needs a listener that speaks only HTTP/2: one that offers both silently
+            // serves HTTP/1.1, which gRPC clients refuse.
+            listen.Protocols = IsGrpc(kind) ? HttpProtocols.Http2 : HttpProtocols.Http1;
             listen.Use(next => connection =>
             {
                 Tag(connection.Items, kind);
@@ -48,6 +52,8 @@ public static class Listeners
             });
         });
     }
+
+    public static bool IsGrpc(ListenerKind kind) => kind is ListenerKind.GrpcInference or ListenerKind.GrpcManagement;
 
     /// <summary>Parses TorchServe's <c>http://host:port</c> address form.</summary>
     public static IPEndPoint ParseAddress(string address, ListenerKind kind)
@@ -72,9 +78,9 @@ public static class Listeners
         return new IPEndPoint(ip, uri.Port);
     }
 
-    public static TBuilder OnListener<TBuilder>(this TBuilder builder, ListenerKind kind)
+    public static TBuilder OnListener<TBuilder>(this TBuilder builder, params ListenerKind[] kinds)
         where TBuilder : IEndpointConventionBuilder =>
-        builder.WithMetadata(new ListenerMetadata(kind));
+        builder.WithMetadata(new ListenerMetadata(kinds));
 }
 
 /// <summary>Drops candidate endpoints that belong to another listener than the connection's.</summary>
@@ -91,7 +97,7 @@ public sealed class ListenerMatcherPolicy : MatcherPolicy, IEndpointSelectorPoli
         for (var i = 0; i < candidates.Count; i++)
         {
             var required = candidates[i].Endpoint.Metadata.GetMetadata<ListenerMetadata>();
-            if (required is not null && required.Kind != listener)
+            if (required is not null && (listener is not { } kind || !required.Kinds.Contains(kind)))
             {
                 candidates.SetValidity(i, false);
             }

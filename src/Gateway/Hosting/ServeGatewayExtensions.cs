@@ -8,6 +8,7 @@ using Serve.Actors.Models;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Gateway.Apis;
+using Serve.Gateway.Grpc;
 using Serve.Gateway.Inference;
 using Serve.Gateway.Management;
 
@@ -35,6 +36,8 @@ public static class ServeGatewayExtensions
             Listeners.Listen(kestrel, options.InferenceAddress, ListenerKind.Inference);
             Listeners.Listen(kestrel, options.ManagementAddress, ListenerKind.Management);
             Listeners.Listen(kestrel, options.MetricsAddress, ListenerKind.Metrics);
+            Listeners.Listen(kestrel, options.GrpcInferenceAddress, ListenerKind.GrpcInference);
+            Listeners.Listen(kestrel, options.GrpcManagementAddress, ListenerKind.GrpcManagement);
         });
         services.Configure<FormOptions>(f => CopyFormOptions(RequestBodies.FormOptions(options.MaxRequestSize), f));
 
@@ -45,6 +48,8 @@ public static class ServeGatewayExtensions
         services.AddSingleton<IInferenceClient, ShardedInferenceClient>();
         services.AddSingleton<IManagementClient, ManagementClient>();
         services.AddSingleton<ModelDownloads>();
+        services.AddSingleton<ManagementOperations>();
+        services.AddServeGrpc(options);
         services.TryAddSingleton<LocalReplicas>();
         services.AddSingleton<IReadOnlyList<ModelDefinition>>(sp =>
         {
@@ -102,6 +107,7 @@ public static class ServeGatewayExtensions
         app.MapManagementApi();
         app.MapPlacementApi();
         app.MapApiDescription();
+        app.MapServeGrpc();
         return app;
     }
 
@@ -113,6 +119,8 @@ public static class ServeGatewayExtensions
                      (ListenerKind.Inference, options.InferenceAddress),
                      (ListenerKind.Management, options.ManagementAddress),
                      (ListenerKind.Metrics, options.MetricsAddress),
+                     (ListenerKind.GrpcInference, options.GrpcInferenceAddress),
+                     (ListenerKind.GrpcManagement, options.GrpcManagementAddress),
                  })
         {
             try

@@ -41,20 +41,26 @@ public static partial class TorchServeConfig
         ["enable_model_api"] = "Serve:EnableModelApi",
     };
 
+    /// <summary>
+    /// TorchServe gives each gRPC listener as a host (<c>grpc_inference_address</c>, default 127.0.0.1) and a
+    /// port (<c>grpc_inference_port</c>, default 7070); Serve takes one address, http://host:port.
+    /// </summary>
+    private static readonly (string Host, string Port, string ServeKey, int DefaultPort)[] GrpcListeners =
+    [
+        ("grpc_inference_address", "grpc_inference_port", "Serve:GrpcInferenceAddress", 7070),
+        ("grpc_management_address", "grpc_management_port", "Serve:GrpcManagementAddress", 7071),
+    ];
+
     /// <summary>Keys that only steer how other keys are read.</summary>
     private static readonly string[] Control = ["enable_envvars_config", "use_env_allowed_urls", "allowed_urls"];
 
     /// <summary>Keys Serve will apply once the feature exists: setting them must not pass silently.</summary>
     private static readonly Dictionary<string, string> NotYet = new(StringComparer.Ordinal)
     {
-        ["grpc_inference_address"] = "gRPC is not implemented yet",
-        ["grpc_management_address"] = "gRPC is not implemented yet",
-        ["grpc_inference_port"] = "gRPC is not implemented yet",
-        ["grpc_management_port"] = "gRPC is not implemented yet",
-        ["grpc_inference_max_connection_age_ms"] = "gRPC is not implemented yet",
-        ["grpc_management_max_connection_age_ms"] = "gRPC is not implemented yet",
-        ["grpc_inference_max_connection_age_grace_ms"] = "gRPC is not implemented yet",
-        ["grpc_management_max_connection_age_grace_ms"] = "gRPC is not implemented yet",
+        ["grpc_inference_max_connection_age_ms"] = "Serve does not limit the age of gRPC connections",
+        ["grpc_management_max_connection_age_ms"] = "Serve does not limit the age of gRPC connections",
+        ["grpc_inference_max_connection_age_grace_ms"] = "Serve does not limit the age of gRPC connections",
+        ["grpc_management_max_connection_age_grace_ms"] = "Serve does not limit the age of gRPC connections",
         ["disable_token_authorization"] = "token authorization is not implemented yet",
         ["token_expiration_min"] = "token authorization is not implemented yet",
         ["enable_metrics_api"] = "the metrics API is not implemented yet",
@@ -124,7 +130,7 @@ public static partial class TorchServeConfig
 
         if (IsTrue(values, "enable_envvars_config"))
         {
-            foreach (var key in Mapped.Keys.Append("allowed_urls"))
+            foreach (var key in Mapped.Keys.Concat(GrpcListeners.SelectMany(g => new[] { g.Host, g.Port })).Append("allowed_urls"))
             {
                 if (key == "allowed_urls" && !IsTrue(values, "use_env_allowed_urls"))
                 {
@@ -159,6 +165,10 @@ public static partial class TorchServeConfig
 
                 applied.Add(key);
             }
+            else if (GrpcListeners.Any(g => g.Host == key || g.Port == key))
+            {
+                applied.Add(key);
+            }
             else if (Control.Contains(key))
             {
                 applied.Add(key);
@@ -181,7 +191,41 @@ public static partial class TorchServeConfig
             }
         }
 
+        foreach (var (hostKey, portKey, serveKey, defaultPort) in GrpcListeners)
+        {
+            if (GrpcAddress(values, hostKey, portKey, defaultPort, problems) is { } address)
+            {
+                settings[serveKey] = address;
+            }
+        }
+
         return new TorchServeConfigResult(path, settings, applied, notApplied, unknown, problems);
+    }
+
+    private static string? GrpcAddress(Dictionary<string, string> values, string hostKey, string portKey, int defaultPort, List<string> problems)
+    {
+        var host = values.GetValueOrDefault(hostKey);
+        var portText = values.GetValueOrDefault(portKey);
+        if (host is null && portText is null)
+        {
+            return null;
+        }
+
+        // Serve's own form (http://host:port) is taken as it is.
+        if (host is not null && host.Contains("://", StringComparison.Ordinal))
+        {
+            return host;
+        }
+
+        var port = defaultPort;
+        if (portText is not null && !int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port))
+        {
+            problems.Add($"{portKey} must be a port number, not '{portText}'");
+            return null;
+        }
+
+        host = string.IsNullOrEmpty(host) ? "127.0.0.1" : host;
+        return $"http://{(host.Contains(':', StringComparison.Ordinal) ? $"[{host.Trim('[', ']')}]" : host)}:{port}";
     }
 
     /// <summary>

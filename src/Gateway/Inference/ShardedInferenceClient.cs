@@ -40,7 +40,8 @@ public sealed class ShardedInferenceClient : IInferenceClient
         _local.Removed += replica => Abandon(key => key == LocalKey(replica));
     }
 
-    public async Task<InferenceReply> InferAsync(string model, string? version, InferenceInput input, CancellationToken cancellationToken)
+    public async Task<InferenceReply> InferAsync(
+        string model, string? version, InferenceInput input, DateTimeOffset? deadline, CancellationToken cancellationToken)
     {
         var requestId = Guid.NewGuid().ToString("N");
         if (ModelLookup.Find(_catalog.Current, model, version, out var entry) is { } notFound)
@@ -49,7 +50,9 @@ public sealed class ShardedInferenceClient : IInferenceClient
         }
 
         var definition = entry!.Definition;
-        var deadline = _time.GetUtcNow().UtcDateTime + TimeSpan.FromSeconds(definition.ResponseTimeoutSeconds);
+        var modelDeadline = _time.GetUtcNow() + TimeSpan.FromSeconds(definition.ResponseTimeoutSeconds);
+        var clientDeadlineFirst = deadline < modelDeadline;
+        var effectiveDeadline = clientDeadlineFirst ? deadline!.Value : modelDeadline;
         var tried = new HashSet<int>();
         InferenceReply? reply = null;
         for (var attempt = 0; attempt < MaxAttempts; attempt++)
@@ -64,7 +67,7 @@ public sealed class ShardedInferenceClient : IInferenceClient
             }
 
             tried.Add(index);
-            var remaining = deadline - _time.GetUtcNow().UtcDateTime;
+            var remaining = effectiveDeadline - _time.GetUtcNow();
             if (remaining <= TimeSpan.Zero)
             {
                 break;
@@ -79,8 +82,9 @@ public sealed class ShardedInferenceClient : IInferenceClient
             }
         }
 
-        return reply ?? new InferenceFailed(requestId, new ServeError(ServeErrorKind.DeadlineExceeded,
-            $"Model \"{model}\" did not answer within its response timeout of {definition.ResponseTimeoutSeconds} s"));
+        return reply ?? new InferenceFailed(requestId, new ServeError(ServeErrorKind.DeadlineExceeded, clientDeadlineFirst
+            ? $"The request's deadline passed before model \"{model}\" answered"
+            : $"Model \"{model}\" did not answer within its response timeout of {definition.ResponseTimeoutSeconds} s"));
     }
 
     private async Task<InferenceReply> AskReplica(
@@ -114,7 +118,7 @@ public sealed class ShardedInferenceClient : IInferenceClient
         {
             target.Tell(new CancelInference(replica, requestId));
             return new InferenceFailed(requestId, new ServeError(ServeErrorKind.DeadlineExceeded,
-                $"Replica {replica} did not answer within the response timeout of {timeout.TotalSeconds:0.#} s"));
+                $"Replica {replica} did not answer within the {timeout.TotalSeconds:0.###} s left before the request's deadline"));
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -13,6 +13,9 @@ public sealed record PlacementSettings(string[]? Nodes, string[]? Devices, bool?
 {
     public static readonly string[] Names = ["nodes", "devices", "spread", "device_memory_mb"];
 
+    /// <summary>Nothing given (TorchServe's gRPC register has no placement fields).</summary>
+    public static readonly PlacementSettings None = new(null, null, null, null);
+
     public bool IsEmpty => Nodes is null && Devices is null && Spread is null && DeviceMemoryMb is null;
 
     /// <summary>Reads the four settings through <paramref name="value"/>; a malformed one is added to <paramref name="problems"/>.</summary>

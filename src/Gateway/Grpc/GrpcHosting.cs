@@ -1,0 +1,46 @@
+using Grpc.AspNetCore.HealthChecks;
+using Serve.Gateway.Hosting;
+
+namespace Serve.Gateway.Grpc;
+
+/// <summary>
+/// gRPC on its two listeners, as TorchServe has them: inference (TorchServe's and the Open Inference
+/// Protocol's services) and management. Health and reflection answer on both.
+/// </summary>
+public static class GrpcHosting
+{
+    public static IServiceCollection AddServeGrpc(this IServiceCollection services, GatewayOptions options)
+    {
+        services.AddGrpc(grpc =>
+        {
+            // TorchServe's limits: max_request_size for what arrives, max_response_size for what leaves.
+            grpc.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, options.MaxRequestSize);
+            grpc.MaxSendMessageSize = (int)Math.Min(int.MaxValue, options.MaxResponseSize);
+        });
+        services.AddGrpcReflection();
+        services.AddGrpcHealthChecks(health =>
+        {
+            // The empty name is the whole server, as for orchestrators' probes.
+            health.Services.Map(string.Empty, result => result.Name == ServeHealthChecks.Ready);
+            health.Services.Map(OipServiceName, result => result.Name == ServeHealthChecks.Ready);
+            health.Services.Map(TorchServeInferenceServiceName, result => result.Name == ServeHealthChecks.Healthy);
+            health.Services.Map(TorchServeManagementServiceName, _ => false);
+        }).AddServeHealthChecks();
+        services.AddSingleton<GrpcInference>();
+        return services;
+    }
+
+    public static WebApplication MapServeGrpc(this WebApplication app)
+    {
+        app.MapGrpcService<TorchServeInferenceService>().OnListener(ListenerKind.GrpcInference);
+        app.MapGrpcService<OipInferenceService>().OnListener(ListenerKind.GrpcInference);
+        app.MapGrpcService<TorchServeManagementService>().OnListener(ListenerKind.GrpcManagement);
+        app.MapGrpcHealthChecksService().OnListener(ListenerKind.GrpcInference, ListenerKind.GrpcManagement);
+        app.MapGrpcReflectionService().OnListener(ListenerKind.GrpcInference, ListenerKind.GrpcManagement);
+        return app;
+    }
+
+    private static readonly string OipServiceName = Oip.GRPCInferenceService.Descriptor.FullName;
+    private static readonly string TorchServeInferenceServiceName = TorchServe.InferenceAPIsService.Descriptor.FullName;
+    private static readonly string TorchServeManagementServiceName = Management.ManagementAPIsService.Descriptor.FullName;
+}

@@ -1,0 +1,68 @@
+using System.Globalization;
+using Grpc.Core;
+using Serve.Actors.Protocol;
+using Serve.Actors.Registry;
+using Serve.Gateway.Apis;
+using Serve.Gateway.Inference;
+
+namespace Serve.Gateway.Grpc;
+
+/// <summary>
+/// The steps every gRPC inference call takes, whatever its service: check the model name, run the input
+/// on a replica within the call's deadline and cancellation, and turn a failure into the error table's
+/// status code. Unary calls also get the HTTP API's tracing headers as response metadata.
+/// </summary>
+public sealed class GrpcInference(IInferenceClient client, CatalogView catalog)
+{
+    public CatalogView Catalog => catalog;
+
+    /// <summary>The reply, or why not as a <see cref="ServeError"/> (never throws for a model's or a client's fault).</summary>
+    public async Task<(InferenceSucceeded? Reply, ServeError? Error)> TryRunAsync(
+        string model, string version, InferenceInput input, ServerCallContext context, bool sendHeaders)
+    {
+        if (string.IsNullOrEmpty(model))
+        {
+            return (null, new ServeError(ServeErrorKind.BadInput, "Parameter model_name is required."));
+        }
+
+        // gRPC sends no deadline as DateTime.MaxValue.
+        DateTimeOffset? deadline = context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(context.Deadline.ToUniversalTime());
+        var reply = await client.InferAsync(model, string.IsNullOrEmpty(version) ? null : version, input, deadline, context.CancellationToken);
+        if (sendHeaders)
+        {
+            await context.WriteResponseHeadersAsync(Headers(reply));
+        }
+
+        return reply switch
+        {
+            InferenceSucceeded succeeded => (succeeded, null),
+            InferenceFailed failed => (null, failed.Error),
+            _ => (null, new ServeError(ServeErrorKind.Internal, $"unexpected reply {reply.GetType().Name}")),
+        };
+    }
+
+    /// <summary>Like <see cref="TryRunAsync"/>, a failure thrown as the call's status.</summary>
+    public async Task<InferenceSucceeded> RunAsync(string model, string version, InferenceInput input, ServerCallContext context)
+    {
+        var (reply, error) = await TryRunAsync(model, version, input, context, sendHeaders: true);
+        return reply ?? throw ErrorTable.Rpc(error!);
+    }
+
+    /// <summary>The model version that answered (from the replica's id), else the one asked for.</summary>
+    public static string ServedVersion(InferenceSucceeded reply, string asked) =>
+        ReplicaId.TryParse(reply.Timing.Replica, out var replica) ? replica.Version : asked;
+
+    private static Metadata Headers(InferenceReply reply)
+    {
+        var headers = new Metadata { { ResponseHeaders.RequestId, reply.RequestId } };
+        if (reply is InferenceSucceeded { Timing: var timing })
+        {
+            headers.Add(ResponseHeaders.Replica, timing.Replica);
+            headers.Add(ResponseHeaders.QueueMicros, timing.QueueMicros.ToString(CultureInfo.InvariantCulture));
+            headers.Add(ResponseHeaders.DeviceMicros, timing.DeviceMicros.ToString(CultureInfo.InvariantCulture));
+            headers.Add(ResponseHeaders.BatchSize, timing.BatchSize.ToString(CultureInfo.InvariantCulture));
+        }
+
+        return headers;
+    }
+}

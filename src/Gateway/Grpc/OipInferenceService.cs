@@ -1,0 +1,95 @@
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+using Serve.Actors.Protocol;
+using Serve.Actors.Tensors;
+using Serve.Gateway.Apis;
+using Serve.Gateway.Grpc.Oip;
+using Serve.Gateway.Hosting;
+
+namespace Serve.Gateway.Grpc;
+
+/// <summary>
+/// The Open Inference Protocol's gRPC service (<c>inference.GRPCInferenceService</c>): the same answers as the
+/// REST API, with tensors as typed contents or raw bytes. Raw inputs get raw outputs.
+/// </summary>
+public sealed class OipInferenceService(GrpcInference inference, IOptions<GatewayOptions> options)
+    : GRPCInferenceService.GRPCInferenceServiceBase
+{
+    private readonly long _maxResponseSize = options.Value.MaxResponseSize;
+
+    public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) =>
+        Task.FromResult(new ServerLiveResponse { Live = true });
+
+    public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
+        Task.FromResult(new ServerReadyResponse { Ready = inference.Catalog.Current.AllModelsReady });
+
+    public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context) =>
+        Task.FromResult(new ServerMetadataResponse
+        {
+            Name = OipModels.ServerName,
+            Version = OipModels.ServerVersion,
+            Extensions = { OipModels.Extensions },
+        });
+
+    public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context)
+    {
+        var (ready, error) = OipModels.Ready(inference.Catalog.Current, RequireName(request.Name), NullIfEmpty(request.Version));
+        return error is null ? Task.FromResult(new ModelReadyResponse { Ready = ready }) : throw ErrorTable.Rpc(error);
+    }
+
+    public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context)
+    {
+        var (metadata, error) = OipModels.Metadata(inference.Catalog.Current, RequireName(request.Name), NullIfEmpty(request.Version));
+        if (metadata is null)
+        {
+            throw ErrorTable.Rpc(error!);
+        }
+
+        var response = new ModelMetadataResponse { Name = metadata.Name, Platform = metadata.Platform, Versions = { metadata.Versions } };
+        response.Inputs.Add(metadata.Inputs.Select(Describe));
+        response.Outputs.Add(metadata.Outputs.Select(Describe));
+        return Task.FromResult(response);
+    }
+
+    public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
+    {
+        RequireName(request.ModelName);
+        NamedTensor[] inputs;
+        try
+        {
+            inputs = OipGrpcTensors.ReadInputs(request, TensorLimits.Default);
+        }
+        catch (TensorFormatException error)
+        {
+            throw ErrorTable.Rpc(new ServeError(ServeErrorKind.BadInput, error.Message));
+        }
+
+        string[]? requested = request.Outputs.Count == 0 ? null : [.. request.Outputs.Select(o => o.Name)];
+        var reply = await inference.RunAsync(request.ModelName, request.ModelVersion, new TensorInput(inputs, requested), context);
+        var outputs = OipApi.OutputTensors(reply.Output);
+        var size = outputs.Sum(o => o.Data.LongLength);
+        if (size > _maxResponseSize)
+        {
+            throw ErrorTable.Rpc(new ServeError(ServeErrorKind.ResourceExhausted,
+                $"The outputs are {size} bytes, more than max_response_size ({_maxResponseSize} bytes)"));
+        }
+
+        var response = new ModelInferResponse
+        {
+            ModelName = request.ModelName,
+            ModelVersion = GrpcInference.ServedVersion(reply, request.ModelVersion),
+            Id = request.Id,
+        };
+        OipGrpcTensors.WriteOutputs(response, outputs, raw: request.RawInputContents.Count > 0);
+        return response;
+    }
+
+    private static string RequireName(string name) => string.IsNullOrEmpty(name)
+        ? throw ErrorTable.Rpc(new ServeError(ServeErrorKind.BadInput, "The model's name is required."))
+        : name;
+
+    private static string? NullIfEmpty(string value) => string.IsNullOrEmpty(value) ? null : value;
+
+    private static ModelMetadataResponse.Types.TensorMetadata Describe(TensorSpec spec) =>
+        new() { Name = spec.Name, Datatype = spec.DataType.ToString(), Shape = { spec.Shape } };
+}

@@ -1,0 +1,142 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+using Serve.Actors.Protocol;
+using Serve.Gateway.Apis;
+using Serve.Gateway.Grpc.TorchServe;
+using Serve.Gateway.Hosting;
+
+namespace Serve.Gateway.Grpc;
+
+/// <summary>
+/// TorchServe's gRPC inference service (<c>org.pytorch.serve.grpc.inference.InferenceAPIsService</c>).
+/// The input map becomes the handler's named parts, as the fields of a multipart HTTP request, and the
+/// prediction holds the bytes the HTTP API would answer. Failures carry the error table's precise code
+/// where TorchServe says INTERNAL.
+/// </summary>
+public sealed class TorchServeInferenceService(GrpcInference inference, IOptions<GatewayOptions> options)
+    : InferenceAPIsService.InferenceAPIsServiceBase
+{
+    /// <summary>Requests of one StreamPredictions2 stream running at once; answers still go back in request order.</summary>
+    public const int StreamWindow = 16;
+
+    private const string SequencePrefix = "serve-seq-";
+
+    private readonly long _maxResponseSize = options.Value.MaxResponseSize;
+
+    public override Task<TorchServeHealthResponse> Ping(Empty request, ServerCallContext context) =>
+        Task.FromResult(new TorchServeHealthResponse
+        {
+            Health = JsonSerializer.Serialize(new { status = inference.Catalog.Current.Healthy ? "Healthy" : "Unhealthy" }),
+        });
+
+    public override async Task<PredictionResponse> Predictions(PredictionsRequest request, ServerCallContext context)
+    {
+        var (response, error) = await AnswerAsync(request, context, sendHeaders: true);
+        return response ?? throw ErrorTable.Rpc(error!);
+    }
+
+    /// <summary>Serve's handlers answer once, so the stream carries one response; failures end the call with their status.</summary>
+    public override async Task StreamPredictions(
+        PredictionsRequest request, IServerStreamWriter<PredictionResponse> responseStream, ServerCallContext context)
+    {
+        var (response, error) = await AnswerAsync(request, context, sendHeaders: true);
+        await responseStream.WriteAsync(response ?? throw ErrorTable.Rpc(error!), context.CancellationToken);
+    }
+
+    /// <summary>
+    /// Each request is answered on the stream in the order sent, with up to <see cref="StreamWindow"/> running at
+    /// once. A failed request is answered in band (<c>status</c> set) and the stream stays open. Requests without
+    /// a sequence id take the stream's, generated once if none was ever given.
+    /// </summary>
+    public override async Task StreamPredictions2(
+        IAsyncStreamReader<PredictionsRequest> requestStream, IServerStreamWriter<PredictionResponse> responseStream, ServerCallContext context)
+    {
+        var cancellation = context.CancellationToken;
+        var answers = Channel.CreateBounded<Task<PredictionResponse>>(StreamWindow);
+        var reading = Task.Run(async () =>
+        {
+            try
+            {
+                string? sequence = null;
+                await foreach (var request in requestStream.ReadAllAsync(cancellation))
+                {
+                    sequence = request.HasSequenceId ? request.SequenceId : sequence ?? SequencePrefix + Guid.NewGuid().ToString("N");
+                    request.SequenceId = sequence;
+                    await answers.Writer.WriteAsync(AnswerInBandAsync(request, context), cancellation);
+                }
+
+                answers.Writer.Complete();
+            }
+            catch (Exception error)
+            {
+                answers.Writer.Complete(error);
+            }
+        }, cancellation);
+
+        await foreach (var answer in answers.Reader.ReadAllAsync(cancellation))
+        {
+            await responseStream.WriteAsync(await answer, cancellation);
+        }
+
+        await reading;
+    }
+
+    private async Task<PredictionResponse> AnswerInBandAsync(PredictionsRequest request, ServerCallContext context)
+    {
+        var (response, error) = await AnswerAsync(request, context, sendHeaders: false);
+        if (response is not null)
+        {
+            return response;
+        }
+
+        var status = new Google.Rpc.Status { Code = (int)ErrorTable.Grpc(error!.Kind), Message = error.Message };
+        status.Details.Add(Any.Pack(new ErrorInfo { Reason = Reason(error.Kind), Domain = "serve" }));
+        var failed = new PredictionResponse { Status = status };
+        if (request.HasSequenceId)
+        {
+            failed.SequenceId = request.SequenceId;
+        }
+
+        return failed;
+    }
+
+    private async Task<(PredictionResponse? Response, ServeError? Error)> AnswerAsync(
+        PredictionsRequest request, ServerCallContext context, bool sendHeaders)
+    {
+        if (request.Input.Count == 0)
+        {
+            return (null, new ServeError(ServeErrorKind.BadInput, "The request has no input: put the model's input in 'input', e.g. under \"data\""));
+        }
+
+        var input = new RawInput([.. request.Input.Select(i => new PayloadPart(i.Key, null, i.Value.ToByteArray()))]);
+        var (reply, error) = await inference.TryRunAsync(request.ModelName, request.ModelVersion, input, context, sendHeaders);
+        if (reply is null)
+        {
+            return (null, error);
+        }
+
+        var (_, body) = InferenceApi.PredictionBody(reply.Output);
+        if (body.LongLength > _maxResponseSize)
+        {
+            return (null, new ServeError(ServeErrorKind.ResourceExhausted,
+                $"The response is {body.LongLength} bytes, more than max_response_size ({_maxResponseSize} bytes)"));
+        }
+
+        var response = new PredictionResponse { Prediction = UnsafeByteOperations.UnsafeWrap(body) };
+        if (request.HasSequenceId)
+        {
+            response.SequenceId = request.SequenceId;
+        }
+
+        return (response, null);
+    }
+
+    /// <summary>ErrorInfo's reason: the failure kind in UPPER_SNAKE_CASE, e.g. BAD_INPUT.</summary>
+    private static string Reason(ServeErrorKind kind) =>
+        string.Concat(kind.ToString().Select((c, i) => i > 0 && char.IsUpper(c) ? "_" + c : c.ToString())).ToUpperInvariant();
+}
