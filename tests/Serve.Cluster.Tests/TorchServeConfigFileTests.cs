@@ -20,13 +20,16 @@ public sealed class TorchServeConfigFileTests(ITestOutputHelper output)
         {
             TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt"));
             TorchScriptWriter.Identity(Path.Combine(store, "echo.pt"));
-            var ports = FreePorts.Take(3);
+            var ports = FreePorts.Take(4);
             var config = Path.Combine(store, "config.properties");
             await File.WriteAllTextAsync(config, $"""
                 # A TorchServe configuration, as a TorchServe user has it
                 inference_address=http://127.0.0.1:{ports[0]}
                 management_address : http://127.0.0.1:{ports[1]}
                 metrics_address http://127.0.0.1:{ports[2]}
+                grpc_inference_port={ports[3]}
+                grpc_management_address=127.0.0.1
+                grpc_management_port=0
                 model_store=$$SERVE_TEST_STORE$$
                 load_models=tiny=tiny.pt
                 enable_model_api=true
@@ -56,6 +59,12 @@ public sealed class TorchServeConfigFileTests(ITestOutputHelper output)
             // enable_model_api=true: registering is allowed.
             using var registered = await management.PostAsync("/models?url=echo.pt&initial_workers=1", null, token);
             Assert.Equal(HttpStatusCode.OK, registered.StatusCode);
+
+            // grpc_inference_port: TorchServe's gRPC inference API answers there.
+            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{ports[3]}");
+            var ping = await new Serve.Gateway.Grpc.TorchServe.InferenceAPIsService.InferenceAPIsServiceClient(channel)
+                .PingAsync(new Google.Protobuf.WellKnownTypes.Empty(), cancellationToken: token);
+            Assert.Equal("Healthy", JsonDocument.Parse(ping.Health).RootElement.GetProperty("status").GetString());
 
             Assert.True(server.Logged($"Read TorchServe configuration {config}"), server.Tail());
             Assert.True(server.Logged("number_of_netty_threads (does not apply to Serve)"), server.Tail());

@@ -156,4 +156,84 @@ public sealed class OipApiTests(ServeFactory serve) : IClassFixture<ServeFactory
         var version = await client.GetAsync("/v2/models/linrelu/versions/2.0", token);
         Assert.Equal(HttpStatusCode.NotFound, version.StatusCode);
     }
+
+    /// <summary>The binary tensor extension: the JSON header, then the raw bytes its inputs claim.</summary>
+    private async Task<HttpResponseMessage> InferBinaryAsync(string model, string json, byte[] binary, int? headerLength = null)
+    {
+        using var client = serve.Inference();
+        var header = System.Text.Encoding.UTF8.GetBytes(json);
+        var content = new ByteArrayContent([.. header, .. binary]);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
+        content.Headers.Add("Inference-Header-Content-Length", (headerLength ?? header.Length).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return await client.PostAsync($"/v2/models/{model}/infer", content, TestContext.Current.CancellationToken);
+    }
+
+    private static byte[] Bytes(params float[] values)
+    {
+        var bytes = new byte[values.Length * 4];
+        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
+        return bytes;
+    }
+
+    private const string BinaryInputs = """
+        [{"name": "x", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 8}},
+         {"name": "y", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 8}}]
+        """;
+
+    [Fact]
+    public async Task Binary_inputs_with_json_outputs()
+    {
+        using var response = await InferBinaryAsync("addsub", $$"""{"inputs": {{BinaryInputs}}}""", [.. Bytes(5, 6), .. Bytes(1, 2)]);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.False(response.Headers.Contains("Inference-Header-Content-Length"));
+        var outputs = (await Json.ReadAsync(response)).GetProperty("outputs");
+        Assert.Equal([6f, 8f], outputs[0].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()));
+        Assert.Equal([4f, 4f], outputs[1].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()));
+    }
+
+    [Fact]
+    public async Task Outputs_asked_for_as_binary_follow_the_json_header()
+    {
+        var json = $$$"""{"inputs": {{{BinaryInputs}}}, "outputs": [{"name": "output__0"}, {"name": "output__1", "parameters": {"binary_data": true}}]}""";
+        using var response = await InferBinaryAsync("addsub", json, [.. Bytes(5, 6), .. Bytes(1, 2)]);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/octet-stream", response.Content.Headers.ContentType?.MediaType);
+        var headerLength = int.Parse(response.Headers.GetValues("Inference-Header-Content-Length").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        var body = await response.Content.ReadAsByteArrayAsync(TestContext.Current.CancellationToken);
+        var outputs = JsonDocument.Parse(body.AsMemory(0, headerLength)).RootElement.GetProperty("outputs");
+
+        Assert.Equal([6f, 8f], outputs[0].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()));
+        Assert.False(outputs[1].TryGetProperty("data", out _));
+        Assert.Equal(8, outputs[1].GetProperty("parameters").GetProperty("binary_data_size").GetInt32());
+        Assert.Equal(Bytes(4, 4), body[headerLength..]);
+    }
+
+    [Fact]
+    public async Task Binary_data_output_makes_every_output_binary_even_for_a_json_request()
+    {
+        using var client = serve.Inference();
+        using var response = await client.PostAsync("/v2/models/addsub/infer", Json.Body("""
+            {"parameters": {"binary_data_output": true},
+             "inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [5, 6]},
+                        {"name": "y", "shape": [2], "datatype": "FP32", "data": [1, 2]}]}
+            """), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var headerLength = int.Parse(response.Headers.GetValues("Inference-Header-Content-Length").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        var body = await response.Content.ReadAsByteArrayAsync(TestContext.Current.CancellationToken);
+        Assert.Equal([.. Bytes(6, 8), .. Bytes(4, 4)], body[headerLength..]);
+    }
+
+    [Theory]
+    [InlineData(16, 0, 4, "binary_data_size is 8 but only 4 bytes")]
+    [InlineData(16, 4, 0, "4 bytes of binary data follow the JSON but no input's binary_data_size claims them")]
+    [InlineData(100_000, 0, 0, "Inference-Header-Content-Length must be a whole number of bytes")]
+    public async Task Binary_requests_whose_sizes_do_not_add_up_get_400(int headerLength, int extra, int missing, string expected)
+    {
+        var json = $$"""{"inputs": {{BinaryInputs}}}""";
+        var binary = new byte[16 + extra - missing];
+        var length = headerLength == 16 ? (int?)null : headerLength;
+        using var response = await InferBinaryAsync("addsub", json, binary, length);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(expected, (await Json.ReadAsync(response)).GetProperty("error").GetString());
+    }
 }

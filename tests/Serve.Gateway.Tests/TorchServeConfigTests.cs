@@ -48,7 +48,8 @@ public sealed class TorchServeConfigTests
             ["max_request_size"] = "1000000",
             ["allowed_urls"] = @"https://models\.example\.com/.*, file://.*",
             ["number_of_netty_threads"] = "32",
-            ["grpc_inference_port"] = "7070",
+            ["grpc_inference_port"] = "9070",
+            ["grpc_inference_max_connection_age_ms"] = "60000",
             ["mystery"] = "1",
         }, NoEnvironment);
 
@@ -61,9 +62,40 @@ public sealed class TorchServeConfigTests
         Assert.Equal(@"https://models\.example\.com/.*", result.Settings["Serve:AllowedUrls:0"]);
         Assert.Equal("file://.*", result.Settings["Serve:AllowedUrls:1"]);
         Assert.Contains("number_of_netty_threads (does not apply to Serve)", result.NotApplied);
-        Assert.Contains("grpc_inference_port (gRPC is not implemented yet)", result.NotApplied);
+        Assert.Equal("http://127.0.0.1:9070", result.Settings["Serve:GrpcInferenceAddress"]);
+        Assert.False(result.Settings.ContainsKey("Serve:GrpcManagementAddress"));
+        Assert.Contains("grpc_inference_port", result.Applied);
+        Assert.Contains("grpc_inference_max_connection_age_ms (Serve does not limit the age of gRPC connections)", result.NotApplied);
         Assert.Equal(["mystery"], result.Unknown);
     }
+
+    [Theory]
+    [InlineData("0.0.0.0", null, "http://0.0.0.0:7071")]
+    [InlineData(null, "9071", "http://127.0.0.1:9071")]
+    [InlineData("::1", "9071", "http://[::1]:9071")]
+    [InlineData("http://127.0.0.1:9999", "1", "http://127.0.0.1:9999")]
+    public void A_grpc_listener_is_its_host_and_port_together(string? host, string? port, string expected)
+    {
+        var properties = new Dictionary<string, string>();
+        if (host is not null)
+        {
+            properties["grpc_management_address"] = host;
+        }
+
+        if (port is not null)
+        {
+            properties["grpc_management_port"] = port;
+        }
+
+        var result = TorchServeConfig.Translate("config.properties", properties, NoEnvironment);
+        Assert.Empty(result.Problems);
+        Assert.Equal(expected, result.Settings["Serve:GrpcManagementAddress"]);
+    }
+
+    [Fact]
+    public void A_grpc_port_that_is_not_a_number_is_a_problem() =>
+        Assert.Contains("grpc_inference_port must be a port number, not 'seventy'",
+            TorchServeConfig.Translate("config.properties", new Dictionary<string, string> { ["grpc_inference_port"] = "seventy" }, NoEnvironment).Problems);
 
     [Fact]
     public void Environment_references_are_substituted_and_a_missing_one_is_a_problem()
