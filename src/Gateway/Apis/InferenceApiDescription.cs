@@ -188,12 +188,41 @@ internal static class InferenceApiDescription
 
     private static JsonObject ModelInfer(string operationId, string which, JsonObject[] parameters) => new()
     {
-        ["post"] = Operation(operationId, $"Open Inference Protocol inference on {which}.", parameters,
+        ["post"] = Operation(operationId, $"Open Inference Protocol inference on {which}.", [.. parameters, BinaryHeader()],
             new JsonObject
             {
                 ["required"] = true,
-                ["content"] = new JsonObject { ["application/json"] = new JsonObject { ["schema"] = Ref("InferenceRequest") } },
+                ["content"] = new JsonObject
+                {
+                    ["application/json"] = new JsonObject { ["schema"] = Ref("InferenceRequest") },
+                    ["application/octet-stream"] = new JsonObject
+                    {
+                        ["schema"] = new JsonObject { ["type"] = "string", ["format"] = "binary" },
+                    },
+                },
             },
-            [(200, WithReplyHeaders(Json("The output tensors.", Ref("InferenceResponse")))), .. InferenceErrors(OipError)]),
+            [(200, WithReplyHeaders(BinaryOrJson())), .. InferenceErrors(OipError)]),
     };
+
+    /// <summary>The binary tensor extension's header: how many leading bytes of the body are the JSON request.</summary>
+    private static JsonObject BinaryHeader() => new()
+    {
+        ["name"] = OipApi.HeaderLengthHeader,
+        ["in"] = "header",
+        ["required"] = false,
+        ["description"] = "Binary tensor extension: the JSON request is this many bytes; the raw tensor bytes its inputs' " +
+                          "binary_data_size parameters claim follow, in the order of the inputs.",
+        ["schema"] = new JsonObject { ["type"] = "integer", ["minimum"] = 0 },
+    };
+
+    private static JsonObject BinaryOrJson()
+    {
+        var response = Json("The output tensors; with outputs asked for as binary, the JSON followed by their bytes " +
+                            $"(application/octet-stream, {OipApi.HeaderLengthHeader} says where the JSON ends).", Ref("InferenceResponse"));
+        response["content"]!.AsObject()["application/octet-stream"] = new JsonObject
+        {
+            ["schema"] = new JsonObject { ["type"] = "string", ["format"] = "binary" },
+        };
+        return response;
+    }
 }
