@@ -305,8 +305,8 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
                 input.Contents = new InferTensorContents { UintContents = { 300 } };
                 break;
             case "unknown model":
+                // The model is looked up before the input is read: an unknown model with no data is NOT_FOUND.
                 request.ModelName = "nope";
-                input.Contents = new InferTensorContents { Fp32Contents = { 1, 2, 3, 4 } };
                 break;
         }
 

@@ -16,13 +16,21 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog)
 {
     public CatalogView Catalog => catalog;
 
+    /// <summary>
+    /// Why <paramref name="model"/> cannot be asked (no name, unknown model or version), checked before the
+    /// input is read, as the HTTP APIs do; null when it can.
+    /// </summary>
+    public ServeError? Refuse(string model, string version) => string.IsNullOrEmpty(model)
+        ? new ServeError(ServeErrorKind.BadInput, "Parameter model_name is required.")
+        : ModelLookup.Find(catalog.Current, model, string.IsNullOrEmpty(version) ? null : version, out _);
+
     /// <summary>The reply, or why not as a <see cref="ServeError"/> (never throws for a model's or a client's fault).</summary>
     public async Task<(InferenceSucceeded? Reply, ServeError? Error)> TryRunAsync(
         string model, string version, InferenceInput input, ServerCallContext context, bool sendHeaders)
     {
-        if (string.IsNullOrEmpty(model))
+        if (Refuse(model, version) is { } refused)
         {
-            return (null, new ServeError(ServeErrorKind.BadInput, "Parameter model_name is required."));
+            return (null, refused);
         }
 
         // gRPC sends no deadline as DateTime.MaxValue.

@@ -53,7 +53,11 @@ public sealed class OipInferenceService(GrpcInference inference, IOptions<Gatewa
 
     public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
-        RequireName(request.ModelName);
+        if (inference.Refuse(request.ModelName, request.ModelVersion) is { } refused)
+        {
+            throw ErrorTable.Rpc(refused);
+        }
+
         NamedTensor[] inputs;
         try
         {

@@ -108,6 +108,11 @@ public sealed class TorchServeInferenceService(GrpcInference inference, IOptions
     private async Task<(PredictionResponse? Response, ServeError? Error)> AnswerAsync(
         PredictionsRequest request, ServerCallContext context, bool sendHeaders)
     {
+        if (inference.Refuse(request.ModelName, request.ModelVersion) is { } refused)
+        {
+            return (null, refused);
+        }
+
         if (request.Input.Count == 0)
         {
             return (null, new ServeError(ServeErrorKind.BadInput, "The request has no input: put the model's input in 'input', e.g. under \"data\""));
