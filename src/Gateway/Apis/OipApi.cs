@@ -100,7 +100,7 @@ public static class OipApi
             return error!;
         }
 
-        var servedVersion = ReplicaId.TryParse(succeeded.Timing.Replica, out var replica) ? replica.Version : version;
+        var servedVersion = OipModels.ServedVersion(succeeded, version);
         var outputs = OutputTensors(succeeded.Output);
         var binary = outputs.Where(o => parsed!.WantsBinary(o.Name)).ToList();
 

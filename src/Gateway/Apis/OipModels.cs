@@ -39,6 +39,10 @@ public static class OipModels
             signature?.Outputs ?? []), null);
     }
 
+    /// <summary>The model version that answered (from the replica's id), else the one asked for.</summary>
+    public static string? ServedVersion(InferenceSucceeded reply, string? asked) =>
+        ReplicaId.TryParse(reply.Timing.Replica, out var replica) ? replica.Version : asked;
+
     /// <summary>Ready when a replica of that version is ready on a node that can be reached.</summary>
     public static (bool Ready, ServeError? Error) Ready(CatalogState catalog, string model, string? version)
     {

@@ -56,10 +56,6 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog)
         return reply ?? throw ErrorTable.Rpc(error!);
     }
 
-    /// <summary>The model version that answered (from the replica's id), else the one asked for.</summary>
-    public static string ServedVersion(InferenceSucceeded reply, string asked) =>
-        ReplicaId.TryParse(reply.Timing.Replica, out var replica) ? replica.Version : asked;
-
     private static Metadata Headers(InferenceReply reply)
     {
         var headers = new Metadata { { ResponseHeaders.RequestId, reply.RequestId } };

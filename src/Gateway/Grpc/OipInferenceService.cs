@@ -81,7 +81,7 @@ public sealed class OipInferenceService(GrpcInference inference, IOptions<Gatewa
         var response = new ModelInferResponse
         {
             ModelName = request.ModelName,
-            ModelVersion = GrpcInference.ServedVersion(reply, request.ModelVersion),
+            ModelVersion = OipModels.ServedVersion(reply, request.ModelVersion) ?? string.Empty,
             Id = request.Id,
         };
         OipGrpcTensors.WriteOutputs(response, outputs, raw: request.RawInputContents.Count > 0);
