@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Serve.Actors.Protocol;
 
 namespace Serve.Bench;
 
@@ -11,8 +12,9 @@ public sealed record Row(string Model, string Setup, int Concurrency, double Thr
 /// <summary>
 /// The side-by-side comparison, all in one run on one machine: (a) the raw in-process forward at its best
 /// batch size, (b) a plain ASP.NET Core endpoint calling TorchSharp, (c) Serve standalone, (d) Serve as a
-/// gateway process and one worker process. Every server runs in its own process; the load generator runs
-/// here. Throughput and latency are the median of several rounds.
+/// gateway process and one worker process; (c) and (d) over HTTP and over gRPC (Predictions, and ModelInfer
+/// with raw contents). Every server runs in its own process; the load generator runs here. Throughput and
+/// latency are the median of several rounds.
 /// </summary>
 public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter log)
 {
@@ -56,49 +58,73 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
 
             // All setups run side by side and are measured in turns, round after round, so that whatever
             // else the machine does affects each of them alike; each figure is the median of its rounds.
-            setups.Add(Setup.Start(model, "(b) plain ASP.NET + TorchSharp", port =>
+            setups.Add(Setup.Start(model, "(b) plain ASP.NET + TorchSharp", grpc: false, (port, _) =>
                 [ServeProcess.Start("peer", typeof(Comparison).Assembly.Location, "peer", "--model", model.Name, "--store", store, "--port", Port(port))]));
-            setups.Add(Setup.Start(model, "(c) Serve standalone", port =>
-                [ServeProcess.Start("serve", node, models, Listeners(port, clusterPort: 0))]));
-            setups.Add(Setup.Start(model, "(d) Serve gateway + 1 worker", port =>
+            setups.Add(Setup.Start(model, "(c) Serve standalone", grpc: true, (port, grpcPort) =>
+                [ServeProcess.Start("serve", node, models, Listeners(port, grpcPort, clusterPort: 0))]));
+            setups.Add(Setup.Start(model, "(d) Serve gateway + 1 worker", grpc: true, (port, grpcPort) =>
             {
                 var clusterPorts = FreePorts.Take(2);
                 var seed = $"akka.tcp://serve@127.0.0.1:{clusterPorts[0]}";
                 return
                 [
-                    ServeProcess.Start("gateway", gateway, models, [.. Listeners(port, clusterPorts[0]), "--seed", seed]),
+                    ServeProcess.Start("gateway", gateway, models, [.. Listeners(port, grpcPort, clusterPorts[0]), "--seed", seed]),
                     ServeProcess.Start("worker", node, models, "--role", "worker", "--cluster-port", Port(clusterPorts[1]), "--seed", seed),
                 ];
             }));
+
+            // Serve's setups are measured over HTTP and over each gRPC API, on the same processes; the peer
+            // speaks HTTP only.
+            var targets = setups.SelectMany(setup => setup.GrpcUrl is null
+                    ? new[] { new Target(setup, null) }
+                    : [new Target(setup, null), new Target(setup, GrpcApi.Predictions), new Target(setup, GrpcApi.ModelInfer)])
+                .ToList();
             foreach (var setup in setups)
             {
                 await WaitServingAsync(setup.Url, model, setup.Processes, cancellationToken);
             }
 
-            var samples = new Dictionary<(string Setup, int Concurrency), List<LoadResult>>();
+            foreach (var target in targets.Where(t => t.Api is not null))
+            {
+                // Fails now rather than after a run of errors: the listener is up once HTTP answers.
+                if (await GrpcLoadGenerator.TryOnceAsync(target.Setup.GrpcUrl!, target.Api!.Value, model, cancellationToken) is { } error)
+                {
+                    throw new InvalidOperationException($"{target.Name} does not answer: {error}\n{string.Join("\n", target.Setup.Processes.Select(p => p.Tail()))}");
+                }
+            }
+
+            var samples = new Dictionary<(string Target, int Concurrency), List<LoadResult>>();
             for (var round = 1; round <= rounds; round++)
             {
                 foreach (var concurrency in concurrencies)
                 {
-                    foreach (var setup in setups)
+                    foreach (var target in targets)
                     {
-                        var result = await LoadGenerator.RunAsync(setup.Url, model.Payload, model.ContentType, concurrency, warmUp, duration, cancellationToken);
-                        log.WriteLine($"   round {round}: {model.Name}, {setup.Name}, {concurrency} client(s): {result.Throughput:0.0} req/s, " +
+                        var result = target.Api is { } api
+                            ? await GrpcLoadGenerator.RunAsync(target.Setup.GrpcUrl!, api, model, concurrency, warmUp, duration, cancellationToken)
+                            : await LoadGenerator.RunAsync(target.Setup.Url, model.Payload, model.ContentType, concurrency, warmUp, duration, cancellationToken);
+                        log.WriteLine($"   round {round}: {model.Name}, {target.Name}, {concurrency} client(s): {result.Throughput:0.0} req/s, " +
                                       $"p50 {result.P50Ms:0.00} ms, p99 {result.P99Ms:0.00} ms, errors {result.Errors} {result.FirstError}");
-                        (samples.TryGetValue((setup.Name, concurrency), out var list) ? list : samples[(setup.Name, concurrency)] = []).Add(result);
+                        (samples.TryGetValue((target.Name, concurrency), out var list) ? list : samples[(target.Name, concurrency)] = []).Add(result);
                     }
                 }
             }
 
-            foreach (var setup in setups)
+            // ModelInfer's rows say what tensor they sent, since it is not the HTTP body.
+            var tensorNote = $"{(model.Tensor.DataType == TensorDataType.BYTES ? "the JPEG as " : "")}{model.Tensor.DataType} [{string.Join(",", model.Tensor.Shape)}], raw";
+            foreach (var target in targets)
             {
                 foreach (var concurrency in concurrencies)
                 {
-                    var runs = samples[(setup.Name, concurrency)];
+                    var runs = samples[(target.Name, concurrency)];
                     var median = runs.OrderBy(r => r.Throughput).ElementAt(runs.Count / 2);
-                    rows.Add(new Row(model.Name, setup.Name, concurrency, median.Throughput, median.P50Ms, median.P90Ms, median.P99Ms,
-                        runs.Sum(r => r.Errors),
-                        runs.Count > 1 ? $"median of {runs.Count}; {runs.Min(r => r.Throughput):0.#}-{runs.Max(r => r.Throughput):0.#}/s" : ""));
+                    string[] notes =
+                    [
+                        runs.Count > 1 ? $"median of {runs.Count}; {runs.Min(r => r.Throughput):0.#}-{runs.Max(r => r.Throughput):0.#}/s" : "",
+                        target.Api == GrpcApi.ModelInfer ? tensorNote : "",
+                    ];
+                    rows.Add(new Row(model.Name, target.Name, concurrency, median.Throughput, median.P50Ms, median.P90Ms, median.P99Ms,
+                        runs.Sum(r => r.Errors), string.Join("; ", notes.Where(n => n.Length > 0))));
                 }
             }
 
@@ -115,13 +141,18 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
         }
     }
 
-    /// <summary>One server setup under test: its processes and the URL the load goes to.</summary>
-    private sealed record Setup(string Name, Uri Url, ServeProcess[] Processes) : IAsyncDisposable
+    /// <summary>
+    /// One server setup under test: its processes, the URL the HTTP load goes to, and the address of its gRPC
+    /// inference listener (null when it has none).
+    /// </summary>
+    private sealed record Setup(string Name, Uri Url, Uri? GrpcUrl, ServeProcess[] Processes) : IAsyncDisposable
     {
-        public static Setup Start(BenchModel model, string name, Func<int, ServeProcess[]> start)
+        /// <summary>Starts the processes, telling <paramref name="start"/> the HTTP inference port and the gRPC one.</summary>
+        public static Setup Start(BenchModel model, string name, bool grpc, Func<int, int, ServeProcess[]> start)
         {
-            var port = FreePorts.Take(1)[0];
-            return new Setup(name, new Uri($"http://127.0.0.1:{port}/predictions/{model.Name}"), start(port));
+            var ports = FreePorts.Take(2);
+            return new Setup(name, new Uri($"http://127.0.0.1:{ports[0]}/predictions/{model.Name}"),
+                grpc ? new Uri($"http://127.0.0.1:{ports[1]}") : null, start(ports[0], ports[1]));
         }
 
         public async ValueTask DisposeAsync()
@@ -131,6 +162,17 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
                 await process.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>A setup measured over one API: HTTP when <paramref name="Api"/> is null, else that gRPC call.</summary>
+    private sealed record Target(Setup Setup, GrpcApi? Api)
+    {
+        public string Name => Api switch
+        {
+            null => Setup.Name,
+            GrpcApi.Predictions => $"{Setup.Name}, gRPC Predictions",
+            _ => $"{Setup.Name}, gRPC ModelInfer raw",
+        };
     }
 
     private static async Task WaitServingAsync(Uri url, BenchModel model, ServeProcess[] processes, CancellationToken cancellationToken)
@@ -145,16 +187,16 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
         }, TimeSpan.FromSeconds(120), $"{url} to answer", () => string.Join("\n", processes.Select(p => p.Tail())));
     }
 
-    private static string[] Listeners(int inferencePort, int clusterPort)
+    private static string[] Listeners(int inferencePort, int grpcInferencePort, int clusterPort)
     {
-        var ports = FreePorts.Take(4);
+        var ports = FreePorts.Take(3);
         return
         [
             "--inference-address", $"http://127.0.0.1:{inferencePort}",
             "--management-address", $"http://127.0.0.1:{ports[0]}",
             "--metrics-address", $"http://127.0.0.1:{ports[1]}",
-            "--grpc-inference-address", $"http://127.0.0.1:{ports[2]}",
-            "--grpc-management-address", $"http://127.0.0.1:{ports[3]}",
+            "--grpc-inference-address", $"http://127.0.0.1:{grpcInferencePort}",
+            "--grpc-management-address", $"http://127.0.0.1:{ports[2]}",
             "--cluster-port", Port(clusterPort),
         ];
     }

@@ -11,21 +11,50 @@ public sealed record LoadResult(int Concurrency, double Seconds, long Completed,
 }
 
 /// <summary>
-/// Closed-loop HTTP load: <c>concurrency</c> clients each send a request, wait for its answer and send the
+/// Closed-loop load: <c>concurrency</c> clients each send a request, wait for its answer and send the
 /// next, for a warm-up period (not measured) and then a measured period. Only loopback addresses.
 /// </summary>
 public static class LoadGenerator
 {
+    /// <summary>HTTP POSTs of <paramref name="payload"/>; a non-2xx answer is an error.</summary>
     public static async Task<LoadResult> RunAsync(
         Uri url, byte[] payload, string contentType, int concurrency, TimeSpan warmUp, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        RequireLoopback(url);
+        using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, PooledConnectionLifetime = Timeout.InfiniteTimeSpan };
+        using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(120) };
+        return await ClosedLoopAsync(async token =>
+        {
+            using var content = new ByteArrayContent(payload);
+            content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
+            try
+            {
+                using var response = await client.PostAsync(url, content, token);
+                await response.Content.CopyToAsync(Stream.Null, token);
+                return response.IsSuccessStatusCode ? null : $"HTTP {(int)response.StatusCode}";
+            }
+            catch (HttpRequestException error)
+            {
+                return error.Message;
+            }
+        }, concurrency, warmUp, duration, cancellationToken);
+    }
+
+    public static void RequireLoopback(Uri url)
     {
         if (!IPAddress.TryParse(url.Host, out var ip) || !IPAddress.IsLoopback(ip))
         {
             throw new ArgumentException($"the load generator only sends to loopback addresses, not {url.Host}");
         }
+    }
 
-        using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, PooledConnectionLifetime = Timeout.InfiniteTimeSpan };
-        using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(120) };
+    /// <summary>
+    /// The loop every protocol shares, so that HTTP and gRPC figures are measured the same way.
+    /// <paramref name="send"/> makes one request and answers null on success, else what went wrong.
+    /// </summary>
+    public static async Task<LoadResult> ClosedLoopAsync(
+        Func<CancellationToken, Task<string?>> send, int concurrency, TimeSpan warmUp, TimeSpan duration, CancellationToken cancellationToken)
+    {
         var started = Stopwatch.GetTimestamp();
         var measureFrom = started + (long)(warmUp.TotalSeconds * Stopwatch.Frequency);
         var stopAt = measureFrom + (long)(duration.TotalSeconds * Stopwatch.Frequency);
@@ -44,28 +73,16 @@ public static class LoadGenerator
                     return;
                 }
 
-                using var content = new ByteArrayContent(payload);
-                content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
-                var ok = false;
-                try
+                var error = await send(cancellationToken);
+                if (error is not null)
                 {
-                    using var response = await client.PostAsync(url, content, cancellationToken);
-                    await response.Content.CopyToAsync(Stream.Null, cancellationToken);
-                    ok = response.IsSuccessStatusCode;
-                    if (!ok)
-                    {
-                        Interlocked.CompareExchange(ref firstError, $"HTTP {(int)response.StatusCode}", null);
-                    }
-                }
-                catch (HttpRequestException error)
-                {
-                    Interlocked.CompareExchange(ref firstError, error.Message, null);
+                    Interlocked.CompareExchange(ref firstError, error, null);
                 }
 
                 var done = Stopwatch.GetTimestamp();
                 if (sent >= measureFrom && done <= stopAt)
                 {
-                    if (ok)
+                    if (error is null)
                     {
                         mine.Add(Stopwatch.GetElapsedTime(sent, done).TotalMilliseconds);
                     }
