@@ -163,7 +163,18 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
         var missing = await Assert.ThrowsAsync<RpcException>(() => client.ModelReadyAsync(new ModelReadyRequest { Name = "nope" }, cancellationToken: Token).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, missing.StatusCode);
 
-        var metadata = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "addsub" }, cancellationToken: Token);
+        // A TorchScript file declares its outputs only after its first forward pass (addsub returns a tuple of
+        // two): run one, and wait for the learned signature to reach the catalog.
+        var infer = new ModelInferRequest { ModelName = "addsub" };
+        infer.Inputs.Add(Fp32("input__0", [1]));
+        infer.Inputs.Add(Fp32("input__1", [1]));
+        await client.ModelInferAsync(infer, cancellationToken: Token);
+        ModelMetadataResponse metadata = null!;
+        await Waiting.UntilAsync(async () =>
+        {
+            metadata = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "addsub" }, cancellationToken: Token);
+            return metadata.Outputs.Count == 2;
+        }, TimeSpan.FromSeconds(30), "addsub's learned signature (two outputs) in its metadata");
         Assert.Equal("addsub", metadata.Name);
         Assert.Equal(["1.0"], metadata.Versions);
         Assert.Equal("pytorch_torchscript", metadata.Platform);
