@@ -97,9 +97,10 @@ start() {
   status
   cat <<EOT
 
-Try it:
+Try it (the API keys are in $state/data/key_file.json):
   curl http://127.0.0.1:$inference_port/ping
-  curl -X POST http://127.0.0.1:$inference_port/predictions/resnet18 -T some-image.jpg
+  key=\$(jq -r .inference.key $state/data/key_file.json)
+  curl -H "Authorization: Bearer \$key" -X POST http://127.0.0.1:$inference_port/predictions/resnet18 -T some-image.jpg
 Stop it:
   $0 stop
 EOT

@@ -53,6 +53,10 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
             models["Serve__Registry__Journal"] = "memory";
             models["Serve__DefaultModel__Enabled"] = "false";
             models["Logging__LogLevel__Default"] = "Warning";
+            // Token authorization stays on, as by default: the servers keep the keys written here, and the
+            // load presents them (the peer ignores them).
+            models["Serve__Security__KeyFile"] = Path.Combine(store, ".keys", "key_file.json");
+            var keys = KeyFiles.Write(models["Serve__Security__KeyFile"]);
             var node = ServeProcess.BuiltDll("Node", "Serve.Node.dll");
             var gateway = ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll");
 
@@ -81,13 +85,13 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
                 .ToList();
             foreach (var setup in setups)
             {
-                await WaitServingAsync(setup.Url, model, setup.Processes, cancellationToken);
+                await WaitServingAsync(setup.Url, model, keys.Inference, setup.Processes, cancellationToken);
             }
 
             foreach (var target in targets.Where(t => t.Api is not null))
             {
                 // Fails now rather than after a run of errors: the listener is up once HTTP answers.
-                if (await GrpcLoadGenerator.TryOnceAsync(target.Setup.GrpcUrl!, target.Api!.Value, model, cancellationToken) is { } error)
+                if (await GrpcLoadGenerator.TryOnceAsync(target.Setup.GrpcUrl!, target.Api!.Value, model, keys.Inference, cancellationToken) is { } error)
                 {
                     throw new InvalidOperationException($"{target.Name} does not answer: {error}\n{string.Join("\n", target.Setup.Processes.Select(p => p.Tail()))}");
                 }
@@ -101,8 +105,8 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
                     foreach (var target in targets)
                     {
                         var result = target.Api is { } api
-                            ? await GrpcLoadGenerator.RunAsync(target.Setup.GrpcUrl!, api, model, concurrency, warmUp, duration, cancellationToken)
-                            : await LoadGenerator.RunAsync(target.Setup.Url, model.Payload, model.ContentType, concurrency, warmUp, duration, cancellationToken);
+                            ? await GrpcLoadGenerator.RunAsync(target.Setup.GrpcUrl!, api, model, keys.Inference, concurrency, warmUp, duration, cancellationToken)
+                            : await LoadGenerator.RunAsync(target.Setup.Url, model.Payload, model.ContentType, keys.Inference, concurrency, warmUp, duration, cancellationToken);
                         log.WriteLine($"   round {round}: {model.Name}, {target.Name}, {concurrency} client(s): {result.Throughput:0.0} req/s, " +
                                       $"p50 {result.P50Ms:0.00} ms, p99 {result.P99Ms:0.00} ms, errors {result.Errors} {result.FirstError}");
                         (samples.TryGetValue((target.Name, concurrency), out var list) ? list : samples[(target.Name, concurrency)] = []).Add(result);
@@ -175,9 +179,9 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
         };
     }
 
-    private static async Task WaitServingAsync(Uri url, BenchModel model, ServeProcess[] processes, CancellationToken cancellationToken)
+    private static async Task WaitServingAsync(Uri url, BenchModel model, string key, ServeProcess[] processes, CancellationToken cancellationToken)
     {
-        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var client = KeyFiles.Client(url, key, TimeSpan.FromSeconds(10));
         await Waiting.UntilAsync(async () =>
         {
             using var content = new ByteArrayContent(model.Payload);

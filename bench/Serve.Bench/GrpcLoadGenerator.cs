@@ -25,17 +25,17 @@ public enum GrpcApi
 public static class GrpcLoadGenerator
 {
     public static async Task<LoadResult> RunAsync(
-        Uri address, GrpcApi api, BenchModel model, int concurrency, TimeSpan warmUp, TimeSpan duration, CancellationToken cancellationToken)
+        Uri address, GrpcApi api, BenchModel model, string key, int concurrency, TimeSpan warmUp, TimeSpan duration, CancellationToken cancellationToken)
     {
         using var channel = Open(address);
-        return await LoadGenerator.ClosedLoopAsync(Sender(channel, api, model), concurrency, warmUp, duration, cancellationToken);
+        return await LoadGenerator.ClosedLoopAsync(Sender(channel, api, model, key), concurrency, warmUp, duration, cancellationToken);
     }
 
     /// <summary>One call, to learn that the API answers before measuring it: null when it does, else why not.</summary>
-    public static async Task<string?> TryOnceAsync(Uri address, GrpcApi api, BenchModel model, CancellationToken cancellationToken)
+    public static async Task<string?> TryOnceAsync(Uri address, GrpcApi api, BenchModel model, string key, CancellationToken cancellationToken)
     {
         using var channel = Open(address);
-        return await Sender(channel, api, model)(cancellationToken);
+        return await Sender(channel, api, model, key)(cancellationToken);
     }
 
     private static GrpcChannel Open(Uri address)
@@ -44,8 +44,10 @@ public static class GrpcLoadGenerator
         return GrpcChannel.ForAddress(address);
     }
 
-    private static Func<CancellationToken, Task<string?>> Sender(GrpcChannel channel, GrpcApi api, BenchModel model)
+    private static Func<CancellationToken, Task<string?>> Sender(GrpcChannel channel, GrpcApi api, BenchModel model, string key)
     {
+        // The inference key travels as the authorization metadata, as any client of a secured server sends it.
+        var headers = new Metadata { { "authorization", "Bearer " + key } };
         // Requests are built per call, as a client would; the payload bytes are wrapped once and shared.
         if (api == GrpcApi.Predictions)
         {
@@ -54,7 +56,7 @@ public static class GrpcLoadGenerator
             return token => Checked(async () =>
             {
                 var response = await client.PredictionsAsync(
-                    new PredictionsRequest { ModelName = model.Name, Input = { ["data"] = data } }, deadline: Deadline(), cancellationToken: token);
+                    new PredictionsRequest { ModelName = model.Name, Input = { ["data"] = data } }, headers, Deadline(), token);
                 return response.Prediction.IsEmpty ? "an empty prediction" : null;
             });
         }
@@ -70,7 +72,7 @@ public static class GrpcLoadGenerator
                 Datatype = model.Tensor.DataType.ToString(),
                 Shape = { model.Tensor.Shape },
             });
-            var response = await infer.ModelInferAsync(request, deadline: Deadline(), cancellationToken: token);
+            var response = await infer.ModelInferAsync(request, headers, Deadline(), token);
             // Raw inputs get raw outputs: one non-empty entry per output.
             return response.Outputs.Count > 0 && response.RawOutputContents.Count == response.Outputs.Count && response.RawOutputContents.All(r => !r.IsEmpty)
                 ? null

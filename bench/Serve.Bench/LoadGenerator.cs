@@ -16,13 +16,18 @@ public sealed record LoadResult(int Concurrency, double Seconds, long Completed,
 /// </summary>
 public static class LoadGenerator
 {
-    /// <summary>HTTP POSTs of <paramref name="payload"/>; a non-2xx answer is an error.</summary>
+    /// <summary>HTTP POSTs of <paramref name="payload"/>, with <paramref name="key"/> as the bearer token when given; a non-2xx answer is an error.</summary>
     public static async Task<LoadResult> RunAsync(
-        Uri url, byte[] payload, string contentType, int concurrency, TimeSpan warmUp, TimeSpan duration, CancellationToken cancellationToken)
+        Uri url, byte[] payload, string contentType, string? key, int concurrency, TimeSpan warmUp, TimeSpan duration, CancellationToken cancellationToken)
     {
         RequireLoopback(url);
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, PooledConnectionLifetime = Timeout.InfiniteTimeSpan };
         using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(120) };
+        if (key is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+
         return await ClosedLoopAsync(async token =>
         {
             using var content = new ByteArrayContent(payload);

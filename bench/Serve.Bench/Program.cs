@@ -4,7 +4,7 @@ using Serve.Bench;
 // Serve's benchmarks. Run in Release:
 //   dotnet run -c Release --project bench/Serve.Bench -- compare [--models tiny,resnet18] [--rounds 3] [--duration 8] [--warmup 2]
 //   dotnet run -c Release --project bench/Serve.Bench -- raw --model tiny|resnet18 [--seconds 4]
-//   dotnet run -c Release --project bench/Serve.Bench -- load --url http://127.0.0.1:8080/predictions/m --payload f --content-type t
+//   dotnet run -c Release --project bench/Serve.Bench -- load --url http://127.0.0.1:8080/predictions/m --payload f --content-type t [--key K]
 //       [--concurrency 16] [--duration 10] [--warmup 3]
 string Option(string name, string fallback)
 {
@@ -29,7 +29,7 @@ switch (args.FirstOrDefault())
 
     case "load":
         var result = await LoadGenerator.RunAsync(new Uri(Option("url", "http://127.0.0.1:8080/ping")),
-            File.ReadAllBytes(Option("payload", "/dev/null")), Option("content-type", "application/octet-stream"),
+            File.ReadAllBytes(Option("payload", "/dev/null")), Option("content-type", "application/octet-stream"), args.Contains("--key") ? Option("key", "") : null,
             IntOption("concurrency", 16), TimeSpan.FromSeconds(IntOption("warmup", 3)), TimeSpan.FromSeconds(IntOption("duration", 10)), cancel.Token);
         Console.WriteLine($"{result.Throughput:0.0} req/s, p50 {result.P50Ms:0.00} ms, p90 {result.P90Ms:0.00} ms, p99 {result.P99Ms:0.00} ms, " +
                           $"{result.Completed} ok, {result.Errors} errors {result.FirstError}");

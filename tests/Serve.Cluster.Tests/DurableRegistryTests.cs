@@ -78,7 +78,7 @@ public sealed class DurableRegistryTests(ITestOutputHelper output)
 
         await using (var first = LocalCluster.Start(workers: 2, store, gatewayArguments))
         {
-            using var management = new HttpClient { BaseAddress = first.ManagementAddress, Timeout = Timeout };
+            using var management = first.ManagementClient(Timeout);
             await Waiting.UntilAsync(async () => (await management.GetAsync("/models", token)).IsSuccessStatusCode,
                 Timeout, "the first cluster's management API", first.Diagnostics);
             await Expect(management, HttpMethod.Post, "/models?url=tiny.pt&model_name=tiny&initial_workers=2", HttpStatusCode.OK, first);
@@ -90,7 +90,7 @@ public sealed class DurableRegistryTests(ITestOutputHelper output)
         }
 
         await using var second = LocalCluster.Start(workers: 2, store, gatewayArguments);
-        using var inference = new HttpClient { BaseAddress = second.InferenceAddress, Timeout = Timeout };
+        using var inference = second.InferenceClient(Timeout);
         await Waiting.UntilAsync(async () => (await inference.GetAsync("/v2/models/tiny/versions/1.0/ready", token)).IsSuccessStatusCode
                                             && (await inference.GetAsync("/v2/models/tiny/versions/2.0/ready", token)).IsSuccessStatusCode,
             Timeout, "both versions to serve again after the restart", second.Diagnostics);
@@ -100,7 +100,7 @@ public sealed class DurableRegistryTests(ITestOutputHelper output)
 
         // Each version's replica count and pins are what was set before the restart, and all those replicas
         // serve where the pins say.
-        using var restartedManagement = new HttpClient { BaseAddress = second.ManagementAddress, Timeout = Timeout };
+        using var restartedManagement = second.ManagementClient(Timeout);
         await Waiting.UntilAsync(async () =>
         {
             var described = JsonDocument.Parse(await restartedManagement.GetStringAsync("/models/tiny/all", token)).RootElement.EnumerateArray()

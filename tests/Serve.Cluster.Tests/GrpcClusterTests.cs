@@ -22,11 +22,11 @@ public sealed class GrpcClusterTests
     {
         var token = TestContext.Current.CancellationToken;
         await using var cluster = LocalCluster.Start(workers: 1, "tiny=tiny.pt", store => TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt")));
-        using var http = new HttpClient { BaseAddress = cluster.InferenceAddress, Timeout = TimeSpan.FromSeconds(30) };
+        using var http = cluster.InferenceClient(TimeSpan.FromSeconds(30));
         await Waiting.UntilAsync(async () => (await http.GetAsync("/v2/models/tiny/ready", token)).IsSuccessStatusCode,
             StartTimeout, "tiny to be ready on the worker", cluster.Diagnostics);
 
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{cluster.GrpcInferencePort}");
+        using var channel = cluster.GrpcInferenceChannel();
         var oip = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
         var request = new ModelInferRequest { ModelName = "tiny", Id = "across-processes" };
         request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "input__0", Datatype = "FP32", Shape = { 1, 10 } });

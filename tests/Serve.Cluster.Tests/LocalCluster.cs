@@ -11,13 +11,31 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly List<ServeProcess> _processes = [];
     private readonly string? _ownedStore;
 
-    private LocalCluster(int inferencePort, int managementPort, int grpcInferencePort, string? ownedStore)
+    private LocalCluster(int inferencePort, int managementPort, int grpcInferencePort, TestKeys keys, string? ownedStore)
     {
         InferencePort = inferencePort;
         ManagementPort = managementPort;
         GrpcInferencePort = grpcInferencePort;
+        Keys = keys;
         _ownedStore = ownedStore;
     }
+
+    /// <summary>The gateway's keys (token authorization is on, as by default).</summary>
+    public TestKeys Keys { get; }
+
+    /// <summary>A client of the inference API, presenting the inference key.</summary>
+    public HttpClient InferenceClient(TimeSpan timeout) => KeyFiles.Client(InferenceAddress, Keys.Inference, timeout);
+
+    /// <summary>A gRPC channel to the gateway's gRPC inference listener, presenting the inference key.</summary>
+    public Grpc.Net.Client.GrpcChannel GrpcInferenceChannel() =>
+        Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{GrpcInferencePort}", new Grpc.Net.Client.GrpcChannelOptions
+        {
+            HttpClient = KeyFiles.Client(new Uri($"http://127.0.0.1:{GrpcInferencePort}"), Keys.Inference, Timeout.InfiniteTimeSpan),
+            DisposeHttpClient = true,
+        });
+
+    /// <summary>A client of the management API, presenting the management key.</summary>
+    public HttpClient ManagementClient(TimeSpan timeout) => KeyFiles.Client(ManagementAddress, Keys.Management, timeout);
 
     public int InferencePort { get; }
 
@@ -46,8 +64,12 @@ public sealed class LocalCluster : IAsyncDisposable
     {
         var ports = FreePorts.Take(6 + workers);
         var seed = $"akka.tcp://serve@127.0.0.1:{ports[3]}";
-        var cluster = new LocalCluster(ports[0], ports[1], ports[4], ownsStore ? store : null);
+        // The key file lives with the store, so a cluster started again over it keeps its keys.
+        var keyFile = Path.Combine(store, ".keys", "key_file.json");
+        var keys = File.Exists(keyFile) ? ReadKeys(keyFile) : KeyFiles.Write(keyFile);
+        var cluster = new LocalCluster(ports[0], ports[1], ports[4], keys, ownsStore ? store : null);
         cluster._processes.Add(ServeProcess.Start("gateway", ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll"),
+            new Dictionary<string, string> { ["Serve__Security__KeyFile"] = keyFile },
         [
             "--inference-address", $"http://127.0.0.1:{ports[0]}",
             "--management-address", $"http://127.0.0.1:{ports[1]}",
@@ -90,4 +112,11 @@ public sealed class LocalCluster : IAsyncDisposable
     }
 
     private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
+
+    private static TestKeys ReadKeys(string keyFile)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllText(keyFile));
+        string Key(string name) => document.RootElement.GetProperty(name).GetProperty("key").GetString()!;
+        return new TestKeys(Key("inference"), Key("management"), Key("API"));
+    }
 }

@@ -30,7 +30,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
     /// </summary>
     private static async Task<Dictionary<string, string>> PlacementAsync(LocalCluster cluster, CancellationToken token)
     {
-        using var management = new HttpClient { BaseAddress = cluster.ManagementAddress, Timeout = TimeSpan.FromSeconds(30) };
+        using var management = cluster.ManagementClient(TimeSpan.FromSeconds(30));
         using var response = await management.GetAsync("/models/tiny", token);
         if (!response.IsSuccessStatusCode)
         {
@@ -56,7 +56,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
     {
         var token = TestContext.Current.CancellationToken;
         await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
-        using var client = new HttpClient { BaseAddress = cluster.InferenceAddress, Timeout = TimeSpan.FromSeconds(30) };
+        using var client = cluster.InferenceClient(TimeSpan.FromSeconds(30));
         var placement = await StartedAndSpreadAsync(cluster, client, token);
 
         output.WriteLine(string.Join(", ", placement.Select(p => $"{p.Key} on {p.Value}")));
@@ -122,7 +122,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
     {
         var token = TestContext.Current.CancellationToken;
         await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
-        using var client = new HttpClient { BaseAddress = cluster.InferenceAddress, Timeout = TimeSpan.FromSeconds(60) };
+        using var client = cluster.InferenceClient(TimeSpan.FromSeconds(60));
         var (_, after) = await LoseAWorkerAsync(cluster, client, worker => worker.Kill(), "killed", token);
 
         var replicas = new HashSet<string>();
@@ -141,7 +141,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
     {
         var token = TestContext.Current.CancellationToken;
         await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
-        using var client = new HttpClient { BaseAddress = cluster.InferenceAddress, Timeout = TimeSpan.FromSeconds(60) };
+        using var client = cluster.InferenceClient(TimeSpan.FromSeconds(60));
         var (leaving, _) = await LoseAWorkerAsync(cluster, client, worker => worker.Terminate(), "sent SIGTERM to", token);
         await Waiting.UntilAsync(() => leaving.HasExited, TimeSpan.FromSeconds(30), $"{leaving.Name} to exit after SIGTERM", cluster.Diagnostics);
     }

@@ -22,13 +22,18 @@ public sealed class PlacementClusterTests(ITestOutputHelper output)
         var token = TestContext.Current.CancellationToken;
         await using var cluster = LocalCluster.Start(workers: 2, "tiny=tiny.pt?replicas=2&nodes=worker-1",
             store => TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt")));
-        using var inference = new HttpClient { BaseAddress = cluster.InferenceAddress, Timeout = Timeout };
-        using var management = new HttpClient { BaseAddress = cluster.ManagementAddress, Timeout = Timeout };
+        using var inference = cluster.InferenceClient(Timeout);
+        using var management = cluster.ManagementClient(Timeout);
 
         await Waiting.UntilAsync(async () => (await WorkersAsync(management, token)) is { Length: 2 } workers
                                             && workers.All(w => w.GetProperty("status").GetString() == "READY"),
             Timeout, "both replicas to serve", cluster.Diagnostics);
         Assert.All(await WorkersAsync(management, token), w => Assert.Equal("worker-1", w.GetProperty("nodeName").GetString()));
+        // worker-2 serves nothing yet, so nothing above waited for it: it must have joined and reported its devices.
+        await Waiting.UntilAsync(async () => JsonDocument.Parse(await management.GetStringAsync("/cluster", token)).RootElement.GetProperty("members")
+                .EnumerateArray().Any(m => m.GetProperty("name").ValueKind == JsonValueKind.String && m.GetProperty("name").GetString() == "worker-2"
+                                           && m.GetProperty("devices").GetArrayLength() > 0),
+            Timeout, "worker-2 to join and report its devices", cluster.Diagnostics);
 
         // Steady traffic from one client while the placement changes; bounded in time and count.
         var failures = new List<string>();

@@ -39,6 +39,7 @@ public sealed class TorchServeConfigFileTests(ITestOutputHelper output)
                 a_key_from_the_future=1
                 """, token);
 
+            var keys = KeyFiles.Write(Path.Combine(store, "data", "key_file.json"));
             await using var server = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
                 new Dictionary<string, string>
                 {
@@ -47,8 +48,8 @@ public sealed class TorchServeConfigFileTests(ITestOutputHelper output)
                 },
                 "--ts-config", config, "--cluster-port", "0", "--data-dir", Path.Combine(store, "data"));
 
-            using var inference = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{ports[0]}"), Timeout = Timeout };
-            using var management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{ports[1]}"), Timeout = Timeout };
+            using var inference = KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[0]}"), keys.Inference, Timeout);
+            using var management = KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[1]}"), keys.Management, Timeout);
             await Waiting.UntilAsync(async () => (await inference.GetAsync("/v2/models/tiny/ready", token)).IsSuccessStatusCode,
                 Timeout, "the model named by load_models to serve on inference_address", () => server.Tail());
 
@@ -61,7 +62,11 @@ public sealed class TorchServeConfigFileTests(ITestOutputHelper output)
             Assert.Equal(HttpStatusCode.OK, registered.StatusCode);
 
             // grpc_inference_port: TorchServe's gRPC inference API answers there.
-            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{ports[3]}");
+            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{ports[3]}", new Grpc.Net.Client.GrpcChannelOptions
+            {
+                HttpClient = KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[3]}"), keys.Inference, Timeout),
+                DisposeHttpClient = true,
+            });
             var ping = await new Serve.Gateway.Grpc.TorchServe.InferenceAPIsService.InferenceAPIsServiceClient(channel)
                 .PingAsync(new Google.Protobuf.WellKnownTypes.Empty(), cancellationToken: token);
             Assert.Equal("Healthy", JsonDocument.Parse(ping.Health).RootElement.GetProperty("status").GetString());

@@ -3,6 +3,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Serve.Gateway.Hosting;
+using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Apis;
 
@@ -32,8 +33,9 @@ public static class ApiDescription
             // Built once: the document describes code, which does not change while the process runs.
             var body = JsonSerializer.SerializeToUtf8Bytes(Document(kind), Indented);
             var listener = app.MapGroup(string.Empty).OnListener(kind);
-            listener.MapMethods("/", [HttpMethods.Options], () => Results.Bytes(body, "application/json"));
-            listener.MapGet("/api-description", () => Results.Bytes(body, "application/json"));
+            // The API's shape is no secret (TorchServe answers it without a key too).
+            listener.MapMethods("/", [HttpMethods.Options], () => Results.Bytes(body, "application/json")).WithoutKey();
+            listener.MapGet("/api-description", () => Results.Bytes(body, "application/json")).WithoutKey();
         }
 
         return app;
@@ -74,18 +76,39 @@ public static class ApiDescription
                 ["version"] = Version,
             },
             ["paths"] = paths,
-            ["components"] = new JsonObject { ["schemas"] = schemas },
+            ["components"] = new JsonObject
+            {
+                ["schemas"] = schemas,
+                ["securitySchemes"] = new JsonObject
+                {
+                    ["bearer"] = new JsonObject
+                    {
+                        ["type"] = "http",
+                        ["scheme"] = "bearer",
+                        ["description"] = "The key for this API from the server's key_file.json (inference or management; API for /token).",
+                    },
+                },
+            },
+            // Every operation needs a key unless it says otherwise (health and these descriptions do).
+            ["security"] = new JsonArray(new JsonObject { ["bearer"] = new JsonArray() }),
         };
     }
 
-    private static JsonObject DescriptionOperation(string operationId, string summary) => OpenApi.Operation(operationId, summary, [],
-        (200, OpenApi.Json("The OpenAPI document of this listener's API.", OpenApi.Ref("ApiDescription"))));
+    private static JsonObject DescriptionOperation(string operationId, string summary) => OpenApi.WithoutKey(OpenApi.Operation(operationId, summary, [],
+        (200, OpenApi.Json("The OpenAPI document of this listener's API.", OpenApi.Ref("ApiDescription")))));
 }
 
 /// <summary>Small builders for the hand-written OpenAPI 3.0 documents (each call makes new nodes).</summary>
 internal static class OpenApi
 {
     public static JsonObject Ref(string schema) => new() { ["$ref"] = $"#/components/schemas/{schema}" };
+
+    /// <summary>Marks an operation as answered without a key.</summary>
+    public static JsonObject WithoutKey(JsonObject operation)
+    {
+        operation["security"] = new JsonArray();
+        return operation;
+    }
 
     public static JsonObject Str(string description) => new() { ["type"] = "string", ["description"] = description };
 

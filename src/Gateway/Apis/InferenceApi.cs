@@ -5,6 +5,7 @@ using Serve.Actors.Registry;
 using Serve.Actors.Tensors;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Inference;
+using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Apis;
 
@@ -14,7 +15,8 @@ public static class InferenceApi
     public static IEndpointRouteBuilder MapInferenceApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup(string.Empty).OnListener(ListenerKind.Inference);
-        api.MapGet("/ping", Ping);
+        // Liveness answers without a key: it says only Healthy or Unhealthy, and probes carry no keys.
+        api.MapGet("/ping", Ping).WithoutKey();
         // TorchServe does not check the method: its own docs upload with curl -T (PUT).
         string[] methods = [HttpMethods.Post, HttpMethods.Put];
         api.MapMethods("/predictions/{model}", methods, (string model, HttpContext context, IInferenceClient client, RequestBodies bodies, CatalogView catalog) =>

@@ -14,9 +14,9 @@ internal static class InferenceApiDescription
     {
         paths["/ping"] = new JsonObject
         {
-            ["get"] = Operation("ping", "TorchServe's health: Unhealthy when a model's default version has only failed replicas.", [],
+            ["get"] = WithoutKey(Operation("ping", "TorchServe's health: Unhealthy when a model's default version has only failed replicas. No key needed.", [],
                 (200, Status("{\"status\": \"Healthy\"}")),
-                (500, Status("{\"status\": \"Unhealthy\"}"))),
+                (500, Status("{\"status\": \"Unhealthy\"}")))),
         };
         paths["/predictions/{model_name}"] = Predictions("predictions", "predictionsPut", "the model's default version", [Model()]);
         paths["/predictions/{model_name}/{model_version}"] = Predictions("versionPredictions", "versionPredictionsPut", "a version of the model",
@@ -29,14 +29,14 @@ internal static class InferenceApiDescription
         };
         paths["/v2/health/live"] = new JsonObject
         {
-            ["get"] = Operation("serverLive", "Open Inference Protocol liveness.", [],
-                (200, Json("The server answers.", Ref("ServerLive")))),
+            ["get"] = WithoutKey(Operation("serverLive", "Open Inference Protocol liveness. No key needed.", [],
+                (200, Json("The server answers.", Ref("ServerLive"))))),
         };
         paths["/v2/health/ready"] = new JsonObject
         {
-            ["get"] = Operation("serverReady", "Open Inference Protocol readiness: every model's default version has a serving replica.", [],
+            ["get"] = WithoutKey(Operation("serverReady", "Open Inference Protocol readiness: every model's default version has a serving replica. No key needed.", [],
                 (200, Json("Ready.", Ref("ServerReady"))),
-                (503, Json("Not ready.", Ref("ServerReady")))),
+                (503, Json("Not ready.", Ref("ServerReady"))))),
         };
         paths["/v2/models/{model_name}"] = ModelMetadata("modelMetadata", "the model's default version", [Model()]);
         paths["/v2/models/{model_name}/versions/{model_version}"] = ModelMetadata("modelVersionMetadata", "a version of the model", [Model(), Version()]);
@@ -161,6 +161,7 @@ internal static class InferenceApiDescription
     private static (int, JsonObject)[] InferenceErrors(Func<string, JsonObject> body) =>
     [
         (400, body("Bad input: malformed JSON, wrong shape or datatype, not an image, empty body.")),
+        (401, TorchServeError("The inference key is missing, wrong or expired.")),
         (404, body("Unknown model or version.")),
         (413, body("The body is over max_request_size.")),
         (500, body("The model failed.")),

@@ -108,6 +108,15 @@ internal static class ManagementApiDescription
                 (200, Json("The cluster.", Ref("Cluster")))),
         };
 
+        paths["/token"] = new JsonObject
+        {
+            ["get"] = Operation("rotateKey", "Replaces the management or inference key (and its expiry) and rewrites the key file; needs the API key.",
+                [Query("type", Str("management or inference"), required: true)],
+                (200, Json("The new key and its expiry, under the key's name.", FreeObject("{\"management\": {\"key\", \"expiration time\"}}"))),
+                (400, TorchServeError("type is neither management nor inference.")),
+                (401, TorchServeError("The API key is missing or wrong."))),
+        };
+
         schemas["ModelList"] = Obj(["models"],
             ("models", ArrayOf(Obj(["modelName", "modelUrl"],
                 ("modelName", Str("The model.")),

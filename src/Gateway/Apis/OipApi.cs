@@ -6,6 +6,7 @@ using Serve.Actors.Registry;
 using Serve.Actors.Tensors;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Inference;
+using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Apis;
 
@@ -22,10 +23,11 @@ public static class OipApi
     public static IEndpointRouteBuilder MapOipApi(this IEndpointRouteBuilder app)
     {
         var v2 = app.MapGroup("/v2").OnListener(ListenerKind.Inference);
-        v2.MapGet("/health/live", () => Results.Json(new { live = true }));
+        // Liveness and readiness answer without a key (a yes or no, for probes); everything else needs one.
+        v2.MapGet("/health/live", () => Results.Json(new { live = true })).WithoutKey();
         v2.MapGet("/health/ready", (CatalogView catalog) => catalog.Current.AllModelsReady
             ? Results.Json(new { ready = true })
-            : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable));
+            : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable)).WithoutKey();
         v2.MapGet(string.Empty, () => Results.Json(new { name = OipModels.ServerName, version = OipModels.ServerVersion, extensions = OipModels.Extensions }));
 
         v2.MapGet("/models/{model}", (string model, CatalogView catalog) => Metadata(catalog.Current, model, null));

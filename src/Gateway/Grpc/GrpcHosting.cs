@@ -1,5 +1,6 @@
 using Grpc.AspNetCore.HealthChecks;
 using Serve.Gateway.Hosting;
+using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Grpc;
 
@@ -35,7 +36,8 @@ public static class GrpcHosting
         app.MapGrpcService<TorchServeInferenceService>().OnListener(ListenerKind.GrpcInference);
         app.MapGrpcService<OipInferenceService>().OnListener(ListenerKind.GrpcInference);
         app.MapGrpcService<TorchServeManagementService>().OnListener(ListenerKind.GrpcManagement);
-        app.MapGrpcHealthChecksService().OnListener(ListenerKind.GrpcInference, ListenerKind.GrpcManagement);
+        // Health answers without a key, as /ping and /v2/health/* do: probes carry no keys.
+        app.MapGrpcHealthChecksService().OnListener(ListenerKind.GrpcInference, ListenerKind.GrpcManagement).WithoutKey();
         app.MapGrpcReflectionService().OnListener(ListenerKind.GrpcInference, ListenerKind.GrpcManagement);
         return app;
     }

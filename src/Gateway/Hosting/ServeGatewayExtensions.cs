@@ -11,6 +11,7 @@ using Serve.Gateway.Apis;
 using Serve.Gateway.Grpc;
 using Serve.Gateway.Inference;
 using Serve.Gateway.Management;
+using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Hosting;
 
@@ -24,6 +25,9 @@ public static class ServeGatewayExtensions
         var frame = builder.Configuration.GetSection(ServeClusterOptions.Section).Get<ServeClusterOptions>() ?? new ServeClusterOptions();
         services.AddValidatedOptions<GatewayOptions>(GatewayOptions.Section, o => ValidateGateway(o, frame.MaximumPayloadBytes));
         services.AddValidatedOptions<RegistryOptions>(RegistryOptions.Section, o => o.Validate());
+        services.AddValidatedOptions<SecurityOptions>(SecurityOptions.Section, o => o.Validate());
+        services.AddSingleton<ApiKeys>();
+        services.AddHostedService<SecurityStartup>();
         services.PostConfigure<GatewayOptions>(o => o.DefaultModel.Enabled = builder.Configuration.GetValue(
             "Serve:DefaultModel:Enabled", defaultModel));
 
@@ -102,10 +106,13 @@ public static class ServeGatewayExtensions
             };
             return result.ExecuteAsync(context.HttpContext);
         });
+        // After routing (the endpoint and its listener are known), before any endpoint runs.
+        app.UseTokenAuthorization();
         app.MapInferenceApi();
         app.MapOipApi();
         app.MapManagementApi();
         app.MapPlacementApi();
+        app.MapTokenApi();
         app.MapApiDescription();
         app.MapServeGrpc();
         return app;

@@ -39,6 +39,8 @@ public static partial class TorchServeConfig
         ["default_response_timeout"] = "Serve:DefaultResponseTimeout",
         ["default_startup_timeout"] = "Serve:DefaultStartupTimeout",
         ["enable_model_api"] = "Serve:EnableModelApi",
+        ["disable_token_authorization"] = "Serve:Security:DisableTokenAuthorization",
+        ["token_expiration_min"] = "Serve:Security:TokenExpirationMinutes",
     };
 
     /// <summary>
@@ -61,8 +63,6 @@ public static partial class TorchServeConfig
         ["grpc_management_max_connection_age_ms"] = "Serve does not limit the age of gRPC connections",
         ["grpc_inference_max_connection_age_grace_ms"] = "Serve does not limit the age of gRPC connections",
         ["grpc_management_max_connection_age_grace_ms"] = "Serve does not limit the age of gRPC connections",
-        ["disable_token_authorization"] = "token authorization is not implemented yet",
-        ["token_expiration_min"] = "token authorization is not implemented yet",
         ["enable_metrics_api"] = "the metrics API is not implemented yet",
         ["metrics_mode"] = "the metrics API is not implemented yet",
         ["metrics_config"] = "the metrics API is not implemented yet",

@@ -1,0 +1,67 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+using Serve.Actors.Hosting;
+using Serve.Gateway.Hosting;
+
+namespace Serve.Gateway.Security;
+
+/// <summary>
+/// Says at start-up where the keys are, and warns about every setting that opens Serve wider than its
+/// defaults: token authorization turned off, a listener or the cluster port on a wildcard or public address.
+/// </summary>
+public sealed partial class SecurityStartup(
+    IOptions<SecurityOptions> security, IOptions<GatewayOptions> gateway, IOptions<ServeClusterOptions> cluster,
+    IServiceProvider services, ILogger<SecurityStartup> logger) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (security.Value.DisableTokenAuthorization)
+        {
+            LogTokensDisabled(logger);
+        }
+        else
+        {
+            LogKeyFile(logger, services.GetRequiredService<ApiKeys>().FilePath, security.Value.TokenExpirationMinutes);
+        }
+
+        var options = gateway.Value;
+        foreach (var (kind, address) in new[]
+                 {
+                     (ListenerKind.Inference, options.InferenceAddress), (ListenerKind.Management, options.ManagementAddress),
+                     (ListenerKind.Metrics, options.MetricsAddress), (ListenerKind.GrpcInference, options.GrpcInferenceAddress),
+                     (ListenerKind.GrpcManagement, options.GrpcManagementAddress),
+                 })
+        {
+            var endpoint = Listeners.ParseAddress(address, kind);
+            if (!IPAddress.IsLoopback(endpoint.Address))
+            {
+                LogOpenListener(logger, kind, address);
+            }
+        }
+
+        if (IPAddress.TryParse(cluster.Value.Hostname, out var clusterAddress) ? !IPAddress.IsLoopback(clusterAddress) : cluster.Value.Hostname != "localhost")
+        {
+            LogOpenCluster(logger, cluster.Value.Hostname);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "API keys are in {Path} (owner-only); inference and management keys expire after {Minutes} minutes " +
+                                                           "and are rotated with GET /token?type=... and the API key")]
+    private static partial void LogKeyFile(ILogger logger, string path, double minutes);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Token authorization is DISABLED (disable_token_authorization): anyone who can reach a " +
+                                                       "listener can run inference and manage models")]
+    private static partial void LogTokensDisabled(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The {Listener} listener binds {Address}, not loopback: it is reachable from other hosts. " +
+                                                       "Keep token authorization on and use TLS, or put it behind a proxy that does")]
+    private static partial void LogOpenListener(ILogger logger, ListenerKind listener, string address);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The cluster port binds {Address}, not loopback: other hosts can reach it. Without cluster TLS, " +
+                                                       "any process that reaches it can join the cluster")]
+    private static partial void LogOpenCluster(ILogger logger, string address);
+}

@@ -1,0 +1,100 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using Serve.Actors.Protocol;
+using Serve.Gateway.Apis;
+using Serve.Gateway.Hosting;
+
+namespace Serve.Gateway.Security;
+
+/// <summary>Endpoint metadata: answered without a key (liveness and readiness, the API descriptions).</summary>
+public sealed record NoKeyRequired;
+
+/// <summary>Endpoint metadata: needs this key rather than its listener's (<c>/token</c> needs the API key).</summary>
+public sealed record KeyRequired(KeyKind Kind);
+
+/// <summary>
+/// TorchServe's token authorization, on by default: <c>Authorization: Bearer &lt;key&gt;</c> on HTTP, the
+/// <c>authorization</c> metadata on gRPC (the same header), with the inference key on the inference listeners
+/// and the management key on the management listeners. A missing, wrong or expired key gets 401
+/// (UNAUTHENTICATED on gRPC) and one message whatever was wrong, so an answer never says which part failed.
+/// </summary>
+public static class TokenAuthorization
+{
+    public const string FailureMessage = "Token authorization failed: the token is missing, wrong or expired. Send " +
+                                         "'Authorization: Bearer <key>' with the key for this API from the server's key file.";
+
+    public static TBuilder WithoutKey<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder => builder.WithMetadata(new NoKeyRequired());
+
+    /// <summary>Checks each request's key; runs after routing, so it knows the endpoint and its listener.</summary>
+    public static IApplicationBuilder UseTokenAuthorization(this IApplicationBuilder app)
+    {
+        var security = app.ApplicationServices.GetRequiredService<IOptions<SecurityOptions>>().Value;
+        if (security.DisableTokenAuthorization)
+        {
+            return app;
+        }
+
+        var keys = app.ApplicationServices.GetRequiredService<ApiKeys>();
+        return app.Use(async (context, next) =>
+        {
+            if (RequiredKey(context) is not { } kind || keys.Accepts(kind, Bearer(context.Request)))
+            {
+                await next(context);
+                return;
+            }
+
+            await RefuseAsync(context);
+        });
+    }
+
+    /// <summary>The key <paramref name="context"/>'s endpoint needs; null when it needs none.</summary>
+    public static KeyKind? RequiredKey(HttpContext context)
+    {
+        var endpoint = context.GetEndpoint();
+        if (endpoint?.Metadata.GetMetadata<NoKeyRequired>() is not null)
+        {
+            return null;
+        }
+
+        if (endpoint?.Metadata.GetMetadata<KeyRequired>() is { } required)
+        {
+            return required.Kind;
+        }
+
+        // Unmatched requests need the listener's key too, so probing paths learns nothing without one.
+        return Listeners.Of(context) switch
+        {
+            ListenerKind.Inference or ListenerKind.GrpcInference => KeyKind.Inference,
+            ListenerKind.Management or ListenerKind.GrpcManagement => KeyKind.Management,
+            _ => null,
+        };
+    }
+
+    /// <summary>The key of an <c>Authorization: Bearer &lt;key&gt;</c> header, else null.</summary>
+    public static string? Bearer(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        const string scheme = "Bearer ";
+        return header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) && header.Length > scheme.Length
+            ? header[scheme.Length..].Trim()
+            : null;
+    }
+
+    private static Task RefuseAsync(HttpContext context)
+    {
+        var response = context.Response;
+        if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true)
+        {
+            // A gRPC answer with no message: status in the headers (a "trailers-only" response).
+            response.StatusCode = StatusCodes.Status200OK;
+            response.ContentType = "application/grpc";
+            response.Headers["grpc-status"] = ((int)ErrorTable.Grpc(ServeErrorKind.Unauthenticated)).ToString(CultureInfo.InvariantCulture);
+            response.Headers["grpc-message"] = Uri.EscapeDataString(FailureMessage);
+            return Task.CompletedTask;
+        }
+
+        response.Headers.WWWAuthenticate = "Bearer";
+        return ErrorTable.TorchServe(new ServeError(ServeErrorKind.Unauthenticated, FailureMessage)).ExecuteAsync(context);
+    }
+}
