@@ -81,25 +81,4 @@ public sealed class TorchServeConfigFileTests(ITestOutputHelper output)
             Directory.Delete(store, recursive: true);
         }
     }
-
-    [Fact]
-    public async Task A_config_file_that_asks_for_tls_stops_the_start_rather_than_serving_plaintext()
-    {
-        var token = TestContext.Current.CancellationToken;
-        var store = Directory.CreateTempSubdirectory("serve-ts-config-").FullName;
-        try
-        {
-            var config = Path.Combine(store, "config.properties");
-            await File.WriteAllTextAsync(config, "certificate_file=/etc/serve/cert.pem\nprivate_key_file=/etc/serve/key.pem\n", token);
-            await using var server = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
-                new Dictionary<string, string> { ["TS_CONFIG_FILE"] = config },
-                "--cluster-port", "0", "--data-dir", Path.Combine(store, "data"));
-            await Waiting.UntilAsync(() => server.HasExited, Timeout, "the server to refuse to start", () => server.Tail());
-            Assert.True(server.Logged("certificate_file: TLS is not implemented yet"), server.Tail());
-        }
-        finally
-        {
-            Directory.Delete(store, recursive: true);
-        }
-    }
 }

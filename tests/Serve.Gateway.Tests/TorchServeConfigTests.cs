@@ -136,11 +136,25 @@ public sealed class TorchServeConfigTests
     }
 
     [Fact]
-    public void Tls_keys_are_a_problem_not_a_silent_downgrade()
+    public void Tls_keys_become_serves_and_enable_grpc_ssl_secures_the_grpc_listeners()
     {
-        var result = TorchServeConfig.Translate("c", new Dictionary<string, string> { ["keystore"] = "keystore.p12" }, NoEnvironment);
-        Assert.Single(result.Problems);
-        Assert.StartsWith("keystore: TLS is not implemented yet", result.Problems[0], StringComparison.Ordinal);
+        var result = TorchServeConfig.Translate("c", new Dictionary<string, string>
+        {
+            ["inference_address"] = "https://127.0.0.1:8443",
+            ["keystore"] = "keystore.p12",
+            ["keystore_pass"] = "changeit",
+            ["keystore_type"] = "PKCS12",
+            ["enable_grpc_ssl"] = "true",
+            ["grpc_inference_port"] = "7443",
+        }, NoEnvironment);
+        Assert.Empty(result.Problems);
+        Assert.Equal("keystore.p12", result.Settings["Serve:Tls:Keystore"]);
+        Assert.Equal("changeit", result.Settings["Serve:Tls:KeystorePassword"]);
+        Assert.Equal("https://127.0.0.1:7443", result.Settings["Serve:GrpcInferenceAddress"]);
+        Assert.Equal("https://127.0.0.1:7071", result.Settings["Serve:GrpcManagementAddress"]);
+
+        var jks = TorchServeConfig.Translate("c", new Dictionary<string, string> { ["keystore_type"] = "JKS" }, NoEnvironment);
+        Assert.StartsWith("keystore_type JKS is not supported", Assert.Single(jks.Problems), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Routing.Matching;
@@ -37,7 +38,11 @@ public static class Listeners
     /// <summary>Tags a connection (Kestrel's connection middleware; tests set it the same way).</summary>
     public static void Tag(IDictionary<object, object?> connectionItems, ListenerKind kind) => connectionItems[ItemKey] = kind;
 
-    public static void Listen(KestrelServerOptions kestrel, string address, ListenerKind kind)
+    /// <summary>
+    /// Binds <paramref name="address"/>; an <c>https://</c> address serves TLS with <paramref name="certificate"/>
+    /// (which must then be given) and nothing else.
+    /// </summary>
+    public static void Listen(KestrelServerOptions kestrel, string address, ListenerKind kind, Func<X509Certificate2>? certificate)
     {
         var endpoint = ParseAddress(address, kind);
         kestrel.Listen(endpoint, listen =>
@@ -45,6 +50,12 @@ public static class Listeners
             // gRPC without TLS needs a listener that speaks only HTTP/2: one that offers both silently
             // serves HTTP/1.1, which gRPC clients refuse.
             listen.Protocols = IsGrpc(kind) ? HttpProtocols.Http2 : HttpProtocols.Http1;
+            if (IsTls(address))
+            {
+                listen.UseHttps(certificate?.Invoke() ?? throw new OptionsValidationException(kind.ToString(), typeof(GatewayOptions),
+                    [$"{kind} address '{address}' is https:// but no certificate is configured (Serve:Tls)"]));
+            }
+
             listen.Use(next => connection =>
             {
                 Tag(connection.Items, kind);
@@ -55,13 +66,15 @@ public static class Listeners
 
     public static bool IsGrpc(ListenerKind kind) => kind is ListenerKind.GrpcInference or ListenerKind.GrpcManagement;
 
-    /// <summary>Parses TorchServe's <c>http://host:port</c> address form.</summary>
+    public static bool IsTls(string address) => address.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Parses TorchServe's <c>http(s)://host:port</c> address form.</summary>
     public static IPEndPoint ParseAddress(string address, ListenerKind kind)
     {
-        if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttp || uri.AbsolutePath != "/")
+        if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.AbsolutePath != "/")
         {
             throw new OptionsValidationException(kind.ToString(), typeof(GatewayOptions),
-                [$"{kind} address '{address}' must look like http://127.0.0.1:8080"]);
+                [$"{kind} address '{address}' must look like http://127.0.0.1:8080 (or https:// with a certificate in Serve:Tls)"]);
         }
 
         IPAddress ip;

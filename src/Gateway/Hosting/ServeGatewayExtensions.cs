@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using Akka.Hosting;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing.Matching;
@@ -33,15 +34,18 @@ public static class ServeGatewayExtensions
 
         // Read once here: listeners and body limits are fixed for the life of the process.
         var options = builder.Configuration.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new GatewayOptions();
+        var tls = builder.Configuration.GetSection(TlsOptions.Section).Get<TlsOptions>() ?? new TlsOptions();
+        services.AddValidatedOptions<TlsOptions>(TlsOptions.Section, o => ValidateTls(o, options));
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestSize;
-            Listeners.Listen(kestrel, options.InferenceAddress, ListenerKind.Inference);
-            Listeners.Listen(kestrel, options.ManagementAddress, ListenerKind.Management);
-            Listeners.Listen(kestrel, options.MetricsAddress, ListenerKind.Metrics);
-            Listeners.Listen(kestrel, options.GrpcInferenceAddress, ListenerKind.GrpcInference);
-            Listeners.Listen(kestrel, options.GrpcManagementAddress, ListenerKind.GrpcManagement);
+            // Loaded once, only when a listener serves TLS; every https:// listener serves the same certificate.
+            var certificate = new Lazy<X509Certificate2>(tls.Load);
+            foreach (var (kind, address) in Addresses(options))
+            {
+                Listeners.Listen(kestrel, address, kind, () => certificate.Value);
+            }
         });
         services.Configure<FormOptions>(f => CopyFormOptions(RequestBodies.FormOptions(options.MaxRequestSize), f));
 
@@ -118,17 +122,47 @@ public static class ServeGatewayExtensions
         return app;
     }
 
+    /// <summary>Every listener and its configured address.</summary>
+    public static (ListenerKind Kind, string Address)[] Addresses(GatewayOptions options) =>
+    [
+        (ListenerKind.Inference, options.InferenceAddress),
+        (ListenerKind.Management, options.ManagementAddress),
+        (ListenerKind.Metrics, options.MetricsAddress),
+        (ListenerKind.GrpcInference, options.GrpcInferenceAddress),
+        (ListenerKind.GrpcManagement, options.GrpcManagementAddress),
+    ];
+
+    /// <summary>An https:// listener needs a certificate that loads; a certificate nobody serves is a mistake worth stopping for too.</summary>
+    internal static IReadOnlyList<string> ValidateTls(TlsOptions tls, GatewayOptions options)
+    {
+        var secured = Addresses(options).Where(a => Listeners.IsTls(a.Address)).Select(a => a.Kind.ToString()).ToList();
+        if (secured.Count == 0)
+        {
+            return tls.IsConfigured
+                ? ["Serve:Tls has a certificate but no listener serves TLS: give the listeners https:// addresses (e.g. Serve:InferenceAddress=https://127.0.0.1:8443)"]
+                : [];
+        }
+
+        if (!tls.IsConfigured)
+        {
+            return [$"{string.Join(", ", secured)} listen on https:// but Serve:Tls has no certificate (CertificateFile and PrivateKeyFile, or Keystore)"];
+        }
+
+        try
+        {
+            using var certificate = tls.Load();
+            return [];
+        }
+        catch (TlsException error)
+        {
+            return [error.Message];
+        }
+    }
+
     internal static IReadOnlyList<string> ValidateGateway(GatewayOptions options, long maximumPayloadBytes)
     {
         var problems = new List<string>();
-        foreach (var (kind, address) in new[]
-                 {
-                     (ListenerKind.Inference, options.InferenceAddress),
-                     (ListenerKind.Management, options.ManagementAddress),
-                     (ListenerKind.Metrics, options.MetricsAddress),
-                     (ListenerKind.GrpcInference, options.GrpcInferenceAddress),
-                     (ListenerKind.GrpcManagement, options.GrpcManagementAddress),
-                 })
+        foreach (var (kind, address) in Addresses(options))
         {
             try
             {

@@ -40,6 +40,10 @@ public static partial class TorchServeConfig
         ["default_startup_timeout"] = "Serve:DefaultStartupTimeout",
         ["enable_model_api"] = "Serve:EnableModelApi",
         ["disable_token_authorization"] = "Serve:Security:DisableTokenAuthorization",
+        ["certificate_file"] = "Serve:Tls:CertificateFile",
+        ["private_key_file"] = "Serve:Tls:PrivateKeyFile",
+        ["keystore"] = "Serve:Tls:Keystore",
+        ["keystore_pass"] = "Serve:Tls:KeystorePassword",
         ["token_expiration_min"] = "Serve:Security:TokenExpirationMinutes",
     };
 
@@ -74,8 +78,8 @@ public static partial class TorchServeConfig
         ["cors_allowed_headers"] = "CORS is not supported yet",
     };
 
-    /// <summary>TLS keys: serving plaintext when the file asks for TLS would be a silent downgrade, so they stop the start.</summary>
-    private static readonly string[] Tls = ["keystore", "keystore_pass", "keystore_type", "private_key_file", "certificate_file", "enable_grpc_ssl"];
+    /// <summary>TLS keys read with others: the keystore's type, and whether the gRPC listeners serve TLS.</summary>
+    private static readonly string[] Tls = ["keystore_type", "enable_grpc_ssl"];
 
     /// <summary>Keys about TorchServe's Python workers, Netty or Java: they have no meaning in Serve.</summary>
     private static readonly string[] NotApplicable =
@@ -175,7 +179,13 @@ public static partial class TorchServeConfig
             }
             else if (Tls.Contains(key))
             {
-                problems.Add($"{key}: TLS is not implemented yet, and Serve will not serve plaintext when the configuration asks for TLS; remove the TLS keys or terminate TLS in a proxy");
+                // keystore_type: Serve reads PKCS#12 only; anything else would fail later with a less clear message.
+                if (key == "keystore_type" && !value.Equals("PKCS12", StringComparison.OrdinalIgnoreCase))
+                {
+                    problems.Add($"keystore_type {value} is not supported: convert the keystore to PKCS#12 (keytool -importkeystore -deststoretype PKCS12)");
+                }
+
+                applied.Add(key);
             }
             else if (NotYet.TryGetValue(key, out var why))
             {
@@ -208,7 +218,8 @@ public static partial class TorchServeConfig
         var portText = values.GetValueOrDefault(portKey);
         if (host is null && portText is null)
         {
-            return null;
+            // enable_grpc_ssl alone: TorchServe's default address, with TLS.
+            return IsTrue(values, "enable_grpc_ssl") ? $"https://127.0.0.1:{defaultPort}" : null;
         }
 
         // Serve's own form (http://host:port) is taken as it is.
@@ -225,7 +236,8 @@ public static partial class TorchServeConfig
         }
 
         host = string.IsNullOrEmpty(host) ? "127.0.0.1" : host;
-        return $"http://{(host.Contains(':', StringComparison.Ordinal) ? $"[{host.Trim('[', ']')}]" : host)}:{port}";
+        var scheme = IsTrue(values, "enable_grpc_ssl") ? "https" : "http";
+        return $"{scheme}://{(host.Contains(':', StringComparison.Ordinal) ? $"[{host.Trim('[', ']')}]" : host)}:{port}";
     }
 
     /// <summary>

@@ -25,12 +25,7 @@ public sealed partial class SecurityStartup(
         }
 
         var options = gateway.Value;
-        foreach (var (kind, address) in new[]
-                 {
-                     (ListenerKind.Inference, options.InferenceAddress), (ListenerKind.Management, options.ManagementAddress),
-                     (ListenerKind.Metrics, options.MetricsAddress), (ListenerKind.GrpcInference, options.GrpcInferenceAddress),
-                     (ListenerKind.GrpcManagement, options.GrpcManagementAddress),
-                 })
+        foreach (var (kind, address) in ServeGatewayExtensions.Addresses(options))
         {
             var endpoint = Listeners.ParseAddress(address, kind);
             if (!IPAddress.IsLoopback(endpoint.Address))
