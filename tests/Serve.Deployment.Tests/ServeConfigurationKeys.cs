@@ -50,6 +50,8 @@ public static partial class ServeConfigurationKeys
         "Serve__Registry__ConnectionString",
 
         // ServeClusterOptions (section Serve:Cluster); Seeds__N below.
+        "Serve__Cluster__Tls__Keystore",
+        "Serve__Cluster__Tls__KeystorePassword",
         "Serve__Cluster__SystemName",
         "Serve__Cluster__Hostname",
         "Serve__Cluster__Port",

@@ -6,6 +6,7 @@ using Akka.Cluster.Hosting.SBR;
 using Akka.Cluster.Sharding;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
+using Akka.Remote.Transport.DotNetty;
 using Serve.Actors.Models;
 using Serve.Actors.Placement;
 using Serve.Actors.Protocol;
@@ -18,20 +19,41 @@ public static class ServeAkkaExtensions
 {
     public const string RegistrySingletonName = "model-registry";
 
+    private static RemoteOptions Remoting(ServeClusterOptions options)
+    {
+        var remote = new RemoteOptions
+        {
+            HostName = options.Hostname,
+            Port = options.Port,
+            PublicHostName = options.PublicHostname,
+            MaxFrameSize = options.MaximumFrameSizeBytes,
+            SendBufferSize = options.MaximumFrameSizeBytes * 2,
+            ReceiveBufferSize = options.MaximumFrameSizeBytes * 2,
+        };
+        if (options.Tls.Enabled)
+        {
+            var certificate = options.Tls.Load();
+            remote.EnableSsl = true;
+            remote.Ssl = new SslOptions
+            {
+                X509Certificate = certificate,
+                SuppressValidation = false,
+                RequireMutualAuthentication = true,
+                // Nodes are reached by address, not name; trust is the pinned certificate itself.
+                ValidateCertificateHostname = false,
+                CustomValidator = CertificateValidation.PinnedCertificate(certificate.Thumbprint),
+            };
+        }
+
+        return remote;
+    }
+
     /// <summary>Remoting, clustering, split-brain resolver, sharding defaults and the protocol serializer.</summary>
     public static AkkaConfigurationBuilder WithServeCluster(
         this AkkaConfigurationBuilder builder, ServeClusterOptions options, IReadOnlyCollection<string> roles)
     {
         builder
-            .WithRemoting(new RemoteOptions
-            {
-                HostName = options.Hostname,
-                Port = options.Port,
-                PublicHostName = options.PublicHostname,
-                MaxFrameSize = options.MaximumFrameSizeBytes,
-                SendBufferSize = options.MaximumFrameSizeBytes * 2,
-                ReceiveBufferSize = options.MaximumFrameSizeBytes * 2,
-            })
+            .WithRemoting(Remoting(options))
             .WithClustering(new ClusterOptions
             {
                 Roles = [.. roles],

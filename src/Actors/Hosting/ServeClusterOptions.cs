@@ -35,6 +35,17 @@ public sealed class ServeClusterOptions
     /// <summary>The largest request or answer payload that fits in one frame between nodes.</summary>
     public long MaximumPayloadBytes => MaximumFrameSizeBytes - FrameOverheadBytes;
 
+    /// <summary>
+    /// The cluster's certificate (PKCS#12), shared by every node: with it, remoting runs over mutual TLS and a
+    /// node is accepted only if it presents this very certificate (pinned by thumbprint), so a process without
+    /// it can neither join nor send the cluster a message. Seeds are then <c>akka.ssl.tcp://</c> addresses.
+    /// Env: Serve__Cluster__Tls__Keystore, Serve__Cluster__Tls__KeystorePassword.
+    /// </summary>
+    public ClusterTlsOptions Tls { get; set; } = new();
+
+    /// <summary>The seed address scheme: <c>akka.ssl.tcp</c> with cluster TLS, else <c>akka.tcp</c>.</summary>
+    public string Protocol => Tls.Enabled ? "akka.ssl.tcp" : "akka.tcp";
+
     /// <summary>How long membership must be stable before the split-brain resolver downs unreachable nodes.</summary>
     public TimeSpan StableAfter { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -58,14 +69,41 @@ public sealed class ServeClusterOptions
 
         foreach (var seed in Seeds)
         {
-            if (!seed.StartsWith($"akka.tcp://{SystemName}@", StringComparison.Ordinal))
+            if (!seed.StartsWith($"{Protocol}://{SystemName}@", StringComparison.Ordinal))
             {
-                problems.Add($"seed '{seed}' must look like akka.tcp://{SystemName}@host:port");
+                problems.Add($"seed '{seed}' must look like {Protocol}://{SystemName}@host:port" +
+                             (Tls.Enabled ? " (cluster TLS is on)" : ""));
+            }
+        }
+
+        if (Tls.Enabled)
+        {
+            try
+            {
+                using var certificate = Tls.Load();
+            }
+            catch (Exception error) when (error is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException)
+            {
+                problems.Add($"Serve:Cluster:Tls:Keystore {Tls.Keystore} could not be loaded: {error.Message}");
             }
         }
 
         return problems;
     }
+}
+
+/// <summary>The cluster's PKCS#12 certificate; see <see cref="ServeClusterOptions.Tls"/>.</summary>
+public sealed class ClusterTlsOptions
+{
+    public string? Keystore { get; set; }
+
+    public string? KeystorePassword { get; set; }
+
+    public bool Enabled => !string.IsNullOrEmpty(Keystore);
+
+    public System.Security.Cryptography.X509Certificates.X509Certificate2 Load() =>
+        System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(
+            Keystore!, KeystorePassword, System.Security.Cryptography.X509Certificates.X509KeyStorageFlags.Exportable);
 }
 
 /// <summary>Cluster roles. A standalone node has both.</summary>

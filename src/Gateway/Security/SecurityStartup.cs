@@ -1,17 +1,17 @@
 using System.Net;
 using Microsoft.Extensions.Options;
-using Serve.Actors.Hosting;
 using Serve.Gateway.Hosting;
 
 namespace Serve.Gateway.Security;
 
 /// <summary>
 /// Says at start-up where the keys are, and warns about every setting that opens Serve wider than its
-/// defaults: token authorization turned off, a listener or the cluster port on a wildcard or public address.
+/// defaults: token authorization turned off, a listener on a wildcard or public address (the cluster port
+/// is checked on every node, by <c>ClusterExposureWarning</c>).
 /// </summary>
 public sealed partial class SecurityStartup(
-    IOptions<SecurityOptions> security, IOptions<GatewayOptions> gateway, IOptions<ServeClusterOptions> cluster,
-    IServiceProvider services, ILogger<SecurityStartup> logger) : IHostedService
+    IOptions<SecurityOptions> security, IOptions<GatewayOptions> gateway, IServiceProvider services, ILogger<SecurityStartup> logger)
+    : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -34,11 +34,6 @@ public sealed partial class SecurityStartup(
             }
         }
 
-        if (IPAddress.TryParse(cluster.Value.Hostname, out var clusterAddress) ? !IPAddress.IsLoopback(clusterAddress) : cluster.Value.Hostname != "localhost")
-        {
-            LogOpenCluster(logger, cluster.Value.Hostname);
-        }
-
         return Task.CompletedTask;
     }
 
@@ -55,8 +50,4 @@ public sealed partial class SecurityStartup(
     [LoggerMessage(Level = LogLevel.Warning, Message = "The {Listener} listener binds {Address}, not loopback: it is reachable from other hosts. " +
                                                        "Keep token authorization on and use TLS, or put it behind a proxy that does")]
     private static partial void LogOpenListener(ILogger logger, ListenerKind listener, string address);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The cluster port binds {Address}, not loopback: other hosts can reach it. Without cluster TLS, " +
-                                                       "any process that reaches it can join the cluster")]
-    private static partial void LogOpenCluster(ILogger logger, string address);
 }

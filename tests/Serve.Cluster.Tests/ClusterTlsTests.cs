@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+
+namespace Serve.Cluster.Tests;
+
+/// <summary>
+/// Cluster TLS: a gateway and a worker holding the cluster's certificate form a cluster over mutual TLS and
+/// serve; a worker with another certificate never becomes a member.
+/// </summary>
+public sealed class ClusterTlsTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
+
+    /// <summary>How long the intruder is watched: longer than a worker with the right certificate takes to join here.</summary>
+    private static readonly TimeSpan IntruderWatch = TimeSpan.FromSeconds(15);
+
+    [Fact]
+    public async Task Only_nodes_with_the_clusters_certificate_join()
+    {
+        var token = TestContext.Current.CancellationToken;
+        var store = Directory.CreateTempSubdirectory("serve-cluster-tls-").FullName;
+        try
+        {
+            TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt"));
+            var cluster = WriteCertificate(Path.Combine(store, "cluster.p12"), "cluster");
+            var other = WriteCertificate(Path.Combine(store, "other.p12"), "intruder");
+            var keys = KeyFiles.Write(Path.Combine(store, "data", "key_file.json"));
+            var ports = FreePorts.Take(8);
+            var seed = $"akka.ssl.tcp://serve@127.0.0.1:{ports[5]}";
+            Dictionary<string, string> Tls(string keystore) => new()
+            {
+                ["Serve__Cluster__Tls__Keystore"] = keystore,
+                ["Serve__Cluster__Tls__KeystorePassword"] = "secret",
+                ["Serve__Node__Name"] = Path.GetFileNameWithoutExtension(keystore),
+            };
+
+            await using var gateway = ServeProcess.Start("gateway", ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll"), Tls(cluster),
+                "--inference-address", $"http://127.0.0.1:{ports[0]}", "--management-address", $"http://127.0.0.1:{ports[1]}",
+                "--metrics-address", $"http://127.0.0.1:{ports[2]}", "--grpc-inference-address", $"http://127.0.0.1:{ports[3]}",
+                "--grpc-management-address", $"http://127.0.0.1:{ports[4]}", "--cluster-port", Port(ports[5]), "--seed", seed,
+                "--model-store", store, "--models", "tiny=tiny.pt", "--data-dir", Path.Combine(store, "data"));
+            await using var worker = ServeProcess.Start("worker", ServeProcess.BuiltDll("Node", "Serve.Node.dll"), Tls(cluster),
+                "--role", "worker", "--cluster-port", Port(ports[6]), "--seed", seed, "--model-store", store);
+
+            using var inference = KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[0]}"), keys.Inference, TimeSpan.FromSeconds(30));
+            using var management = KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[1]}"), keys.Management, TimeSpan.FromSeconds(30));
+            var joined = Stopwatch.StartNew();
+            await Waiting.UntilAsync(async () => (await inference.PostAsync("/predictions/tiny", new StringContent(TestModels.OnesJson), token)).IsSuccessStatusCode,
+                Timeout, "tiny to serve on the worker over cluster TLS", () => gateway.Tail() + worker.Tail());
+            output.WriteLine($"the worker with the cluster's certificate joined and served within {joined.Elapsed.TotalSeconds:0.0} s");
+
+            await using var intruder = ServeProcess.Start("intruder", ServeProcess.BuiltDll("Node", "Serve.Node.dll"), Tls(other),
+                "--role", "worker", "--cluster-port", Port(ports[7]), "--seed", seed, "--model-store", store);
+            var watch = Stopwatch.StartNew();
+            while (watch.Elapsed < IntruderWatch)
+            {
+                Assert.DoesNotContain(ports[7].ToString(CultureInfo.InvariantCulture), await MembersAsync(management, token));
+                await Task.Delay(TimeSpan.FromMilliseconds(500), token);
+            }
+
+            // It did try: its TLS handshake with the seed was refused (it may give up and exit).
+            Assert.True(intruder.Logged("AssociationError"), intruder.Tail());
+            Assert.Contains(ports[6].ToString(CultureInfo.InvariantCulture), await MembersAsync(management, token));
+        }
+        finally
+        {
+            Directory.Delete(store, recursive: true);
+        }
+    }
+
+    private static async Task<string> MembersAsync(HttpClient management, CancellationToken token)
+    {
+        using var cluster = JsonDocument.Parse(await management.GetStringAsync("/cluster", token));
+        return string.Join(" ", cluster.RootElement.GetProperty("members").EnumerateArray().Select(m => m.GetProperty("address").GetString()));
+    }
+
+    private static string WriteCertificate(string path, string name)
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        File.WriteAllBytes(path, certificate.Export(X509ContentType.Pkcs12, "secret"));
+        return path;
+    }
+
+    private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
+}
