@@ -39,6 +39,7 @@ public static partial class TorchServeConfig
         ["default_response_timeout"] = "Serve:DefaultResponseTimeout",
         ["default_startup_timeout"] = "Serve:DefaultStartupTimeout",
         ["enable_model_api"] = "Serve:EnableModelApi",
+        ["require_signed_archives"] = "Serve:Archives:RequireSigned",
     };
 
     /// <summary>
