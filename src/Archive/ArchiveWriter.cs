@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text;
 
 namespace Serve.Archive;
 
@@ -15,24 +17,31 @@ public static class ArchiveWriter
 {
     public const string Version = "serve-1";
 
-    /// <summary>Writes a .mar at <paramref name="output"/> (through a temporary file, so a failure leaves nothing), reporting bytes written.</summary>
-    public static void Write(string output, ArchiveContents contents, IProgress<long>? progress = null, bool overwrite = false)
+    /// <summary>
+    /// Writes a .mar at <paramref name="output"/> (through a temporary file, so a failure leaves nothing), reporting
+    /// bytes written, and signed with <paramref name="signer"/> when one is given.
+    /// </summary>
+    public static void Write(
+        string output, ArchiveContents contents, IProgress<long>? progress = null, bool overwrite = false, SigningKey? signer = null)
     {
         var (files, manifest) = Prepare(output, contents, overwrite);
         var temporary = output + ".partial";
         try
         {
-            long written = 0;
+            var stored = new Stored(progress);
             using (var zip = ZipFile.Open(temporary, ZipArchiveMode.Create))
             {
                 foreach (var file in files)
                 {
                     using var destination = zip.CreateEntry(Path.GetFileName(file), CompressionLevel.Fastest).Open();
-                    written = Copy(file, destination, written, progress);
+                    stored.Copy(file, Path.GetFileName(file), destination);
                 }
 
-                using var writer = new StreamWriter(zip.CreateEntry(ArchiveManifest.RelativePath, CompressionLevel.Fastest).Open());
-                writer.Write(manifest.ToJson());
+                foreach (var (entry, bytes) in stored.Metadata(manifest, signer))
+                {
+                    using var destination = zip.CreateEntry(entry, CompressionLevel.Fastest).Open();
+                    destination.Write(bytes);
+                }
             }
 
             File.Move(temporary, output, overwrite);
@@ -43,22 +52,27 @@ public static class ArchiveWriter
         }
     }
 
-    /// <summary>Writes the same layout unpacked, as a directory (TorchServe's no-archive format).</summary>
-    public static void WriteDirectory(string output, ArchiveContents contents, IProgress<long>? progress = null, bool overwrite = false)
+    /// <summary>Writes the same layout unpacked, as a directory (TorchServe's no-archive format), signed as <see cref="Write"/>.</summary>
+    public static void WriteDirectory(
+        string output, ArchiveContents contents, IProgress<long>? progress = null, bool overwrite = false, SigningKey? signer = null)
     {
         var (files, manifest) = Prepare(output, contents, overwrite);
         var temporary = output + ".partial";
         try
         {
             Directory.CreateDirectory(Path.Combine(temporary, "MAR-INF"));
-            long written = 0;
+            var stored = new Stored(progress);
             foreach (var file in files)
             {
                 using var destination = File.Create(Path.Combine(temporary, Path.GetFileName(file)));
-                written = Copy(file, destination, written, progress);
+                stored.Copy(file, Path.GetFileName(file), destination);
             }
 
-            File.WriteAllText(Path.Combine(temporary, ArchiveManifest.RelativePath), manifest.ToJson());
+            foreach (var (entry, bytes) in stored.Metadata(manifest, signer))
+            {
+                File.WriteAllBytes(Path.Combine(temporary, entry), bytes);
+            }
+
             if (overwrite && Directory.Exists(output))
             {
                 Directory.Delete(output, recursive: true);
@@ -122,18 +136,39 @@ public static class ArchiveWriter
         return (files, manifest);
     }
 
-    private static long Copy(string file, Stream destination, long written, IProgress<long>? progress)
+    /// <summary>What has been stored so far: bytes for progress, and each entry's SHA-256 for the signature.</summary>
+    private sealed class Stored(IProgress<long>? progress)
     {
-        using var source = File.OpenRead(file);
-        var buffer = new byte[1 << 20];
-        int read;
-        while ((read = source.Read(buffer)) > 0)
+        private readonly List<(string Path, byte[] Sha256)> _hashes = [];
+        private long _written;
+
+        public void Copy(string file, string entry, Stream destination)
         {
-            destination.Write(buffer, 0, read);
-            written += read;
-            progress?.Report(written);
+            using var source = File.OpenRead(file);
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var buffer = new byte[1 << 20];
+            int read;
+            while ((read = source.Read(buffer)) > 0)
+            {
+                destination.Write(buffer, 0, read);
+                hash.AppendData(buffer, 0, read);
+                _written += read;
+                progress?.Report(_written);
+            }
+
+            _hashes.Add((entry, hash.GetHashAndReset()));
         }
 
-        return written;
+        /// <summary>The manifest, then the signature over everything stored (when signing), as (entry, bytes).</summary>
+        public IEnumerable<(string Entry, byte[] Bytes)> Metadata(ArchiveManifest manifest, SigningKey? signer)
+        {
+            var json = Encoding.UTF8.GetBytes(manifest.ToJson());
+            _hashes.Add((ArchiveManifest.RelativePath, SHA256.HashData(json)));
+            yield return (ArchiveManifest.RelativePath, json);
+            if (signer is not null)
+            {
+                yield return (ArchiveSignature.RelativePath, Encoding.UTF8.GetBytes(signer.Sign(ArchiveDigest.Of(_hashes)).ToJson()));
+            }
+        }
     }
 }

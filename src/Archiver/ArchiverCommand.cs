@@ -16,25 +16,41 @@ public static class ArchiverCommand
         usage: serve-archiver --model-name NAME --serialized-file MODEL.pt --handler HANDLER
                               [--version 1.0] [--config-file model-config.yaml] [--extra-files a.json,b.txt]
                               [--export-path DIR] [--archive-format default|no-archive] [-f|--force]
+                              [--sign-key KEY.pem]
+               serve-archiver keygen --out PREFIX [--algorithm ALGORITHM]
 
         Makes NAME.mar (TorchServe's archive layout) in the export path (default: the current directory).
         --serialized-file  a TorchScript file written by torch.jit.save (.pt, .pth, .ts)
         --handler          a built-in handler: HANDLERS
         --archive-format   default: a .mar zip; no-archive: a directory NAME with the same layout
+        --sign-key         sign the archive (MAR-INF/SIGNATURE.json) with this private key (PEM: ECDSA P-256 or
+                           P-384, or Ed25519); servers that trust its public key (Serve:Archives:TrustedKeys) verify it
+
+        keygen writes a new key pair: PREFIX.key.pem (the private key, readable by its owner only; keep it
+        with the signer) and PREFIX.pub.pem (the public key, for servers). ALGORITHM: ALGORITHMS.
         """;
 
     public static int Run(string[] args, TextWriter output, TextWriter errors, bool interactive)
     {
         if (args.Length == 0 || args.Contains("-h") || args.Contains("--help"))
         {
-            output.WriteLine(Usage.Replace("HANDLERS", string.Join(", ", BuiltInHandlers.All), StringComparison.Ordinal));
+            output.WriteLine(Usage.Replace("HANDLERS", string.Join(", ", BuiltInHandlers.All), StringComparison.Ordinal)
+                .Replace("ALGORITHMS", string.Join(", ", SignatureAlgorithms.All) + $" (default {SignatureAlgorithms.EcdsaP256})", StringComparison.Ordinal));
             return args.Length == 0 ? 2 : 0;
         }
 
         try
         {
-            var options = Parse(args);
+            if (args[0] == "keygen")
+            {
+                KeyGen(Parse(args[1..], KeyGenOptions), output);
+                return 0;
+            }
+
+            var options = Parse(args, Known);
             var contents = Check(options);
+            // Read before anything is written: a bad key fails with no half-made archive.
+            using var signer = options.GetValueOrDefault("--sign-key") is { } key ? SigningKey.Load(key) : null;
             var target = Path.Combine(options.GetValueOrDefault("--export-path") ?? ".",
                 contents.ModelName + (options.GetValueOrDefault("--archive-format") == "no-archive" ? string.Empty : ".mar"));
             var force = options.ContainsKey("--force");
@@ -43,11 +59,11 @@ public static class ArchiverCommand
             var progress = new ConsoleProgress(errors, Path.GetFileName(target), total, interactive);
             if (options.GetValueOrDefault("--archive-format") == "no-archive")
             {
-                ArchiveWriter.WriteDirectory(target, contents, progress, force);
+                ArchiveWriter.WriteDirectory(target, contents, progress, force, signer);
             }
             else
             {
-                ArchiveWriter.Write(target, contents, progress, force);
+                ArchiveWriter.Write(target, contents, progress, force, signer);
             }
 
             progress.Done();
@@ -64,10 +80,12 @@ public static class ArchiverCommand
     private static readonly string[] Known =
     [
         "--model-name", "--version", "--serialized-file", "--handler", "--config-file", "--extra-files", "--export-path",
-        "--archive-format", "--model-file", "--requirements-file", "--runtime",
+        "--archive-format", "--model-file", "--requirements-file", "--runtime", "--sign-key",
     ];
 
-    private static Dictionary<string, string> Parse(string[] args)
+    private static readonly string[] KeyGenOptions = ["--out", "--algorithm"];
+
+    private static Dictionary<string, string> Parse(string[] args, string[] known)
     {
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = 0; i < args.Length; i++)
@@ -79,7 +97,7 @@ public static class ArchiverCommand
                 continue;
             }
 
-            if (!Known.Contains(name))
+            if (!known.Contains(name))
             {
                 throw new ArchiveException($"unknown option '{args[i]}' (see --help)");
             }
@@ -141,6 +159,36 @@ public static class ArchiverCommand
         var extra = (options.GetValueOrDefault("--extra-files") ?? string.Empty)
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return new ArchiveContents(name, version, model, handler, options.GetValueOrDefault("--config-file"), extra);
+    }
+
+    /// <summary>
+    /// Writes a new key pair, never over an existing file; the private key is created owner-only (0600), so it
+    /// is never readable by others, not even for a moment.
+    /// </summary>
+    private static void KeyGen(Dictionary<string, string> options, TextWriter output)
+    {
+        var prefix = Required(options, "--out");
+        using var key = SigningKey.Create(options.GetValueOrDefault("--algorithm") ?? SignatureAlgorithms.EcdsaP256);
+        var (privateFile, publicFile) = (prefix + ".key.pem", prefix + ".pub.pem");
+        foreach (var file in new[] { privateFile, publicFile }.Where(f => File.Exists(f) || Directory.Exists(f)))
+        {
+            throw new ArchiveException($"{file} exists; keygen never replaces a key: choose another --out or remove it");
+        }
+
+        var ownerOnly = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            ownerOnly.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using (var writer = new StreamWriter(privateFile, ownerOnly))
+        {
+            writer.Write(key.PrivateKeyPem());
+        }
+
+        File.WriteAllText(publicFile, key.PublicKeyPem());
+        output.WriteLine($"{Path.GetFullPath(privateFile)}: private key ({key.Algorithm}), for serve-archiver --sign-key; keep it secret");
+        output.WriteLine($"{Path.GetFullPath(publicFile)}: public key {key.Id}, for servers' Serve:Archives:TrustedKeys");
     }
 
     private static string Required(Dictionary<string, string> options, string name) =>

@@ -111,6 +111,73 @@ public sealed class ArchiverCommandTests : IDisposable
         Assert.Empty(Directory.GetFiles(_work, "*.mar*"));
     }
 
+    [Theory]
+    [InlineData("default")]
+    [InlineData("no-archive")]
+    public void Sign_key_writes_a_signature_that_verifies_against_the_public_key(string format)
+    {
+        var (code, output, errors) = Archive("keygen", "--out", PathOf("signer"));
+        Assert.True(code == 0, errors);
+        var trusted = TrustedKey.Load(PathOf("signer.pub.pem"));
+        Assert.Contains($"public key {trusted.Id}", output, StringComparison.Ordinal);
+
+        (code, output, errors) = Archive(Valid("--archive-format", format, "--sign-key", PathOf("signer.key.pem")));
+        Assert.True(code == 0, errors);
+        var unpacked = output.Trim();
+        if (format == "default")
+        {
+            SafeZip.Extract(unpacked, PathOf("unpacked"), ArchiveLimits.Default);
+            unpacked = PathOf("unpacked");
+        }
+
+        Assert.Equal(trusted.Id, new ArchiveTrust(RequireSigned: true, [trusted]).Verify(unpacked)?.Id);
+    }
+
+    [Fact]
+    public void Keygen_writes_an_owner_only_private_key_and_never_replaces_a_key()
+    {
+        var (code, _, errors) = Archive("keygen", "--out", PathOf("ed"), "--algorithm", SignatureAlgorithms.Ed25519);
+        Assert.True(code == 0, errors);
+        using (var key = SigningKey.Load(PathOf("ed.key.pem")))
+        {
+            Assert.Equal((SignatureAlgorithms.Ed25519, TrustedKey.Load(PathOf("ed.pub.pem")).Id), (key.Algorithm, key.Id));
+        }
+
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(PathOf("ed.key.pem")));
+        }
+
+        var before = File.ReadAllText(PathOf("ed.key.pem"));
+        (code, _, errors) = Archive("keygen", "--out", PathOf("ed"));
+        Assert.Equal(1, code);
+        Assert.Contains("ed.key.pem exists; keygen never replaces a key", errors, StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllText(PathOf("ed.key.pem")));
+
+        (code, _, errors) = Archive("keygen", "--out", PathOf("rsa"), "--algorithm", "RSA");
+        Assert.Equal(1, code);
+        Assert.Contains("algorithm 'RSA' is not supported", errors, StringComparison.Ordinal);
+        Assert.False(File.Exists(PathOf("rsa.key.pem")));
+    }
+
+    [Theory]
+    [InlineData("missing.pem", "the private key file")]
+    [InlineData("index_to_name.json", "is not a PEM private key Serve can use")]
+    [InlineData("public.pem", "is not a PEM private key Serve can use (it holds a PUBLIC KEY)")]
+    public void A_sign_key_that_cannot_sign_writes_nothing(string key, string message)
+    {
+        using (var signer = SigningKey.Create(SignatureAlgorithms.EcdsaP256))
+        {
+            File.WriteAllText(PathOf("public.pem"), signer.PublicKeyPem());
+        }
+
+        var (code, output, errors) = Archive(Valid("--sign-key", PathOf(key)));
+        Assert.Equal(1, code);
+        Assert.Empty(output);
+        Assert.Contains(message, errors, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(_work, "*.mar*"));
+    }
+
     [Fact]
     public void Help_lists_the_built_in_handlers()
     {

@@ -3,9 +3,9 @@ using System.Text.RegularExpressions;
 namespace Serve.Deployment.Tests;
 
 /// <summary>
-/// The configuration keys Serve reads, as environment variable names. This list mirrors GatewayOptions
-/// (src/Gateway/Hosting), ServeClusterOptions (src/Actors/Hosting), NodeOptions (src/Node/Hosting) and
-/// Serve:Role (src/Node/Program.cs): when a key is added or renamed there, change it here too.
+/// The configuration keys Serve reads, as environment variable names. This list mirrors GatewayOptions and
+/// ArchiveTrustOptions (src/Gateway/Hosting), ServeClusterOptions (src/Actors/Hosting), NodeOptions
+/// (src/Node/Hosting) and Serve:Role (src/Node/Program.cs): when a key is added or renamed there, change it here too.
 /// </summary>
 public static partial class ServeConfigurationKeys
 {
@@ -44,6 +44,9 @@ public static partial class ServeConfigurationKeys
         "Serve__MaxDownloadSize",
         "Serve__MaxArchiveSize",
         "Serve__TorchServeConfig",
+
+        // ArchiveTrustOptions (section Serve:Archives); TrustedKeys__N below.
+        "Serve__Archives__RequireSigned",
 
         // RegistryOptions (section Serve:Registry).
         "Serve__Registry__Journal",
@@ -84,7 +87,7 @@ public static partial class ServeConfigurationKeys
 
     public static bool IsKnown(string name)
     {
-        if (Known.Contains(name) || SeedKey().IsMatch(name) || AllowedUrlKey().IsMatch(name))
+        if (Known.Contains(name) || SeedKey().IsMatch(name) || AllowedUrlKey().IsMatch(name) || TrustedKeyKey().IsMatch(name))
         {
             return true;
         }
@@ -104,6 +107,9 @@ public static partial class ServeConfigurationKeys
 
     [GeneratedRegex(@"^Serve__AllowedUrls__\d+$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex AllowedUrlKey();
+
+    [GeneratedRegex(@"^Serve__Archives__TrustedKeys__\d+$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex TrustedKeyKey();
 
     [GeneratedRegex(@"^Serve__Models__\d+__(?<property>.+)$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex ModelKey();

@@ -67,9 +67,10 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
             Directory.Delete(eager, recursive: true);
         }
 
-        private static void WriteArchive(
+        /// <summary>An archive of a model in the store, as serve-archiver makes it (signed by <paramref name="signer"/>, if given).</summary>
+        internal static void WriteArchive(
             string store, string file, string name, string handler, string? config, string? labels = null, string model = "identity.pt",
-            string[]? vocab = null)
+            string[]? vocab = null, SigningKey? signer = null)
         {
             var work = Directory.CreateTempSubdirectory("serve-archive-src-").FullName;
             try
@@ -96,7 +97,7 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
                     File.WriteAllLines(extra[^1], vocab);
                 }
 
-                ArchiveWriter.Write(Path.Combine(store, file), new ArchiveContents(name, "1.0", modelFile, handler, configFile, extra));
+                ArchiveWriter.Write(Path.Combine(store, file), new ArchiveContents(name, "1.0", modelFile, handler, configFile, extra), signer: signer);
             }
             finally
             {
@@ -105,11 +106,14 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
         }
     }
 
-    private string[] Unpacked()
+    /// <summary>The archives unpacked into a model store, by directory name.</summary>
+    internal static string[] Unpacked(string modelStore)
     {
-        var directory = Path.Combine(serve.ModelStore, ModelFiles.ArchiveDirectory);
+        var directory = Path.Combine(modelStore, ModelFiles.ArchiveDirectory);
         return Directory.Exists(directory) ? [.. Directory.GetDirectories(directory).Select(Path.GetFileName).Order()!] : [];
     }
+
+    private string[] Unpacked() => Unpacked(serve.ModelStore);
 
     [Fact]
     public async Task An_archive_registers_with_its_settings_under_the_api_parameters_and_serves()
@@ -168,6 +172,19 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
         var (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=unpacked-echo&model_name=fromdir&initial_workers=1");
         Assert.True(status == HttpStatusCode.OK, Json.Message(body));
         Assert.Equal(4, (await serve.ManageAsync(HttpMethod.Get, "/models/fromdir")).Body[0].GetProperty("batchSize").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_sha256_pin_checks_a_bare_torchscript_file_too()
+    {
+        var actual = ArchivePin.Sha256(Path.Combine(serve.ModelStore, "identity.pt"));
+        var wrong = new string('f', 64);
+        var (status, body) = await serve.ManageAsync(HttpMethod.Post, $"/models?url=identity.pt&model_name=pinned-bare&sha256={wrong}");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains($"its SHA-256 is {actual}, the sha256 given is {wrong}", Json.Message(body), StringComparison.Ordinal);
+
+        (status, body) = await serve.ManageAsync(HttpMethod.Post, $"/models?url=identity.pt&model_name=pinned-bare&initial_workers=0&sha256={actual}");
+        Assert.True(status == HttpStatusCode.OK, Json.Message(body));
     }
 
     [Theory]

@@ -84,6 +84,9 @@ public sealed record RegisterParameters(
     string? Url, string? ModelName, string? ModelVersion, string? Handler, int? BatchSize, int? MaxBatchDelay,
     int? InitialWorkers, int? ResponseTimeout, int? StartupTimeout, bool Synchronous, PlacementSettings Placement)
 {
+    /// <summary>Serve's <c>sha256</c>: the hex SHA-256 the model file or .mar must have (<see cref="ArchivePin"/>).</summary>
+    public string? Sha256 { get; init; }
+
     public static async Task<(RegisterParameters? Parameters, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellation)
     {
         var values = request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal);
@@ -137,7 +140,15 @@ public sealed record RegisterParameters(
             values.GetValueOrDefault("handler"), Int("batch_size"), Int("max_batch_delay"), Int("initial_workers"),
             Int("response_timeout"), Int("startup_timeout"),
             !values.TryGetValue("synchronous", out var sync) || !bool.TryParse(sync, out var synchronous) || synchronous,
-            PlacementSettings.Read(values.GetValueOrDefault, problems));
+            PlacementSettings.Read(values.GetValueOrDefault, problems))
+        {
+            Sha256 = values.GetValueOrDefault("sha256") is { Length: > 0 } pin ? pin : null,
+        };
+        if (parameters.Sha256 is { } sha256 && !ArchivePin.IsValid(sha256))
+        {
+            problems.Add($"sha256 must be the file's SHA-256 as 64 hexadecimal digits, not '{sha256}'");
+        }
+
         return problems.Count > 0
             ? (null, new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)))
             : (parameters, null);
@@ -190,6 +201,7 @@ public sealed record RegisterParameters(
                 MaxBatchDelay = MaxBatchDelay,
                 ResponseTimeout = ResponseTimeout,
                 Placement = Placement.IsEmpty ? null : Placement,
+                Sha256 = Sha256,
             }, options);
         }
         catch (ArchiveException error)

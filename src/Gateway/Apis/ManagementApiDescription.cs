@@ -24,6 +24,7 @@ internal static class ManagementApiDescription
         ("response_timeout", () => Int("Seconds an inference may take (default 120).")),
         ("synchronous", () => Bool("Wait until the replicas serve (default true, as TorchServe's code).")),
         ("startup_timeout", () => Int("Seconds a synchronous registration waits for its replicas (default Serve:DefaultStartupTimeout, 120).")),
+        ("sha256", () => Str("The SHA-256 (64 hex digits) the model file or .mar must have; a mismatch is refused before anything is unpacked.")),
         .. PlacementParameters(),
     ];
 

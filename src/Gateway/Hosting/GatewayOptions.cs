@@ -68,6 +68,9 @@ public sealed class GatewayOptions
     /// <summary>Most bytes a model archive may unpack to (4 GiB). Env: Serve__MaxArchiveSize.</summary>
     public long MaxArchiveSize { get; set; } = 4L << 30;
 
+    /// <summary>Signed archives: the keys trusted and whether signatures are required (section Serve:Archives).</summary>
+    public ArchiveTrustOptions Archives { get; set; } = new();
+
     /// <summary>Directory of model files (TorchServe's model_store, --model-store). Env: Serve__ModelStore.</summary>
     public string? ModelStore { get; set; }
 

@@ -192,6 +192,7 @@ public static class ServeGatewayExtensions
             problems.Add($"Serve:MaxDownloadSize and Serve:MaxArchiveSize must be positive numbers of bytes, not {options.MaxDownloadSize} and {options.MaxArchiveSize}");
         }
 
+        problems.AddRange(options.Archives.Validate());
         if (options.DefaultStartupTimeout <= 0)
         {
             problems.Add($"Serve:DefaultStartupTimeout must be a positive number of seconds, not {options.DefaultStartupTimeout}");

@@ -45,6 +45,7 @@ public static partial class TorchServeConfig
         ["keystore"] = "Serve:Tls:Keystore",
         ["keystore_pass"] = "Serve:Tls:KeystorePassword",
         ["token_expiration_min"] = "Serve:Security:TokenExpirationMinutes",
+        ["require_signed_archives"] = "Serve:Archives:RequireSigned",
     };
 
     /// <summary>

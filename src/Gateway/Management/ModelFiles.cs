@@ -26,6 +26,9 @@ public sealed record GivenSettings
     public string? Labels { get; init; }
 
     public PlacementSettings? Placement { get; init; }
+
+    /// <summary>The SHA-256 (hex) the model file or .mar must have: checked before it is unpacked or used.</summary>
+    public string? Sha256 { get; init; }
 }
 
 /// <summary>A model's definition, and the archive directory unpacked to make it (null when none was unpacked now).</summary>
@@ -64,12 +67,20 @@ public static class ModelFiles
     /// The definition for <paramref name="path"/> (relative to the model store, or absolute). An archive that
     /// cannot be used, or whose definition is invalid, throws <see cref="ArchiveException"/> and leaves nothing
     /// unpacked. <see cref="DefinedModel.Unpacked"/> names a directory unpacked by this call, for the caller
-    /// to remove if the registration is refused after all.
+    /// to remove if the registration is refused after all. Signatures are checked on what was unpacked, before
+    /// the manifest is read (<see cref="ArchiveTrustOptions"/>); a <see cref="GivenSettings.Sha256"/> pin on the file.
     /// </summary>
     public static DefinedModel Define(string path, GivenSettings given, GatewayOptions options)
     {
+        var trust = options.Archives.Load();
         if (!IsArchive(path, options.ModelStore))
         {
+            trust.CheckBareModel();
+            if (given.Sha256 is not null)
+            {
+                ArchivePin.Check(Full(path, options.ModelStore), given.Sha256);
+            }
+
             return new DefinedModel(Create(path, path, ArchiveSettings.None, given, options), null);
         }
 
@@ -81,6 +92,13 @@ public static class ModelFiles
         var full = Full(path, options.ModelStore);
         if (Directory.Exists(full))
         {
+            if (given.Sha256 is not null)
+            {
+                throw new ArchiveException("sha256 pins a file (a .mar or a TorchScript file), and this is an archive directory: " +
+                                           "sign the directory (serve-archiver --sign-key) or register its .mar instead");
+            }
+
+            trust.Verify(full);
             return new DefinedModel(FromArchive(ModelArchive.Open(full), full, path, given, options), null);
         }
 
@@ -89,9 +107,11 @@ public static class ModelFiles
             throw new FileNotFoundException($"Model not found at: {path}", full);
         }
 
-        var final = UnpackedDirectory(full, options);
+        var final = UnpackedDirectory(full, ArchivePin.Check(full, given.Sha256), options);
         if (Directory.Exists(final))
         {
+            // Unpacked by an earlier registration, perhaps under other settings: verified again, as it is now.
+            trust.Verify(final);
             return new DefinedModel(FromArchive(ModelArchive.Open(final), final, path, given, options), null);
         }
 
@@ -100,6 +120,7 @@ public static class ModelFiles
         try
         {
             SafeZip.Extract(full, staging, new ArchiveLimits(ArchiveLimits.Default.MaxEntries, options.MaxArchiveSize));
+            trust.Verify(staging);
             var definition = FromArchive(ModelArchive.Open(staging), final, path, given, options);
             try
             {
@@ -159,12 +180,8 @@ public static class ModelFiles
     };
 
     /// <summary>Where a .mar is unpacked: named by its content's hash, so the same archive is unpacked once.</summary>
-    private static string UnpackedDirectory(string archivePath, GatewayOptions options)
-    {
-        using var stream = File.OpenRead(archivePath);
-        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream))[..16];
-        return Path.Combine(options.ModelStore!, ArchiveDirectory, $"{Path.GetFileNameWithoutExtension(archivePath)}-{hash}");
-    }
+    private static string UnpackedDirectory(string archivePath, string sha256, GatewayOptions options) =>
+        Path.Combine(options.ModelStore!, ArchiveDirectory, $"{Path.GetFileNameWithoutExtension(archivePath)}-{sha256[..16]}");
 
     private static string Full(string path, string? modelStore) =>
         Path.IsPathRooted(path) || modelStore is null ? Path.GetFullPath(path) : Path.Combine(modelStore, path);
