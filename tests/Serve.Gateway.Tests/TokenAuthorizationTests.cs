@@ -219,3 +219,55 @@ public sealed class ApiKeysTests : IDisposable
         public override DateTimeOffset GetUtcNow() => Now;
     }
 }
+
+/// <summary>CVE-2024-35199's pattern: nothing listens beyond loopback unless configured, and then a warning says so.</summary>
+public sealed class ExposureTests
+{
+    [Fact]
+    public void Every_listener_and_the_cluster_port_default_to_loopback()
+    {
+        foreach (var (kind, address) in ServeGatewayExtensions.Addresses(new GatewayOptions()))
+        {
+            Assert.True(System.Net.IPAddress.IsLoopback(Listeners.ParseAddress(address, kind).Address), $"{kind} defaults to {address}");
+        }
+
+        Assert.True(System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(new Serve.Actors.Hosting.ServeClusterOptions().Hostname)));
+        Assert.False(new SecurityOptions().DisableTokenAuthorization);
+        Assert.False(new GatewayOptions().EnableModelApi);
+        Assert.Empty(new GatewayOptions().AllowedUrls);
+    }
+
+    [Fact]
+    public async Task A_wildcard_listener_or_disabled_tokens_log_a_warning_that_names_the_risk()
+    {
+        var logger = new Recording();
+        var startup = new SecurityStartup(
+            Options.Create(new SecurityOptions { DisableTokenAuthorization = true }),
+            Options.Create(new GatewayOptions { ManagementAddress = "http://0.0.0.0:8081" }),
+            Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(new Microsoft.Extensions.DependencyInjection.ServiceCollection()), logger);
+        await startup.StartAsync(CancellationToken.None);
+
+        Assert.Contains(logger.Warnings, w => w.Contains("Token authorization is DISABLED", StringComparison.Ordinal));
+        Assert.Contains(logger.Warnings, w => w.Contains("The Management listener binds http://0.0.0.0:8081, not loopback", StringComparison.Ordinal));
+        Assert.DoesNotContain(logger.Warnings, w => w.Contains("Inference listener", StringComparison.Ordinal));
+    }
+
+    private sealed class Recording : Microsoft.Extensions.Logging.ILogger<SecurityStartup>
+    {
+        public List<string> Warnings { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state,
+            Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel == Microsoft.Extensions.Logging.LogLevel.Warning)
+            {
+                Warnings.Add(formatter(state, exception));
+            }
+        }
+    }
+}
