@@ -1,6 +1,7 @@
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Gateway.Inference;
+using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Apis;
 
@@ -31,6 +32,7 @@ public static class InferenceCall
         }
 
         var reply = await client.InferAsync(model, version, input!, deadline: null, cancellation);
+        context.RequestServices.GetRequiredService<TenantQuotas>().UsageOf(TenantContext.Of(context).Id).Record(reply);
         ResponseHeaders.Add(context.Response, reply);
         return reply switch
         {

@@ -118,6 +118,12 @@ internal static class ManagementApiDescription
                 (401, TorchServeError("The API key is missing or wrong."))),
         };
 
+        paths["/tenants"] = new JsonObject
+        {
+            ["get"] = Operation("listTenants", "Each tenant's weight and quotas, and its use of them on this gateway since it started.", [],
+                (200, Json("The tenants, the built-in admin tenant first.", FreeObject("{\"tenants\": [{id, name, weight, quotas, usage}]}")))),
+        };
+
         schemas["ModelList"] = Obj(["models"],
             ("models", ArrayOf(Obj(["modelName", "modelUrl"],
                 ("modelName", Str("The model.")),

@@ -4,6 +4,7 @@ using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Gateway.Apis;
 using Serve.Gateway.Inference;
+using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Grpc;
 
@@ -12,7 +13,7 @@ namespace Serve.Gateway.Grpc;
 /// on a replica within the call's deadline and cancellation, and turn a failure into the error table's
 /// status code. Unary calls also get the HTTP API's tracing headers as response metadata.
 /// </summary>
-public sealed class GrpcInference(IInferenceClient client, CatalogView catalog)
+public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, TenantQuotas quotas)
 {
     public CatalogView Catalog => catalog;
 
@@ -36,6 +37,7 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog)
         // gRPC sends no deadline as DateTime.MaxValue.
         DateTimeOffset? deadline = context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(context.Deadline.ToUniversalTime());
         var reply = await client.InferAsync(model, string.IsNullOrEmpty(version) ? null : version, input, deadline, context.CancellationToken);
+        quotas.UsageOf(TenantContext.Of(context.GetHttpContext()).Id).Record(reply);
         if (sendHeaders)
         {
             await context.WriteResponseHeadersAsync(Headers(reply));

@@ -28,6 +28,9 @@ public static class ServeGatewayExtensions
         services.AddValidatedOptions<RegistryOptions>(RegistryOptions.Section, o => o.Validate());
         services.AddValidatedOptions<SecurityOptions>(SecurityOptions.Section, o => o.Validate());
         services.AddSingleton<ApiKeys>();
+        services.AddValidatedOptions<TenantsOptions>(GatewayOptions.Section, o => o.Validate());
+        services.AddSingleton<TenantDirectory>();
+        services.AddSingleton<TenantQuotas>();
         services.AddHostedService<SecurityStartup>();
         services.PostConfigure<GatewayOptions>(o => o.DefaultModel.Enabled = builder.Configuration.GetValue(
             "Serve:DefaultModel:Enabled", defaultModel));
@@ -112,11 +115,13 @@ public static class ServeGatewayExtensions
         });
         // After routing (the endpoint and its listener are known), before any endpoint runs.
         app.UseTokenAuthorization();
+        app.UseTenantQuotas();
         app.MapInferenceApi();
         app.MapOipApi();
         app.MapManagementApi();
         app.MapPlacementApi();
         app.MapTokenApi();
+        app.MapTenantApi();
         app.MapApiDescription();
         app.MapServeGrpc();
         return app;

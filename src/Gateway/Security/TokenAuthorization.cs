@@ -26,20 +26,40 @@ public static class TokenAuthorization
     public static TBuilder WithoutKey<TBuilder>(this TBuilder builder)
         where TBuilder : IEndpointConventionBuilder => builder.WithMetadata(new NoKeyRequired());
 
-    /// <summary>Checks each request's key; runs after routing, so it knows the endpoint and its listener.</summary>
+    /// <summary>
+    /// Checks each request's key and records whose it is (<see cref="TenantContext"/>): the server's own keys are
+    /// the admin tenant's; a configured tenant's key opens the inference listeners for that tenant. Runs after
+    /// routing, so it knows the endpoint and its listener.
+    /// </summary>
     public static IApplicationBuilder UseTokenAuthorization(this IApplicationBuilder app)
     {
         var security = app.ApplicationServices.GetRequiredService<IOptions<SecurityOptions>>().Value;
+        var tenants = app.ApplicationServices.GetRequiredService<TenantDirectory>();
         if (security.DisableTokenAuthorization)
         {
-            return app;
+            // No checks; a tenant's key still says whose request it is.
+            return app.Use((context, next) =>
+            {
+                TenantContext.Set(context, tenants.ByKey(Bearer(context.Request)) ?? Tenant.Admin);
+                return next(context);
+            });
         }
 
         var keys = app.ApplicationServices.GetRequiredService<ApiKeys>();
         return app.Use(async (context, next) =>
         {
-            if (RequiredKey(context) is not { } kind || keys.Accepts(kind, Bearer(context.Request)))
+            var presented = Bearer(context.Request);
+            var required = RequiredKey(context);
+            if (required is not { } kind || keys.Accepts(kind, presented))
             {
+                TenantContext.Set(context, Tenant.Admin);
+                await next(context);
+                return;
+            }
+
+            if (kind == KeyKind.Inference && tenants.ByKey(presented) is { } tenant)
+            {
+                TenantContext.Set(context, tenant);
                 await next(context);
                 return;
             }

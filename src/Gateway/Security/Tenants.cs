@@ -1,0 +1,126 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Options;
+
+namespace Serve.Gateway.Security;
+
+/// <summary>
+/// One tenant (section <c>Serve:Tenants:N</c>): who it is, how its keys are recognised (SHA-256 only: the
+/// keys themselves are never stored), its share of a busy model (<see cref="Weight"/>) and its quotas.
+/// A quota of 0 means none.
+/// </summary>
+public sealed class TenantOptions
+{
+    public string Id { get; set; } = string.Empty;
+
+    public string? Name { get; set; }
+
+    /// <summary>Lower-case hex SHA-256 of each inference key of this tenant (<c>printf %s "$key" | sha256sum</c>).</summary>
+    public string[] KeySha256 { get; set; } = [];
+
+    /// <summary>Relative share of a model's device when tenants compete for it (1 = the same as the admin tenant).</summary>
+    public int Weight { get; set; } = 1;
+
+    /// <summary>Sustained requests per second (token bucket refill), per gateway.</summary>
+    public int RequestsPerSecond { get; set; }
+
+    /// <summary>Requests allowed at once above the sustained rate (the bucket's size); 0: one second's worth.</summary>
+    public int Burst { get; set; }
+
+    /// <summary>Requests of this tenant in flight at once, per gateway.</summary>
+    public int MaxConcurrent { get; set; }
+
+    /// <summary>Requests of this tenant waiting in one replica's queue (its share of job_queue_size).</summary>
+    public int MaxQueued { get; set; }
+}
+
+/// <summary>Who a request runs for.</summary>
+public sealed record Tenant(string Id, string Name, TenantOptions Settings)
+{
+    /// <summary>The holders of the server's own keys (key_file.json): every model, no quotas, weight 1.</summary>
+    public static readonly Tenant Admin = new(AdminId, "administrator", new TenantOptions { Id = AdminId, Weight = 1 });
+
+    public const string AdminId = "admin";
+}
+
+/// <summary>The configured tenants, and which one a presented key belongs to.</summary>
+public sealed class TenantDirectory
+{
+    private readonly Dictionary<string, Tenant> _byKeyHash = new(StringComparer.Ordinal);
+
+    public TenantDirectory(IOptions<TenantsOptions> options)
+    {
+        Tenants = [.. options.Value.Tenants.Select(t => new Tenant(t.Id, t.Name ?? t.Id, t))];
+        foreach (var tenant in Tenants)
+        {
+            foreach (var hash in tenant.Settings.KeySha256)
+            {
+                _byKeyHash[hash.ToLowerInvariant()] = tenant;
+            }
+        }
+    }
+
+    public IReadOnlyList<Tenant> Tenants { get; }
+
+    /// <summary>
+    /// The tenant whose key <paramref name="presented"/> is, else null. Only the key's SHA-256 is compared,
+    /// so what a lookup's timing could reveal is about a hash, not about a key.
+    /// </summary>
+    public Tenant? ByKey(string? presented) =>
+        presented is null ? null : _byKeyHash.GetValueOrDefault(Hash(presented));
+
+    public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+}
+
+/// <summary>Section <c>Serve</c>'s <c>Tenants</c> list.</summary>
+public sealed class TenantsOptions
+{
+    public List<TenantOptions> Tenants { get; set; } = [];
+
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        var ids = new HashSet<string>(StringComparer.Ordinal) { Tenant.AdminId };
+        var hashes = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var tenant in Tenants)
+        {
+            if (!System.Text.RegularExpressions.Regex.IsMatch(tenant.Id, "^[A-Za-z0-9_.-]{1,64}$"))
+            {
+                problems.Add($"tenant id '{tenant.Id}' must be 1-64 letters, digits, '.', '_' or '-'");
+            }
+            else if (!ids.Add(tenant.Id))
+            {
+                problems.Add($"tenant id '{tenant.Id}' is used twice (or is the built-in '{Tenant.AdminId}')");
+            }
+
+            if (tenant.KeySha256.Length == 0)
+            {
+                problems.Add($"tenant '{tenant.Id}' has no KeySha256: give the SHA-256 (hex) of each of its keys");
+            }
+
+            foreach (var hash in tenant.KeySha256)
+            {
+                if (hash.Length != 64 || !hash.All(Uri.IsHexDigit))
+                {
+                    problems.Add($"tenant '{tenant.Id}': KeySha256 '{hash}' is not 64 hex digits (the SHA-256 of a key, not the key)");
+                }
+                else if (!hashes.Add(hash))
+                {
+                    problems.Add($"tenant '{tenant.Id}': a key hash is given to two tenants");
+                }
+            }
+
+            if (tenant.Weight is < 1 or > 1000)
+            {
+                problems.Add($"tenant '{tenant.Id}': Weight must be 1-1000, not {tenant.Weight}");
+            }
+
+            if (tenant.RequestsPerSecond < 0 || tenant.Burst < 0 || tenant.MaxConcurrent < 0 || tenant.MaxQueued < 0)
+            {
+                problems.Add($"tenant '{tenant.Id}': quotas must be 0 (none) or positive");
+            }
+        }
+
+        return problems;
+    }
+}

@@ -1,0 +1,150 @@
+using System.Net;
+using System.Text.Json;
+using Grpc.Core;
+using Serve.Gateway.Grpc.Oip;
+using Serve.Gateway.Security;
+
+namespace Serve.Gateway.Tests;
+
+/// <summary>Tenants from configuration: their keys, rate and concurrency quotas through the gateway, and their usage.</summary>
+public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<TenantTests.Factory>, IAsyncLifetime
+{
+    public const string RateKey = "tenant-rate-key-0123456789abcdef0123456789";
+    public const string BusyKey = "tenant-busy-key-0123456789abcdef0123456789";
+
+    public sealed class Factory : ServeFactory
+    {
+        protected override IEnumerable<KeyValuePair<string, string?>> Settings() =>
+        [
+            // "batched" holds a lone request up to 3 s, waiting for a second one: a request in flight for long enough.
+            new("Serve:LoadModels", "linrelu=linrelu.pt,batched=identity.pt?batch_size=2&max_batch_delay=3000"),
+            new("Serve:Tenants:0:Id", "rated"),
+            new("Serve:Tenants:0:KeySha256:0", TenantDirectory.Hash(RateKey)),
+            new("Serve:Tenants:0:RequestsPerSecond", "1"),
+            new("Serve:Tenants:0:Burst", "2"),
+            new("Serve:Tenants:1:Id", "busy"),
+            new("Serve:Tenants:1:Name", "Busy team"),
+            new("Serve:Tenants:1:KeySha256:0", TenantDirectory.Hash(BusyKey)),
+            new("Serve:Tenants:1:MaxConcurrent", "1"),
+        ];
+    }
+
+    public async ValueTask InitializeAsync() => await serve.WaitReadyAsync("linrelu", "batched");
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    private HttpClient TenantClient(int port, string key)
+    {
+        var client = serve.Anonymous(port);
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        return client;
+    }
+
+    private static Task<HttpResponseMessage> PredictAsync(HttpClient client, string model = "linrelu") =>
+        client.PostAsync($"/predictions/{model}", Json.Body(model == "linrelu" ? TestModels.OnesJson : "[1]"), Token);
+
+    [Fact]
+    public async Task A_tenants_key_opens_inference_only()
+    {
+        using var inference = TenantClient(8080, BusyKey);
+        using var answered = await PredictAsync(inference);
+        Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+
+        using var management = TenantClient(8081, BusyKey);
+        using var refused = await management.GetAsync("/models", Token);
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+    }
+
+    [Fact]
+    public async Task The_rate_quota_trips_with_429_and_retry_after_then_recovers()
+    {
+        using var client = TenantClient(8080, RateKey);
+        HttpResponseMessage? tripped = null;
+        for (var i = 0; i < 10 && tripped is null; i++)
+        {
+            var response = await PredictAsync(client);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                tripped = response;
+            }
+            else
+            {
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                response.Dispose();
+            }
+        }
+
+        Assert.NotNull(tripped);
+        using (tripped)
+        {
+            Assert.True(tripped.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1));
+            var message = (await Json.ReadAsync(tripped)).GetProperty("message").GetString();
+            Assert.Contains("Tenant \"rated\" is over its RequestsPerSecond quota (1/s, burst 2)", message);
+        }
+
+        // The bucket refills: the tenant is served again.
+        await Waiting.UntilAsync(async () =>
+        {
+            using var again = await PredictAsync(client);
+            return again.StatusCode == HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(10), "the rated tenant to be served again");
+
+        // gRPC meets the same quota, as RESOURCE_EXHAUSTED.
+        var grpc = new GRPCInferenceService.GRPCInferenceServiceClient(serve.GrpcAnonymous(7070));
+        var headers = new Metadata { { "authorization", "Bearer " + RateKey } };
+        RpcException? exhausted = null;
+        for (var i = 0; i < 10 && exhausted is null; i++)
+        {
+            try
+            {
+                await grpc.ServerReadyAsync(new ServerReadyRequest(), headers, cancellationToken: Token);
+            }
+            catch (RpcException error)
+            {
+                exhausted = error;
+            }
+        }
+
+        Assert.Equal(StatusCode.ResourceExhausted, exhausted?.StatusCode);
+        Assert.Contains("RequestsPerSecond quota", exhausted!.Status.Detail);
+    }
+
+    [Fact]
+    public async Task The_concurrency_quota_refuses_a_second_request_in_flight_and_others_are_not_affected()
+    {
+        using var busy = TenantClient(8080, BusyKey);
+        var first = PredictAsync(busy, "batched");
+        // The first waits in "batched"'s queue for up to 3 s; wait until the gateway counts it in flight.
+        await Waiting.UntilAsync(async () => await InFlightAsync("busy") == 1, TimeSpan.FromSeconds(10), "the busy tenant's first request in flight");
+
+        using var second = await PredictAsync(busy);
+        Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
+        Assert.Contains("has 1 requests in flight, its MaxConcurrent quota", (await Json.ReadAsync(second)).GetProperty("message").GetString());
+
+        using var admin = serve.Inference();
+        using var other = await PredictAsync(admin);
+        Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+
+        using var answered = await first;
+        Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+        using var after = await PredictAsync(busy);
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+
+        var usage = await TenantAsync("busy");
+        Assert.Equal("Busy team", usage.GetProperty("name").GetString());
+        Assert.True(usage.GetProperty("usage").GetProperty("rejected").GetProperty("concurrency").GetInt64() >= 1);
+        Assert.True(usage.GetProperty("usage").GetProperty("answered").GetInt64() >= 2);
+        Assert.True(usage.GetProperty("usage").GetProperty("queueMs").GetDouble() > 0);
+    }
+
+    private async Task<JsonElement> TenantAsync(string id)
+    {
+        var (status, body) = await serve.ManageAsync(HttpMethod.Get, "/tenants");
+        Assert.Equal(HttpStatusCode.OK, status);
+        return body.GetProperty("tenants").EnumerateArray().Single(t => t.GetProperty("id").GetString() == id);
+    }
+
+    private async Task<long> InFlightAsync(string id) => (await TenantAsync(id)).GetProperty("usage").GetProperty("inFlight").GetInt64();
+}
