@@ -42,6 +42,25 @@ public static class ErrorTable
     /// <summary>A failure as a gRPC call's status.</summary>
     public static RpcException Rpc(ServeError error) => new(new Status(Grpc(error.Kind), error.Message));
 
+    /// <summary>
+    /// Answers a request refused before it reached an endpoint (keys, quotas): gRPC calls get a trailers-only
+    /// answer with the code and message, everything else TorchServe's error body.
+    /// </summary>
+    public static Task RefuseAsync(HttpContext context, ServeError error)
+    {
+        if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true)
+        {
+            var response = context.Response;
+            response.StatusCode = StatusCodes.Status200OK;
+            response.ContentType = "application/grpc";
+            response.Headers["grpc-status"] = ((int)Grpc(error.Kind)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            response.Headers["grpc-message"] = Uri.EscapeDataString(error.Message);
+            return Task.CompletedTask;
+        }
+
+        return TorchServe(error).ExecuteAsync(context);
+    }
+
     /// <summary>TorchServe's error body: <c>{"code": 404, "type": "ModelNotFoundException", "message": "..."}</c>.</summary>
     public static IResult TorchServe(ServeError error)
     {

@@ -74,19 +74,8 @@ public sealed class TenantQuotas : IDisposable
 
     public static Task RefuseAsync(HttpContext context, TimeSpan retryAfter, string message)
     {
-        var response = context.Response;
-        var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-        response.Headers.RetryAfter = seconds;
-        if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true)
-        {
-            response.StatusCode = StatusCodes.Status200OK;
-            response.ContentType = "application/grpc";
-            response.Headers["grpc-status"] = ((int)ErrorTable.Grpc(ServeErrorKind.QuotaExceeded)).ToString(CultureInfo.InvariantCulture);
-            response.Headers["grpc-message"] = Uri.EscapeDataString(message);
-            return Task.CompletedTask;
-        }
-
-        return ErrorTable.TorchServe(new ServeError(ServeErrorKind.QuotaExceeded, message)).ExecuteAsync(context);
+        context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        return ErrorTable.RefuseAsync(context, new ServeError(ServeErrorKind.QuotaExceeded, message));
     }
 
     public void Dispose()

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.Extensions.Options;
 using Serve.Actors.Protocol;
 using Serve.Gateway.Apis;
@@ -103,18 +102,7 @@ public static class TokenAuthorization
 
     private static Task RefuseAsync(HttpContext context)
     {
-        var response = context.Response;
-        if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true)
-        {
-            // A gRPC answer with no message: status in the headers (a "trailers-only" response).
-            response.StatusCode = StatusCodes.Status200OK;
-            response.ContentType = "application/grpc";
-            response.Headers["grpc-status"] = ((int)ErrorTable.Grpc(ServeErrorKind.Unauthenticated)).ToString(CultureInfo.InvariantCulture);
-            response.Headers["grpc-message"] = Uri.EscapeDataString(FailureMessage);
-            return Task.CompletedTask;
-        }
-
-        response.Headers.WWWAuthenticate = "Bearer";
-        return ErrorTable.TorchServe(new ServeError(ServeErrorKind.Unauthenticated, FailureMessage)).ExecuteAsync(context);
+        context.Response.Headers.WWWAuthenticate = "Bearer";
+        return ErrorTable.RefuseAsync(context, new ServeError(ServeErrorKind.Unauthenticated, FailureMessage));
     }
 }
