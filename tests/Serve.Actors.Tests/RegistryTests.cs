@@ -347,3 +347,47 @@ public sealed class CatalogStateTests
         Assert.Null(state.Find("nope", null));
     }
 }
+
+/// <summary>The registry's tenant quotas, on the pure desired state.</summary>
+public sealed class TenantQuotaTests
+{
+    private static ModelDefinition Model(string name, string owner, int replicas = 1, int memoryMb = 0) =>
+        new ModelDefinition(name, "1.0", new TorchScriptSource($"{name}.pt"), BuiltInHandlers.Tensor, replicas, 1, 0, 10, 30, null)
+        {
+            Owner = owner,
+            DeviceMemoryMb = memoryMb,
+        };
+
+    private static void Apply(DesiredState state, Decision decision)
+    {
+        Assert.Null(decision.Result.Error);
+        foreach (var change in decision.Events)
+        {
+            state.Apply(change);
+        }
+    }
+
+    [Fact]
+    public void Models_replicas_and_memory_are_counted_per_owner()
+    {
+        var state = new DesiredState();
+        var limits = new TenantLimits("a", MaxModels: 2, MaxReplicas: 3, MaxDeviceMemoryMb: 2_500);
+        Apply(state, state.Register(Model("one", "a", replicas: 2, memoryMb: 1_000), fromConfiguration: false, limits));
+        Apply(state, state.Register(Model("other-tenants", "b", replicas: 5, memoryMb: 9_000), fromConfiguration: false, TenantLimits.None));
+
+        var tooMany = state.Register(Model("two", "a", replicas: 2), fromConfiguration: false, limits);
+        Assert.Equal(ServeErrorKind.QuotaExceeded, tooMany.Result.Error?.Kind);
+        Assert.Contains("would have 4 replicas, more than its MaxReplicas quota of 3", tooMany.Result.Message);
+
+        var tooMuchMemory = state.Scale("one", null, 3, limits);
+        Assert.Equal(ServeErrorKind.QuotaExceeded, tooMuchMemory.Result.Error?.Kind);
+        Assert.Contains("would declare 3000 MB", tooMuchMemory.Result.Message, StringComparison.Ordinal);
+
+        Apply(state, state.Register(Model("two", "a", replicas: 1), fromConfiguration: false, limits));
+        var third = state.Register(Model("three", "a", replicas: 0), fromConfiguration: false, limits);
+        Assert.Contains("would have 3 model versions registered, more than its MaxModels quota of 2", third.Result.Message);
+
+        // Scaling down always fits, whatever the quota.
+        Assert.Null(state.Scale("one", null, 1, limits with { MaxReplicas = 1 }).Result.Error);
+    }
+}

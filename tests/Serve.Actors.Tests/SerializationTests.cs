@@ -48,6 +48,8 @@ public sealed class SerializationTests(ClusterFixture cluster) : IClassFixture<C
         new NodeInventory("akka.tcp://serve@10.0.0.1:4054", "gpu-a", [new DeviceCapacity("cuda:0", 81_559, 1_024), new DeviceCapacity("cuda:1", 81_559, -1)]),
         new ChangePlacement("resnet18", "1.0", null, ["cuda:0"], 1, 2_000),
         new ModelVersionPlaced(Replica.Key, new ModelPlacement(["gpu-a", "gpu-b"], [], Spread: true), 0),
+        new RegisterModel(Definition with { Owner = "team-a", SharedWith = "team-b,team-c" }) { Limits = new TenantLimits("team-a", 3, 8, 40_000) },
+        new ScaleModel("resnet18", null, 4) { Limits = new TenantLimits("team-a", 0, 8, 0) },
         new CatalogSnapshot("abc", 5, [new CatalogEntry(Definition, true, [Status])
         {
             Assignments = [new ReplicaAssignment(2, "akka.tcp://serve@127.0.0.1:4053", "cpu:0", Retiring: true)],

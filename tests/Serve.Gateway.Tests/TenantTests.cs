@@ -11,13 +11,14 @@ public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<Tenan
 {
     public const string RateKey = "tenant-rate-key-0123456789abcdef0123456789";
     public const string BusyKey = "tenant-busy-key-0123456789abcdef0123456789";
+    public const string PlainKey = "tenant-plain-key-0123456789abcdef012345678";
 
     public sealed class Factory : ServeFactory
     {
         protected override IEnumerable<KeyValuePair<string, string?>> Settings() =>
         [
             // "batched" holds a lone request up to 3 s, waiting for a second one: a request in flight for long enough.
-            new("Serve:LoadModels", "linrelu=linrelu.pt,batched=identity.pt?batch_size=2&max_batch_delay=3000"),
+            new("Serve:LoadModels", "linrelu=linrelu.pt?shared_with=rated;busy,batched=identity.pt?batch_size=2&max_batch_delay=3000&shared_with=busy"),
             new("Serve:Tenants:0:Id", "rated"),
             new("Serve:Tenants:0:KeySha256:0", TenantDirectory.Hash(RateKey)),
             new("Serve:Tenants:0:RequestsPerSecond", "1"),
@@ -26,6 +27,10 @@ public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<Tenan
             new("Serve:Tenants:1:Name", "Busy team"),
             new("Serve:Tenants:1:KeySha256:0", TenantDirectory.Hash(BusyKey)),
             new("Serve:Tenants:1:MaxConcurrent", "1"),
+            new("Serve:Tenants:1:MaxModels", "1"),
+            new("Serve:Tenants:2:Id", "plain"),
+            new("Serve:Tenants:2:KeySha256:0", TenantDirectory.Hash(PlainKey)),
+            new("Serve:EnableModelApi", "true"),
         ];
     }
 
@@ -137,6 +142,51 @@ public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<Tenan
         Assert.True(usage.GetProperty("usage").GetProperty("rejected").GetProperty("concurrency").GetInt64() >= 1);
         Assert.True(usage.GetProperty("usage").GetProperty("answered").GetInt64() >= 2);
         Assert.True(usage.GetProperty("usage").GetProperty("queueMs").GetDouble() > 0);
+    }
+
+    [Fact]
+    public async Task A_tenant_sees_only_its_own_and_shared_models_and_its_model_quota_stops_a_registration()
+    {
+        var (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=identity.pt&model_name=busyonly&tenant=busy&initial_workers=1&synchronous=true");
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=identity.pt&model_name=ratedshares&tenant=rated&shared_with=busy&initial_workers=1&synchronous=true");
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        var (_, described) = await serve.ManageAsync(HttpMethod.Get, "/models/ratedshares");
+        Assert.Equal("rated", described[0].GetProperty("owner").GetString());
+        Assert.Equal(["busy"], described[0].GetProperty("sharedWith").EnumerateArray().Select(e => e.GetString()));
+
+        using var busy = TenantClient(8080, BusyKey);
+        using var busyOwn = await PredictAsync(busy, "busyonly");
+        Assert.Equal(HttpStatusCode.OK, busyOwn.StatusCode);
+        using var busyShared = await PredictAsync(busy, "ratedshares");
+        Assert.Equal(HttpStatusCode.OK, busyShared.StatusCode);
+
+        // Another tenant's model is "not found", word for word as a model that does not exist.
+        using var plain = TenantClient(8080, PlainKey);
+        using var hidden = await plain.GetAsync("/v2/models/busyonly", Token);
+        using var missing = await plain.GetAsync("/v2/models/nosuchmodel", Token);
+        Assert.Equal(HttpStatusCode.NotFound, hidden.StatusCode);
+        Assert.Equal("Model not found: busyonly", (await Json.ReadAsync(hidden)).GetProperty("error").GetString());
+        Assert.Equal("Model not found: nosuchmodel", (await Json.ReadAsync(missing)).GetProperty("error").GetString());
+        var grpc = new GRPCInferenceService.GRPCInferenceServiceClient(serve.GrpcAnonymous(7070));
+        var notFound = await Assert.ThrowsAsync<RpcException>(() => grpc.ModelReadyAsync(new ModelReadyRequest { Name = "busyonly" },
+            new Metadata { { "authorization", "Bearer " + PlainKey } }, cancellationToken: Token).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, notFound.StatusCode);
+
+        // The admin tenant sees everything.
+        using var admin = serve.Inference();
+        using var adminCall = await PredictAsync(admin, "busyonly");
+        Assert.Equal(HttpStatusCode.OK, adminCall.StatusCode);
+
+        (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=identity.pt&model_name=busysecond&tenant=busy&initial_workers=1");
+        Assert.Equal(HttpStatusCode.TooManyRequests, status);
+        Assert.Contains("Tenant \"busy\" would have 2 model versions registered, more than its MaxModels quota of 1", Json.Message(body));
+        (status, _) = await serve.ManageAsync(HttpMethod.Get, "/models/busysecond");
+        Assert.Equal(HttpStatusCode.NotFound, status);
+
+        (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=identity.pt&model_name=nobody&tenant=ghost");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("tenant 'ghost' is not configured", Json.Message(body));
     }
 
     private async Task<JsonElement> TenantAsync(string id)

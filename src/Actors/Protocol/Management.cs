@@ -1,13 +1,31 @@
 namespace Serve.Actors.Protocol;
 
+/// <summary>
+/// A tenant's registry quotas (0: none): model versions registered, replicas in all, and device memory its
+/// replicas declare in all. The gateway sends them with each command that could exceed them, so the registry
+/// checks them against the one desired state every gateway shares.
+/// </summary>
+public sealed record TenantLimits(string Tenant, int MaxModels, int MaxReplicas, long MaxDeviceMemoryMb) : IServeMessage
+{
+    public static readonly TenantLimits None = new(ModelDefinition.AdminTenant, 0, 0, 0);
+}
+
 /// <summary>Management API to registry: register one model version (409 when that version exists).</summary>
-public sealed record RegisterModel(ModelDefinition Definition) : IServeMessage;
+public sealed record RegisterModel(ModelDefinition Definition) : IServeMessage
+{
+    /// <summary>The owner's quotas.</summary>
+    public TenantLimits Limits { get; init; } = TenantLimits.None;
+}
 
 /// <summary>Remove a model version (its default version when <paramref name="Version"/> is null).</summary>
 public sealed record UnregisterModel(string Model, string? Version) : IServeMessage;
 
 /// <summary>Set a model version's replica count (its default version when <paramref name="Version"/> is null).</summary>
-public sealed record ScaleModel(string Model, string? Version, int Replicas) : IServeMessage;
+public sealed record ScaleModel(string Model, string? Version, int Replicas) : IServeMessage
+{
+    /// <summary>The owner's quotas.</summary>
+    public TenantLimits Limits { get; init; } = TenantLimits.None;
+}
 
 /// <summary>Make a version the one requests without a version go to.</summary>
 public sealed record SetDefaultVersion(string Model, string Version) : IServeMessage;

@@ -89,6 +89,24 @@ public sealed record ModelDefinition(
     /// </summary>
     public int DeviceMemoryMb { get; init; }
 
+    /// <summary>The tenant that owns the model: it, the admin tenant and <see cref="SharedWith"/> may call it.</summary>
+    public string Owner { get; init; } = AdminTenant;
+
+    /// <summary>
+    /// Other tenants that may call the model, comma-separated (a string, so definitions compare by value); no
+    /// one else even learns that it exists.
+    /// </summary>
+    public string SharedWith { get; init; } = string.Empty;
+
+    public const string AdminTenant = "admin";
+
+    /// <summary>Whether <paramref name="tenant"/> may see and call this model.</summary>
+    public bool VisibleTo(string tenant) =>
+        tenant == AdminTenant || tenant == Owner || SharedWith.Split(',').Contains(tenant, StringComparer.Ordinal);
+
+    /// <summary>Device memory all its replicas declare, in MB.</summary>
+    public long DeclaredMemoryMb => (long)Replicas * DeviceMemoryMb;
+
     public ModelDefinition WithReplicas(int replicas) => this with { Replicas = replicas };
 
     /// <summary>Returns the problems that make this definition unusable; empty when it is valid.</summary>

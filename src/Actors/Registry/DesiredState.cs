@@ -36,12 +36,17 @@ public sealed class DesiredState
     /// nothing, so what the management API changed since (replicas scaled, for instance) stays; a changed
     /// configuration replaces the registered definition, since the configuration that names a model defines it.
     /// </summary>
-    public Decision Register(ModelDefinition definition, bool fromConfiguration)
+    public Decision Register(ModelDefinition definition, bool fromConfiguration, TenantLimits? limits = null)
     {
         var problems = definition.Validate();
         if (problems.Count > 0)
         {
             return Decision.Refuse(ServeErrorKind.BadInput, string.Join("; ", problems));
+        }
+
+        if (!_models.ContainsKey(definition.Key) && OverQuota(limits, added: definition, replaced: null) is { } overQuota)
+        {
+            return overQuota;
         }
 
         if (_models.TryGetValue(definition.Key, out var existing))
@@ -77,7 +82,7 @@ public sealed class DesiredState
         return new Decision([new ModelVersionUnregistered(definition.Key)], RegistryResult.Done($"Model \"{model}\" unregistered"));
     }
 
-    public Decision Scale(string model, string? version, int replicas)
+    public Decision Scale(string model, string? version, int replicas, TenantLimits? limits = null)
     {
         if (Resolve(model, version) is not { } definition)
         {
@@ -87,6 +92,11 @@ public sealed class DesiredState
         if (definition.WithReplicas(replicas).Validate() is { Count: > 0 } problems)
         {
             return Decision.Refuse(ServeErrorKind.BadInput, string.Join("; ", problems));
+        }
+
+        if (replicas > definition.Replicas && OverQuota(limits, added: definition.WithReplicas(replicas), replaced: definition) is { } overQuota)
+        {
+            return overQuota;
         }
 
         var message = version is null
@@ -200,6 +210,42 @@ public sealed class DesiredState
         version is not null && _models.Keys.Any(k => k.Name == model)
             ? Decision.Refuse(ServeErrorKind.NotFound, $"Model version: {version} does not exist for model: {model}")
             : Decision.Refuse(ServeErrorKind.NotFound, $"Model not found: {model}");
+
+    /// <summary>
+    /// The refusal when the owner's models after the change (<paramref name="added"/> in place of
+    /// <paramref name="replaced"/>) would exceed one of its quotas; null when they fit.
+    /// </summary>
+    private Decision? OverQuota(TenantLimits? limits, ModelDefinition added, ModelDefinition? replaced)
+    {
+        if (limits is null || limits == TenantLimits.None)
+        {
+            return null;
+        }
+
+        var owned = _models.Values.Where(m => m.Owner == limits.Tenant && m.Key != replaced?.Key).Append(added).ToList();
+        var replicas = owned.Sum(m => m.Replicas);
+        var memory = owned.Sum(m => m.DeclaredMemoryMb);
+        var tenant = limits.Tenant;
+        if (limits.MaxModels > 0 && owned.Count > limits.MaxModels)
+        {
+            return Decision.Refuse(ServeErrorKind.QuotaExceeded,
+                $"Tenant \"{tenant}\" would have {owned.Count} model versions registered, more than its MaxModels quota of {limits.MaxModels}");
+        }
+
+        if (limits.MaxReplicas > 0 && replicas > limits.MaxReplicas)
+        {
+            return Decision.Refuse(ServeErrorKind.QuotaExceeded,
+                $"Tenant \"{tenant}\" would have {replicas} replicas, more than its MaxReplicas quota of {limits.MaxReplicas}");
+        }
+
+        if (limits.MaxDeviceMemoryMb > 0 && memory > limits.MaxDeviceMemoryMb)
+        {
+            return Decision.Refuse(ServeErrorKind.QuotaExceeded,
+                $"Tenant \"{tenant}\" would declare {memory} MB of device memory, more than its MaxDeviceMemoryMb quota of {limits.MaxDeviceMemoryMb}");
+        }
+
+        return null;
+    }
 
     private static string Registered(ModelDefinition definition) =>
         definition.Replicas == 0

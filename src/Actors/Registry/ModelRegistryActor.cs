@@ -88,9 +88,9 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ => OnRecovered());
 
         Command<RegisterModels>(RegisterStartupModels);
-        Command<RegisterModel>(m => Change(_desired.Register(m.Definition, fromConfiguration: false)));
+        Command<RegisterModel>(m => Change(_desired.Register(m.Definition, fromConfiguration: false, m.Limits)));
         Command<UnregisterModel>(m => Change(_desired.Unregister(m.Model, m.Version)));
-        Command<ScaleModel>(m => Change(_desired.Scale(m.Model, m.Version, m.Replicas)));
+        Command<ScaleModel>(m => Change(_desired.Scale(m.Model, m.Version, m.Replicas, m.Limits)));
         Command<SetDefaultVersion>(m => Change(_desired.SetDefault(m.Model, m.Version)));
         Command<ChangePlacement>(m => Change(_desired.Place(m)));
         Command<NodeInventory>(OnInventory);

@@ -19,7 +19,7 @@ public static class InferenceCall
         HttpContext context, string model, string? version, CatalogView catalog, IInferenceClient client,
         InputReader readInput, Func<ServeError, IResult> renderError)
     {
-        if (ModelLookup.Find(catalog.Current, model, version, out _) is { } notFound)
+        if (ModelLookup.Find(catalog.Current, model, version, out _, TenantContext.Of(context).Id) is { } notFound)
         {
             return (null, renderError(notFound));
         }

@@ -87,6 +87,12 @@ public sealed record RegisterParameters(
     /// <summary>Serve's <c>sha256</c>: the hex SHA-256 the model file or .mar must have (<see cref="ArchivePin"/>).</summary>
     public string? Sha256 { get; init; }
 
+    /// <summary>Serve's <c>tenant</c>: the tenant that owns the model (default: the admin tenant).</summary>
+    public string? Tenant { get; init; }
+
+    /// <summary>Serve's <c>shared_with</c>: other tenants that may call it, comma-separated.</summary>
+    public string? SharedWith { get; init; }
+
     public static async Task<(RegisterParameters? Parameters, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellation)
     {
         var values = request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal);
@@ -143,6 +149,8 @@ public sealed record RegisterParameters(
             PlacementSettings.Read(values.GetValueOrDefault, problems))
         {
             Sha256 = values.GetValueOrDefault("sha256") is { Length: > 0 } pin ? pin : null,
+            Tenant = values.GetValueOrDefault("tenant") is { Length: > 0 } tenant ? tenant : null,
+            SharedWith = values.GetValueOrDefault("shared_with") is { Length: > 0 } shared ? shared : null,
         };
         if (parameters.Sha256 is { } sha256 && !ArchivePin.IsValid(sha256))
         {
@@ -216,6 +224,14 @@ public sealed record RegisterParameters(
             return (null, new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)));
         }
 
-        return (model with { Definition = model.Definition with { Url = Url } }, null);
+        return (model with
+        {
+            Definition = model.Definition with
+            {
+                Url = Url,
+                Owner = Tenant ?? ModelDefinition.AdminTenant,
+                SharedWith = string.Join(',', (SharedWith ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)),
+            },
+        }, null);
     }
 }

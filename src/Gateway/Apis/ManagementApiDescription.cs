@@ -23,6 +23,8 @@ internal static class ManagementApiDescription
         ("initial_workers", () => Int("Replicas to start (default 0).")),
         ("response_timeout", () => Int("Seconds an inference may take (default 120).")),
         ("synchronous", () => Bool("Wait until the replicas serve (default true, as TorchServe's code).")),
+        ("tenant", () => Str("Serve's: the tenant that owns the model (default admin); only it, admin and shared_with may call it.")),
+        ("shared_with", () => Str("Serve's: other tenants that may call the model, comma-separated.")),
         ("startup_timeout", () => Int("Seconds a synchronous registration waits for its replicas (default Serve:DefaultStartupTimeout, 120).")),
         ("sha256", () => Str("The SHA-256 (64 hex digits) the model file or .mar must have; a mismatch is refused before anything is unpacked.")),
         .. PlacementParameters(),

@@ -30,10 +30,14 @@ public static class OipApi
             : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable)).WithoutKey();
         v2.MapGet(string.Empty, () => Results.Json(new { name = OipModels.ServerName, version = OipModels.ServerVersion, extensions = OipModels.Extensions }));
 
-        v2.MapGet("/models/{model}", (string model, CatalogView catalog) => Metadata(catalog.Current, model, null));
-        v2.MapGet("/models/{model}/versions/{version}", (string model, string version, CatalogView catalog) => Metadata(catalog.Current, model, version));
-        v2.MapGet("/models/{model}/ready", (string model, CatalogView catalog) => Ready(catalog.Current, model, null));
-        v2.MapGet("/models/{model}/versions/{version}/ready", (string model, string version, CatalogView catalog) => Ready(catalog.Current, model, version));
+        v2.MapGet("/models/{model}", (string model, CatalogView catalog, HttpContext context) =>
+            Metadata(catalog.Current, model, null, TenantContext.Of(context).Id));
+        v2.MapGet("/models/{model}/versions/{version}", (string model, string version, CatalogView catalog, HttpContext context) =>
+            Metadata(catalog.Current, model, version, TenantContext.Of(context).Id));
+        v2.MapGet("/models/{model}/ready", (string model, CatalogView catalog, HttpContext context) =>
+            Ready(catalog.Current, model, null, TenantContext.Of(context).Id));
+        v2.MapGet("/models/{model}/versions/{version}/ready", (string model, string version, CatalogView catalog, HttpContext context) =>
+            Ready(catalog.Current, model, version, TenantContext.Of(context).Id));
         v2.MapPost("/models/{model}/infer", (string model, HttpContext context, IInferenceClient client, RequestBodies bodies, CatalogView catalog) =>
             InferAsync(model, null, context, client, bodies, catalog));
         v2.MapPost("/models/{model}/versions/{version}/infer", (string model, string version, HttpContext context, IInferenceClient client, RequestBodies bodies, CatalogView catalog) =>
@@ -41,9 +45,9 @@ public static class OipApi
         return app;
     }
 
-    private static IResult Metadata(CatalogState catalog, string model, string? version)
+    private static IResult Metadata(CatalogState catalog, string model, string? version, string tenant)
     {
-        var (metadata, error) = OipModels.Metadata(catalog, model, version);
+        var (metadata, error) = OipModels.Metadata(catalog, model, version, tenant);
         return metadata is null
             ? ErrorTable.Oip(error!)
             : Results.Json(new
@@ -56,9 +60,9 @@ public static class OipApi
             });
     }
 
-    private static IResult Ready(CatalogState catalog, string model, string? version)
+    private static IResult Ready(CatalogState catalog, string model, string? version, string tenant)
     {
-        var (ready, error) = OipModels.Ready(catalog, model, version);
+        var (ready, error) = OipModels.Ready(catalog, model, version, tenant);
         return error is not null
             ? ErrorTable.Oip(error)
             : Results.Json(new { name = model, ready }, statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);

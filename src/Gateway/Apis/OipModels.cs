@@ -22,9 +22,9 @@ public static class OipModels
     public static readonly string ServerVersion =
         typeof(OipModels).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-    public static (OipModelMetadata? Metadata, ServeError? Error) Metadata(CatalogState catalog, string model, string? version)
+    public static (OipModelMetadata? Metadata, ServeError? Error) Metadata(CatalogState catalog, string model, string? version, string tenant)
     {
-        if (ModelLookup.Find(catalog, model, version, out var entry) is { } notFound)
+        if (ModelLookup.Find(catalog, model, version, out var entry, tenant) is { } notFound)
         {
             return (null, notFound);
         }
@@ -33,7 +33,7 @@ public static class OipModels
         var signature = entry!.Replicas.Select(r => r.Signature).FirstOrDefault(s => s is not null);
         return (new OipModelMetadata(
             model,
-            [.. catalog.VersionsOf(model).Select(e => e.Definition.Version)],
+            [.. catalog.VersionsOf(model).Where(e => e.Definition.VisibleTo(tenant)).Select(e => e.Definition.Version)],
             signature?.Platform ?? entry.Definition.Source.Platform,
             signature?.Inputs ?? [],
             signature?.Outputs ?? []), null);
@@ -44,9 +44,9 @@ public static class OipModels
         ReplicaId.TryParse(reply.Timing.Replica, out var replica) ? replica.Version : asked;
 
     /// <summary>Ready when a replica of that version is ready on a node that can be reached.</summary>
-    public static (bool Ready, ServeError? Error) Ready(CatalogState catalog, string model, string? version)
+    public static (bool Ready, ServeError? Error) Ready(CatalogState catalog, string model, string? version, string tenant)
     {
-        if (ModelLookup.Find(catalog, model, version, out var entry) is { } notFound)
+        if (ModelLookup.Find(catalog, model, version, out var entry, tenant) is { } notFound)
         {
             return (false, notFound);
         }

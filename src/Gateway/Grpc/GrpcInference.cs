@@ -21,15 +21,18 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
     /// Why <paramref name="model"/> cannot be asked (no name, unknown model or version), checked before the
     /// input is read, as the HTTP APIs do; null when it can.
     /// </summary>
-    public ServeError? Refuse(string model, string version) => string.IsNullOrEmpty(model)
+    public ServeError? Refuse(string model, string version, ServerCallContext context) => string.IsNullOrEmpty(model)
         ? new ServeError(ServeErrorKind.BadInput, "Parameter model_name is required.")
-        : ModelLookup.Find(catalog.Current, model, string.IsNullOrEmpty(version) ? null : version, out _);
+        : ModelLookup.Find(catalog.Current, model, string.IsNullOrEmpty(version) ? null : version, out _, TenantOf(context));
+
+    /// <summary>The calling tenant's id, as token authorization found it.</summary>
+    public static string TenantOf(ServerCallContext context) => TenantContext.Of(context.GetHttpContext()).Id;
 
     /// <summary>The reply, or why not as a <see cref="ServeError"/> (never throws for a model's or a client's fault).</summary>
     public async Task<(InferenceSucceeded? Reply, ServeError? Error)> TryRunAsync(
         string model, string version, InferenceInput input, ServerCallContext context, bool sendHeaders)
     {
-        if (Refuse(model, version) is { } refused)
+        if (Refuse(model, version, context) is { } refused)
         {
             return (null, refused);
         }

@@ -33,13 +33,13 @@ public sealed class OipInferenceService(GrpcInference inference, IOptions<Gatewa
 
     public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context)
     {
-        var (ready, error) = OipModels.Ready(inference.Catalog.Current, RequireName(request.Name), NullIfEmpty(request.Version));
+        var (ready, error) = OipModels.Ready(inference.Catalog.Current, RequireName(request.Name), NullIfEmpty(request.Version), GrpcInference.TenantOf(context));
         return error is null ? Task.FromResult(new ModelReadyResponse { Ready = ready }) : throw ErrorTable.Rpc(error);
     }
 
     public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context)
     {
-        var (metadata, error) = OipModels.Metadata(inference.Catalog.Current, RequireName(request.Name), NullIfEmpty(request.Version));
+        var (metadata, error) = OipModels.Metadata(inference.Catalog.Current, RequireName(request.Name), NullIfEmpty(request.Version), GrpcInference.TenantOf(context));
         if (metadata is null)
         {
             throw ErrorTable.Rpc(error!);
@@ -53,7 +53,7 @@ public sealed class OipInferenceService(GrpcInference inference, IOptions<Gatewa
 
     public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
-        if (inference.Refuse(request.ModelName, request.ModelVersion) is { } refused)
+        if (inference.Refuse(request.ModelName, request.ModelVersion, context) is { } refused)
         {
             throw ErrorTable.Rpc(refused);
         }

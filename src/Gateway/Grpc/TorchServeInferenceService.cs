@@ -108,7 +108,7 @@ public sealed class TorchServeInferenceService(GrpcInference inference, IOptions
     private async Task<(PredictionResponse? Response, ServeError? Error)> AnswerAsync(
         PredictionsRequest request, ServerCallContext context, bool sendHeaders)
     {
-        if (inference.Refuse(request.ModelName, request.ModelVersion) is { } refused)
+        if (inference.Refuse(request.ModelName, request.ModelVersion, context) is { } refused)
         {
             return (null, refused);
         }

@@ -138,6 +138,12 @@ public sealed class StartupModelOptions
 
     /// <summary>Device memory each replica declares, in MB (placement never over-commits a device).</summary>
     public int DeviceMemoryMb { get; set; }
+
+    /// <summary>The tenant that owns the model (default: admin).</summary>
+    public string? Tenant { get; set; }
+
+    /// <summary>Other tenants that may call it.</summary>
+    public string[] SharedWith { get; set; } = [];
 }
 
 public sealed class DefaultModelOptions

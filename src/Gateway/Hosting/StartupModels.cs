@@ -138,13 +138,16 @@ public static class StartupModels
             Labels = settings.Remove("labels", out var labels) ? ResolvePath(labels, options) : null,
             Placement = PlacementSettings.Read(key => settings.Remove(key, out var value) ? value : null, placementProblems),
         };
+        var owner = settings.Remove("tenant", out var tenant) ? tenant : ModelDefinition.AdminTenant;
+        var sharedWith = settings.Remove("shared_with", out var shared) ? shared.Replace(';', ',') : string.Empty;
         problems.AddRange(placementProblems.Select(p => $"model '{label}': {p}"));
         problems.AddRange(settings.Keys.Select(k =>
             $"model '{label}': unknown setting '{k}' (known: replicas, batch_size, max_batch_delay, job_queue_size, response_timeout, handler, " +
-            $"version, labels, {string.Join(", ", PlacementSettings.Names)})"));
+            $"version, labels, tenant, shared_with, {string.Join(", ", PlacementSettings.Names)})"));
         try
         {
-            return ModelFiles.Define(ModelFiles.IsArchive(path, options.ModelStore) ? path : ResolvePath(path, options), given, options).Definition;
+            return ModelFiles.Define(ModelFiles.IsArchive(path, options.ModelStore) ? path : ResolvePath(path, options), given, options).Definition
+                with { Owner = owner, SharedWith = sharedWith };
         }
         catch (Exception error) when (error is ArchiveException or FileNotFoundException)
         {
@@ -186,6 +189,8 @@ public static class StartupModels
         {
             Placement = new ModelPlacement(model.Nodes, model.Devices, model.Spread),
             DeviceMemoryMb = model.DeviceMemoryMb,
+            Owner = model.Tenant ?? ModelDefinition.AdminTenant,
+            SharedWith = string.Join(',', model.SharedWith),
         };
     }
 

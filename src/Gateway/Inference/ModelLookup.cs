@@ -6,7 +6,11 @@ namespace Serve.Gateway.Inference;
 /// <summary>Finds a model version in the catalog, or says why it cannot (TorchServe's messages).</summary>
 public static class ModelLookup
 {
-    public static ServeError? Find(CatalogState catalog, string model, string? version, out CatalogEntry? entry)
+    /// <summary>
+    /// Finds the model as <paramref name="tenant"/> sees it: a model it may not call is "not found", with the
+    /// same message as one that does not exist, so names do not leak between tenants.
+    /// </summary>
+    public static ServeError? Find(CatalogState catalog, string model, string? version, out CatalogEntry? entry, string tenant = ModelDefinition.AdminTenant)
     {
         entry = null;
         if (!catalog.Received)
@@ -15,12 +19,14 @@ public static class ModelLookup
         }
 
         entry = catalog.Find(model, version);
-        if (entry is not null)
+        if (entry is not null && entry.Definition.VisibleTo(tenant))
         {
             return null;
         }
 
-        return new ServeError(ServeErrorKind.NotFound, catalog.VersionsOf(model).Count == 0 || string.IsNullOrEmpty(version)
+        entry = null;
+        var visible = catalog.VersionsOf(model).Any(e => e.Definition.VisibleTo(tenant));
+        return new ServeError(ServeErrorKind.NotFound, !visible || string.IsNullOrEmpty(version)
             ? $"Model not found: {model}"
             : $"Model version: {version} does not exist for model: {model}");
     }

@@ -5,6 +5,7 @@ using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Gateway.Apis;
 using Serve.Gateway.Hosting;
+using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Management;
 
@@ -39,7 +40,7 @@ public sealed record ManagementOutcome(int Status, object? Body, ServeError? Err
 /// registered from TorchScript files, archives or archive directories in the model store, or from allowed URLs.
 /// </summary>
 public sealed class ManagementOperations(
-    IManagementClient client, CatalogView catalog, ModelDownloads downloads, IOptions<GatewayOptions> options)
+    IManagementClient client, CatalogView catalog, ModelDownloads downloads, IOptions<GatewayOptions> options, TenantDirectory tenants)
 {
     private const int MaxPage = 100;
 
@@ -98,6 +99,16 @@ public sealed class ManagementOperations(
             return ManagementOutcome.Failed(badUrl);
         }
 
+        // The owner and those it shares with must be tenants this server knows, before anything is fetched.
+        var owner = tenants.ById(parameters.Tenant ?? Tenant.AdminId);
+        var unknown = (parameters.SharedWith ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Prepend(parameters.Tenant ?? Tenant.AdminId).FirstOrDefault(id => tenants.ById(id) is null);
+        if (owner is null || unknown is not null)
+        {
+            return ManagementOutcome.Failed(new ServeError(ServeErrorKind.BadInput,
+                $"tenant '{unknown ?? parameters.Tenant}' is not configured (Serve:Tenants); known: {string.Join(", ", tenants.Tenants.Select(t => t.Id).Prepend(Tenant.AdminId))}"));
+        }
+
         var (file, unavailable) = await downloads.ResolveAsync(parameters.Url!, cancellation);
         if (unavailable is not null)
         {
@@ -106,7 +117,7 @@ public sealed class ManagementOperations(
 
         var (model, refused) = parameters.ToDefinition(file!.FileName, _settings);
         var result = refused is null
-            ? await client.SendAsync(new RegisterModel(model!.Definition), CancellationToken.None)
+            ? await client.SendAsync(new RegisterModel(model!.Definition) { Limits = owner.Settings.Limits() }, CancellationToken.None)
             : RegistryResult.Refused(refused.Kind, refused.Message);
         if (result.Error is not null)
         {
@@ -155,7 +166,11 @@ public sealed class ManagementOperations(
             return ManagementOutcome.Failed(new ServeError(ServeErrorKind.BadInput, "max_worker cannot be less than min_worker."));
         }
 
-        var result = await client.SendAsync(new ScaleModel(model, version, min), cancellation);
+        // The owner's replica and memory quotas bound the new count.
+        var limits = catalog.Current.Find(model, version) is { } scaled && tenants.ById(scaled.Definition.Owner) is { } owner
+            ? owner.Settings.Limits()
+            : TenantLimits.None;
+        var result = await client.SendAsync(new ScaleModel(model, version, min) { Limits = limits }, cancellation);
         if (result.Error is not null)
         {
             return ManagementOutcome.From(result);
@@ -201,6 +216,8 @@ public sealed class ManagementOperations(
             isDefault = entry.IsDefault,
             deviceType = entry.Replicas.Any(r => r.Device.StartsWith("cuda", StringComparison.Ordinal)) ? "gpu" : "cpu",
             deviceMemoryMb = d.DeviceMemoryMb,
+            owner = d.Owner,
+            sharedWith = d.SharedWith.Split(',', StringSplitOptions.RemoveEmptyEntries),
             placement = new { nodes = d.Placement.Nodes, devices = d.Placement.Devices, spread = d.Placement.Spread },
             unplaced = entry.Unplaced,
             workers = entry.Replicas.OrderBy(r => r.Replica.Index).Select(r => new

@@ -32,6 +32,18 @@ public sealed class TenantOptions
 
     /// <summary>Requests of this tenant waiting in one replica's queue (its share of job_queue_size).</summary>
     public int MaxQueued { get; set; }
+
+    /// <summary>Model versions it may own (checked by the registry at registration).</summary>
+    public int MaxModels { get; set; }
+
+    /// <summary>Replicas of its models in all (registration and scaling).</summary>
+    public int MaxReplicas { get; set; }
+
+    /// <summary>Device memory its replicas may declare in all, in MB.</summary>
+    public long MaxDeviceMemoryMb { get; set; }
+
+    /// <summary>The registry's quotas, sent with each registration or scale of its models.</summary>
+    public Serve.Actors.Protocol.TenantLimits Limits() => new(Id, MaxModels, MaxReplicas, MaxDeviceMemoryMb);
 }
 
 /// <summary>Who a request runs for.</summary>
@@ -40,7 +52,7 @@ public sealed record Tenant(string Id, string Name, TenantOptions Settings)
     /// <summary>The holders of the server's own keys (key_file.json): every model, no quotas, weight 1.</summary>
     public static readonly Tenant Admin = new(AdminId, "administrator", new TenantOptions { Id = AdminId, Weight = 1 });
 
-    public const string AdminId = "admin";
+    public const string AdminId = Serve.Actors.Protocol.ModelDefinition.AdminTenant;
 }
 
 /// <summary>The configured tenants, and which one a presented key belongs to.</summary>
@@ -61,6 +73,9 @@ public sealed class TenantDirectory
     }
 
     public IReadOnlyList<Tenant> Tenants { get; }
+
+    /// <summary>The tenant with this id (the admin tenant included), else null.</summary>
+    public Tenant? ById(string id) => id == Tenant.AdminId ? Tenant.Admin : Tenants.FirstOrDefault(t => t.Id == id);
 
     /// <summary>
     /// The tenant whose key <paramref name="presented"/> is, else null. Only the key's SHA-256 is compared,
@@ -115,7 +130,8 @@ public sealed class TenantsOptions
                 problems.Add($"tenant '{tenant.Id}': Weight must be 1-1000, not {tenant.Weight}");
             }
 
-            if (tenant.RequestsPerSecond < 0 || tenant.Burst < 0 || tenant.MaxConcurrent < 0 || tenant.MaxQueued < 0)
+            if (tenant.RequestsPerSecond < 0 || tenant.Burst < 0 || tenant.MaxConcurrent < 0 || tenant.MaxQueued < 0
+                || tenant.MaxModels < 0 || tenant.MaxReplicas < 0 || tenant.MaxDeviceMemoryMb < 0)
             {
                 problems.Add($"tenant '{tenant.Id}': quotas must be 0 (none) or positive");
             }
