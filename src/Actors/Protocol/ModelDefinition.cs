@@ -102,7 +102,10 @@ public sealed record ModelDefinition(
 
     /// <summary>Whether <paramref name="tenant"/> may see and call this model.</summary>
     public bool VisibleTo(string tenant) =>
-        tenant == AdminTenant || tenant == Owner || SharedWith.Split(',').Contains(tenant, StringComparer.Ordinal);
+        tenant == AdminTenant || tenant == Owner || SharedWithTenants.Contains(tenant, StringComparer.Ordinal);
+
+    /// <summary><see cref="SharedWith"/> as a list (empty for a definition journaled before sharing existed).</summary>
+    public string[] SharedWithTenants => (SharedWith ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries);
 
     /// <summary>Device memory all its replicas declare, in MB.</summary>
     public long DeclaredMemoryMb => (long)Replicas * DeviceMemoryMb;

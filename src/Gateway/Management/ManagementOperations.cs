@@ -217,7 +217,7 @@ public sealed class ManagementOperations(
             deviceType = entry.Replicas.Any(r => r.Device.StartsWith("cuda", StringComparison.Ordinal)) ? "gpu" : "cpu",
             deviceMemoryMb = d.DeviceMemoryMb,
             owner = d.Owner,
-            sharedWith = d.SharedWith.Split(',', StringSplitOptions.RemoveEmptyEntries),
+            sharedWith = d.SharedWithTenants,
             placement = new { nodes = d.Placement.Nodes, devices = d.Placement.Devices, spread = d.Placement.Spread },
             unplaced = entry.Unplaced,
             workers = entry.Replicas.OrderBy(r => r.Replica.Index).Select(r => new
