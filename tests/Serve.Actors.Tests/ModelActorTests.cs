@@ -16,8 +16,8 @@ public sealed class ModelActorTests() : ClusterTestKit("model-actor")
     private static ModelDefinition Definition(int batchSize = 1, int delayMs = 0, int queue = 100) =>
         new("m", "1.0", new TorchScriptSource("m.pt"), BuiltInHandlers.Tensor, 1, batchSize, delayMs, queue, 30, null);
 
-    private static InferenceRequest Request(string id, byte value = 1, TimeSpan? timeout = null) =>
-        new(Replica, id, RawInput.FromBody(null, [value]), timeout ?? TimeSpan.FromMinutes(1));
+    private static InferenceRequest Request(string id, byte value = 1, TimeSpan? timeout = null, TenantTag? tenant = null) =>
+        new(Replica, id, RawInput.FromBody(null, [value]), timeout ?? TimeSpan.FromMinutes(1), tenant ?? TenantTag.Admin);
 
     private (IActorRef Replica, TestProbe Registry) Start(ModelDefinition definition, RestartBackoff? backoff = null)
     {
