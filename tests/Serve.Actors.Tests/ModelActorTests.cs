@@ -16,17 +16,45 @@ public sealed class ModelActorTests() : ClusterTestKit("model-actor")
     private static ModelDefinition Definition(int batchSize = 1, int delayMs = 0, int queue = 100) =>
         new("m", "1.0", new TorchScriptSource("m.pt"), BuiltInHandlers.Tensor, 1, batchSize, delayMs, queue, 30, null);
 
-    private static InferenceRequest Request(string id, byte value = 1, TimeSpan? timeout = null) =>
-        new(Replica, id, RawInput.FromBody(null, [value]), timeout ?? TimeSpan.FromMinutes(1));
+    private static InferenceRequest Request(string id, byte value = 1, TimeSpan? timeout = null, TenantTag? tenant = null) =>
+        new(Replica, id, RawInput.FromBody(null, [value]), timeout ?? TimeSpan.FromMinutes(1), tenant ?? TenantTag.Admin);
 
-    private (IActorRef Replica, TestProbe Registry) Start(ModelDefinition definition, RestartBackoff? backoff = null)
+    private (IActorRef Replica, TestProbe Registry) Start(ModelDefinition definition, RestartBackoff? backoff = null, bool fair = true)
     {
         var registry = CreateTestProbe();
         var settings = new ModelActorSettings(backoff ?? new RestartBackoff(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(40), 3),
-            TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1), MaxReplyBytes: 1000);
+            TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1), MaxReplyBytes: 1000)
+        {
+            FairScheduling = fair,
+        };
         var actor = Sys.ActorOf(ModelActor.Props(Replica, _backend, registry.Ref, settings));
         actor.Tell(new EnsureReplica(Replica, definition));
         return (actor, registry);
+    }
+
+    /// <summary>A ready replica whose device runs one request, so whatever is sent next queues.</summary>
+    private async Task<(IActorRef Replica, ControlledModel Model, PendingBatch Blocker)> StartBusyAsync(ModelDefinition definition, bool fair = true)
+    {
+        var (actor, _) = Start(definition, fair: fair);
+        var model = await _backend.LoadNextAsync();
+        actor.Tell(Request("blocker", 0), TestActor);
+        return (actor, model, await model.NextBatchAsync());
+    }
+
+    private void Send(IActorRef actor, TenantTag tenant, params string[] ids)
+    {
+        foreach (var id in ids)
+        {
+            actor.Tell(Request(id, tenant: tenant), TestActor);
+        }
+    }
+
+    private static async Task SucceedBatchesAsync(ControlledModel model, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            (await model.NextBatchAsync()).Succeed();
+        }
     }
 
     private static ReplicaStatus ExpectState(TestProbe registry, ReplicaState state)
@@ -225,6 +253,110 @@ public sealed class ModelActorTests() : ClusterTestKit("model-actor")
         var replies = ReceiveN(3, Wait).Cast<InferenceReply>().ToDictionary(r => r.RequestId);
         Assert.Equal(ServeErrorKind.DeadlineExceeded, Assert.IsType<InferenceFailed>(replies["expires"]).Error.Kind);
         Assert.IsType<InferenceSucceeded>(replies["fine"]);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_flooding_tenant_gets_its_share_and_another_tenant_is_served_in_the_next_rounds(bool fair)
+    {
+        var flooder = new TenantTag("flooder", 1, 0);
+        var modest = new TenantTag("modest", 1, 0);
+        var (actor, model, blocker) = await StartBusyAsync(Definition(), fair);
+        for (var i = 1; i <= 10; i++)
+        {
+            actor.Tell(Request($"f{i}", (byte)i, tenant: flooder), TestActor);
+        }
+
+        actor.Tell(Request("m1", 101, tenant: modest), TestActor);
+        actor.Tell(Request("m2", 102, tenant: modest), TestActor);
+        blocker.Succeed();
+
+        var served = new List<byte>();
+        for (var i = 0; i < 12; i++)
+        {
+            var batch = await model.NextBatchAsync();
+            served.Add(((RawInput)Assert.Single(batch.Inputs)).Parts[0].Data[0]);
+            batch.Succeed();
+        }
+
+        Assert.All(ReceiveN(13, Wait), reply => Assert.IsType<InferenceSucceeded>(reply));
+        byte[] expected = fair
+            ? [1, 101, 2, 102, 3, 4, 5, 6, 7, 8, 9, 10] // turn about while both wait, then the flooder alone
+            : [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 101, 102]; // Serve:Node:FairScheduling=false: one FIFO queue
+        Assert.Equal(expected, served);
+    }
+
+    [Fact]
+    public async Task A_batch_mixes_tenants_in_proportion_to_their_weights()
+    {
+        var heavy = new TenantTag("heavy", 3, 0);
+        var light = new TenantTag("light", 1, 0);
+        var (actor, _) = Start(Definition(batchSize: 4, delayMs: 1000));
+        var model = await _backend.LoadNextAsync();
+        for (var i = 0; i < 4; i++)
+        {
+            actor.Tell(Request($"l{i}", 100, tenant: light), TestActor);
+        }
+
+        var first = await model.NextBatchAsync(); // four of light's: nobody else waits
+        for (var i = 0; i < 8; i++)
+        {
+            actor.Tell(Request($"h{i}", 1, tenant: heavy), TestActor);
+            actor.Tell(Request($"l{4 + i}", 100, tenant: light), TestActor);
+        }
+
+        first.Succeed();
+        var second = await model.NextBatchAsync();
+        byte[] threeHeavyOneLight = [1, 1, 1, 100];
+        Assert.Equal(threeHeavyOneLight, second.Inputs.Select(i => ((RawInput)i).Parts[0].Data[0]));
+        second.Succeed();
+    }
+
+    [Fact]
+    public async Task A_tenant_at_its_queue_limit_is_refused_with_quota_exceeded_while_others_are_admitted()
+    {
+        var (actor, model, blocker) = await StartBusyAsync(Definition());
+        Send(actor, new TenantTag("limited", 1, 2), "l1", "l2", "l3");
+
+        var refused = ExpectMsg<InferenceFailed>(Wait);
+        Assert.Equal("l3", refused.RequestId);
+        Assert.Equal(ServeErrorKind.QuotaExceeded, refused.Error.Kind);
+        Assert.Equal("Tenant \"limited\" has 2 requests queued for model \"m\" version 1.0 (its queue limit); try again later",
+            refused.Error.Message);
+
+        Send(actor, new TenantTag("other", 1, 2), "other");
+        blocker.Succeed();
+        await SucceedBatchesAsync(model, 3);
+
+        var replies = ReceiveN(4, Wait).Cast<InferenceReply>().ToDictionary(r => r.RequestId);
+        Assert.All(replies.Values, reply => Assert.IsType<InferenceSucceeded>(reply));
+        Assert.Equal(["blocker", "l1", "l2", "other"], replies.Keys.Order());
+    }
+
+    [Fact]
+    public async Task A_full_queue_refuses_the_newest_request_of_the_tenant_over_its_share_to_admit_another()
+    {
+        var other = new TenantTag("other", 1, 0);
+        var (actor, model, blocker) = await StartBusyAsync(Definition(queue: 3));
+        Send(actor, new TenantTag("flooder", 1, 0), "f1", "f2", "f3");
+        Send(actor, other, "o1");
+
+        var pushedOut = ExpectMsg<InferenceFailed>(Wait);
+        Assert.Equal("f3", pushedOut.RequestId);
+        Assert.Equal(ServeErrorKind.QuotaExceeded, pushedOut.Error.Kind);
+        Assert.Contains("Tenant \"flooder\" has 3 requests queued", pushedOut.Error.Message);
+        Assert.Contains("more than its share of the full queue", pushedOut.Error.Message);
+
+        // Now each holds its share (2 and 1 of 3, with equal weights): nobody is pushed out any more.
+        Send(actor, other, "o2");
+        var full = ExpectMsg<InferenceFailed>(Wait);
+        Assert.Equal(("o2", ServeErrorKind.Overloaded), (full.RequestId, full.Error.Kind));
+
+        blocker.Succeed();
+        await SucceedBatchesAsync(model, 3);
+
+        Assert.Equal(["blocker", "f1", "o1", "f2"], ReceiveN(4, Wait).Cast<InferenceSucceeded>().Select(r => r.RequestId).ToArray());
     }
 
     [Fact]

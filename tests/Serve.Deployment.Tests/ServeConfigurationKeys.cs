@@ -87,6 +87,7 @@ public static partial class ServeConfigurationKeys
         "Serve__Node__RestartBackoffMin",
         "Serve__Node__RestartBackoffMax",
         "Serve__Node__MaxConsecutiveFailures",
+        "Serve__Node__FairScheduling",
     };
 
     /// <summary>StartupModelOptions' properties, for Serve__Models__N__Property.</summary>

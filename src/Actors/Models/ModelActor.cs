@@ -18,11 +18,18 @@ public sealed record ModelActorSettings(RestartBackoff Backoff, TimeSpan StatusI
 {
     public static ModelActorSettings Default { get; } = new(
         RestartBackoff.Default, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2), new ServeClusterOptions().MaximumPayloadBytes);
+
+    /// <summary>
+    /// Serve tenants' queues by weighted round robin and share a full queue between them; false: one
+    /// FIFO queue across tenants, as before (for comparison). See <see cref="FairQueue{T}"/>.
+    /// </summary>
+    public bool FairScheduling { get; init; } = true;
 }
 
 /// <summary>
 /// One replica of one model version: a sharded entity bound to one device of the node that hosts it.
-/// It queues requests (bounded by job_queue_size), forms batches (batch_size, max_batch_delay) and hands
+/// It queues requests per tenant (bounded by job_queue_size and each tenant's queue limit, served fairly
+/// by <see cref="FairQueue{T}"/>), forms batches (batch_size, max_batch_delay) and hands
 /// them to the device through <see cref="ILoadedModel"/>; results come back as messages, so the mailbox
 /// never waits on the device. Load or execution failures restart the model with exponential backoff; a
 /// crash loop ends in <see cref="ReplicaState.Failed"/>. Every state change is reported to the registry.
@@ -42,8 +49,8 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     private readonly LocalReplicas? _local;
     private readonly string _nodeAddress;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly LinkedList<Pending> _queue = new();
-    private readonly Dictionary<string, LinkedListNode<Pending>> _queuedById = new(StringComparer.Ordinal);
+    private readonly FairQueue<Pending> _queue;
+    private readonly Dictionary<string, Pending> _queuedById = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _lifetime = new();
 
     private ModelDefinition? _definition;
@@ -70,6 +77,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         _registry = registry;
         _settings = settings;
         _local = local;
+        _queue = new FairQueue<Pending>(settings.FairScheduling);
         _nodeAddress = Cluster.Get(Context.System).SelfAddress.ToString();
 
         Receive<EnsureReplica>(m =>
@@ -274,11 +282,18 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         }
 
         var capacity = _definition?.JobQueueSize ?? ModelDefinition.DefaultJobQueueSize;
-        if (_queue.Count >= capacity)
+        var tenant = request.Tenant;
+        var admission = _queue.Admit(tenant.Id, tenant.Weight, tenant.QueueLimit, capacity);
+        switch (admission.Outcome)
         {
-            Sender.Tell(new InferenceFailed(request.RequestId, new ServeError(ServeErrorKind.Overloaded,
-                $"Model \"{_replica.Model}\" version {_replica.Version} has {capacity} requests queued (job_queue_size); try again later")));
-            return;
+            case AdmissionOutcome.TenantFull:
+                Sender.Tell(new InferenceFailed(request.RequestId, new ServeError(ServeErrorKind.QuotaExceeded,
+                    $"Tenant \"{tenant.Id}\" has {_queue.CountOf(tenant.Id)} requests queued for model \"{_replica.Model}\" version {_replica.Version} (its queue limit); try again later")));
+                return;
+            case AdmissionOutcome.QueueFull:
+                Sender.Tell(new InferenceFailed(request.RequestId, new ServeError(ServeErrorKind.Overloaded,
+                    $"Model \"{_replica.Model}\" version {_replica.Version} has {capacity} requests queued (job_queue_size); try again later")));
+                return;
         }
 
         if (request.Timeout <= TimeSpan.Zero)
@@ -287,22 +302,48 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
             return;
         }
 
+        if (admission.PushOut is { } pushed)
+        {
+            PushOut(pushed, capacity);
+        }
+
         // Decoding starts now if the model is loaded, overlapping the batch on the device.
         var prepared = _state == ReplicaState.Ready ? _model?.Prepare(request.Input) : null;
         var arrived = Stopwatch.GetTimestamp();
         var deadline = arrived + (long)(request.Timeout.TotalSeconds * Stopwatch.Frequency);
-        var node = _queue.AddLast(new Pending(request, Sender, arrived, deadline, prepared));
-        _queuedById.TryAdd(request.RequestId, node);
+        var pending = new Pending(request, Sender, arrived, deadline, prepared);
+        _queue.Enqueue(tenant.Id, tenant.Weight, pending);
+        _queuedById.TryAdd(request.RequestId, pending);
         TryDispatch();
+    }
+
+    /// <summary>The queue is full and another tenant is owed room: refuse the newest request of the one most over its share.</summary>
+    private void PushOut(Pending pending, int capacity)
+    {
+        var tenant = pending.Request.Tenant.Id;
+        var held = _queue.CountOf(tenant);
+        _queue.Remove(pending);
+        Forget(pending);
+        pending.ReplyTo.Tell(new InferenceFailed(pending.Request.RequestId, new ServeError(ServeErrorKind.QuotaExceeded,
+            $"Tenant \"{tenant}\" has {held} requests queued for model \"{_replica.Model}\" version {_replica.Version}, more than its share of the full queue ({capacity}, job_queue_size) while other tenants wait; try again later")));
     }
 
     private void CancelQueued(CancelInference cancel)
     {
-        if (_queuedById.Remove(cancel.RequestId, out var node))
+        if (_queuedById.Remove(cancel.RequestId, out var pending) && _queue.Remove(pending))
         {
-            _queue.Remove(node);
-            node.Value.ReplyTo.Tell(new InferenceFailed(cancel.RequestId,
+            pending.ReplyTo.Tell(new InferenceFailed(cancel.RequestId,
                 new ServeError(ServeErrorKind.Cancelled, "The client cancelled the request before it ran")));
+        }
+    }
+
+    /// <summary>Drops the request's id from the index, unless the id now names another request (ids may repeat).</summary>
+    private void Forget(Pending pending)
+    {
+        var id = pending.Request.RequestId;
+        if (_queuedById.TryGetValue(id, out var indexed) && ReferenceEquals(indexed, pending))
+        {
+            _queuedById.Remove(id);
         }
     }
 
@@ -315,8 +356,8 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
         while (true)
         {
-            var oldestWaited = _queue.First is { } first
-                ? Stopwatch.GetElapsedTime(first.Value.ArrivedTimestamp)
+            var oldestWaited = _queue.Oldest is { } oldest
+                ? Stopwatch.GetElapsedTime(oldest.ArrivedTimestamp)
                 : TimeSpan.Zero;
             var decision = BatchingPolicy.Decide(_queue.Count, oldestWaited, _runningBatch is not null,
                 _definition.BatchSize, TimeSpan.FromMilliseconds(_definition.MaxBatchDelayMs));
@@ -348,17 +389,17 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     {
         var now = Stopwatch.GetTimestamp();
         var batch = new List<Pending>(count);
-        while (batch.Count < count && _queue.First is { } node)
+        // In fair order, so a batch may mix tenants.
+        while (batch.Count < count && _queue.TryDequeue(out var pending))
         {
-            _queue.RemoveFirst();
-            _queuedById.Remove(node.Value.Request.RequestId);
-            if (node.Value.DeadlineTimestamp <= now)
+            Forget(pending);
+            if (pending.DeadlineTimestamp <= now)
             {
-                node.Value.ReplyTo.Tell(new InferenceFailed(node.Value.Request.RequestId, DeadlinePassed()));
+                pending.ReplyTo.Tell(new InferenceFailed(pending.Request.RequestId, DeadlinePassed()));
                 continue;
             }
 
-            batch.Add(node.Value);
+            batch.Add(pending);
         }
 
         if (batch.Count == 0)
@@ -470,7 +511,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
     private void FailQueued(ServeError error)
     {
-        foreach (var pending in _queue)
+        foreach (var pending in _queue.Items)
         {
             pending.ReplyTo.Tell(new InferenceFailed(pending.Request.RequestId, error));
         }

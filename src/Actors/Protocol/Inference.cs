@@ -32,9 +32,10 @@ public sealed record TensorOutput(NamedTensor[] Tensors) : InferenceOutput;
 /// <summary>
 /// Gateway to replica: run one request within <paramref name="Timeout"/>. The replica starts the clock on
 /// arrival (a time span, not an instant, so clocks that differ between nodes do not matter) and answers
-/// DeadlineExceeded instead of running a request whose time ran out while it was queued.
+/// DeadlineExceeded instead of running a request whose time ran out while it was queued. It queues with
+/// the other requests of <paramref name="Tenant"/>.
 /// </summary>
-public sealed record InferenceRequest(ReplicaId Replica, string RequestId, InferenceInput Input, TimeSpan Timeout)
+public sealed record InferenceRequest(ReplicaId Replica, string RequestId, InferenceInput Input, TimeSpan Timeout, TenantTag Tenant)
     : IWithReplicaId;
 
 /// <summary>Gateway to replica: the client gave up; drop the request if it is still queued.</summary>

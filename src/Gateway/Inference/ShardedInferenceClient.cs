@@ -112,7 +112,7 @@ public sealed class ShardedInferenceClient : IInferenceClient
         await using var onCancel = cancellationToken.Register(() => target.Tell(new CancelInference(replica, requestId)));
         try
         {
-            return await target.Ask<InferenceReply>(new InferenceRequest(replica, requestId, input, timeout), timeout, abandoned.Token);
+            return await target.Ask<InferenceReply>(new InferenceRequest(replica, requestId, input, timeout, TenantTag.Admin), timeout, abandoned.Token);
         }
         catch (AskTimeoutException)
         {

@@ -62,6 +62,12 @@ public sealed class NodeOptions
     /// <summary>How long the preflight child may take to load (and probe) a model. Env: Serve__Node__PreflightTimeout.</summary>
     public TimeSpan PreflightTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// Serve each replica's queue fairly between tenants (weighted round robin, a full queue shared by
+    /// weight); false: one FIFO queue across tenants, for comparison. Env: Serve__Node__FairScheduling.
+    /// </summary>
+    public bool FairScheduling { get; set; } = true;
+
     public RestartBackoff Backoff => new(RestartBackoffMin, RestartBackoffMax, MaxConsecutiveFailures);
 
     public IReadOnlyList<string> Validate()

@@ -45,7 +45,12 @@ public static partial class ServeWorkerExtensions
 
         var options = services.GetRequiredService<NodeOptions>();
         var cluster = services.GetRequiredService<IOptions<ServeClusterOptions>>().Value;
-        var settings = ModelActorSettings.Default with { Backoff = options.Backoff, MaxReplyBytes = cluster.MaximumPayloadBytes };
+        var settings = ModelActorSettings.Default with
+        {
+            Backoff = options.Backoff,
+            MaxReplyBytes = cluster.MaximumPayloadBytes,
+            FairScheduling = options.FairScheduling,
+        };
         var devices = services.GetRequiredService<DeviceManager>();
         return akka.WithModelReplicaShards(services.GetRequiredService<IInferenceBackend>(), settings,
             services.GetRequiredService<LocalReplicas>(), devices.Inventory, devices.Hosted, options.Name, catalog);
