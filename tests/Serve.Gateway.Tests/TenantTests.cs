@@ -18,7 +18,7 @@ public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<Tenan
         protected override IEnumerable<KeyValuePair<string, string?>> Settings() =>
         [
             // "batched" holds a lone request up to 3 s, waiting for a second one: a request in flight for long enough.
-            new("Serve:LoadModels", "linrelu=linrelu.pt?shared_with=rated;busy,batched=identity.pt?batch_size=2&max_batch_delay=3000&shared_with=busy"),
+            new("Serve:LoadModels", "linrelu=linrelu.pt?shared_with=rated;busy,batched=identity.pt?batch_size=2&max_batch_delay=3000&shared_with=busy;plain"),
             new("Serve:Tenants:0:Id", "rated"),
             new("Serve:Tenants:0:KeySha256:0", TenantDirectory.Hash(RateKey)),
             new("Serve:Tenants:0:RequestsPerSecond", "1"),
@@ -30,6 +30,7 @@ public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<Tenan
             new("Serve:Tenants:1:MaxModels", "1"),
             new("Serve:Tenants:2:Id", "plain"),
             new("Serve:Tenants:2:KeySha256:0", TenantDirectory.Hash(PlainKey)),
+            new("Serve:Tenants:2:MaxQueued", "1"),
             new("Serve:EnableModelApi", "true"),
         ];
     }
@@ -187,6 +188,23 @@ public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<Tenan
         (status, body) = await serve.ManageAsync(HttpMethod.Post, "/models?url=identity.pt&model_name=nobody&tenant=ghost");
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Contains("tenant 'ghost' is not configured", Json.Message(body));
+    }
+
+    [Fact]
+    public async Task A_tenants_queue_bound_reaches_the_replica_and_refuses_only_that_tenant()
+    {
+        using var plain = TenantClient(8080, PlainKey);
+        var first = PredictAsync(plain, "batched");
+        await Waiting.UntilAsync(async () => await InFlightAsync("plain") == 1, TimeSpan.FromSeconds(10), "plain's first request in flight");
+
+        // The replica holds one request of plain's (MaxQueued 1) while it waits for a batch: the next is refused there.
+        using var second = await PredictAsync(plain, "batched");
+        Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
+        Assert.Contains("Tenant \"plain\" has 1 requests queued", (await Json.ReadAsync(second)).GetProperty("message").GetString());
+
+        using var answered = await first;
+        Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+        Assert.True((await TenantAsync("plain")).GetProperty("usage").GetProperty("rejected").GetProperty("queue").GetInt64() >= 1);
     }
 
     private async Task<JsonElement> TenantAsync(string id)

@@ -9,6 +9,6 @@ namespace Serve.Actors.Protocol;
 /// </summary>
 public sealed record TenantTag(string Id, int Weight, int QueueLimit)
 {
-    /// <summary>The operator, and every caller until the gateway tells tenants apart.</summary>
-    public static TenantTag Admin { get; } = new("admin", 1, 0);
+    /// <summary>The operator (the server's own keys): weight 1, no queue bound of its own.</summary>
+    public static TenantTag Admin { get; } = new(ModelDefinition.AdminTenant, 1, 0);
 }

@@ -31,7 +31,7 @@ public static class InferenceCall
             return (null, renderError(problem));
         }
 
-        var reply = await client.InferAsync(model, version, input!, deadline: null, cancellation);
+        var reply = await client.InferAsync(model, version, input!, TenantContext.Of(context).Tag, deadline: null, cancellation);
         context.RequestServices.GetRequiredService<TenantQuotas>().UsageOf(TenantContext.Of(context).Id).Record(reply);
         ResponseHeaders.Add(context.Response, reply);
         return reply switch

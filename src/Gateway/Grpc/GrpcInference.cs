@@ -39,7 +39,8 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
 
         // gRPC sends no deadline as DateTime.MaxValue.
         DateTimeOffset? deadline = context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(context.Deadline.ToUniversalTime());
-        var reply = await client.InferAsync(model, string.IsNullOrEmpty(version) ? null : version, input, deadline, context.CancellationToken);
+        var reply = await client.InferAsync(model, string.IsNullOrEmpty(version) ? null : version, input,
+            TenantContext.Of(context.GetHttpContext()).Tag, deadline, context.CancellationToken);
         quotas.UsageOf(TenantContext.Of(context.GetHttpContext()).Id).Record(reply);
         if (sendHeaders)
         {

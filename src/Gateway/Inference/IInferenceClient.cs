@@ -9,6 +9,7 @@ public interface IInferenceClient
     /// Runs one request on a replica of <paramref name="model"/> (its default version when <paramref name="version"/>
     /// is null), within the model's response timeout or the client's <paramref name="deadline"/>, whichever comes first.
     /// </summary>
+    /// <param name="tenant">Whose request it is: the replica queues it with that tenant's weight and bound.</param>
     Task<InferenceReply> InferAsync(
-        string model, string? version, InferenceInput input, DateTimeOffset? deadline, CancellationToken cancellationToken);
+        string model, string? version, InferenceInput input, TenantTag tenant, DateTimeOffset? deadline, CancellationToken cancellationToken);
 }

@@ -41,7 +41,7 @@ public sealed class ShardedInferenceClient : IInferenceClient
     }
 
     public async Task<InferenceReply> InferAsync(
-        string model, string? version, InferenceInput input, DateTimeOffset? deadline, CancellationToken cancellationToken)
+        string model, string? version, InferenceInput input, TenantTag tenant, DateTimeOffset? deadline, CancellationToken cancellationToken)
     {
         var requestId = Guid.NewGuid().ToString("N");
         if (ModelLookup.Find(_catalog.Current, model, version, out var entry) is { } notFound)
@@ -75,7 +75,7 @@ public sealed class ShardedInferenceClient : IInferenceClient
 
             var replica = new ReplicaId(definition.Name, definition.Version, index);
             var node = current.Replicas.FirstOrDefault(s => s.Replica.Index == index)?.NodeAddress;
-            reply = await AskReplica(replica, node, requestId, input, remaining, cancellationToken);
+            reply = await AskReplica(replica, node, requestId, input, tenant, remaining, cancellationToken);
             if (reply is not InferenceFailed { Error.Kind: ServeErrorKind.Unavailable })
             {
                 return reply;
@@ -88,7 +88,7 @@ public sealed class ShardedInferenceClient : IInferenceClient
     }
 
     private async Task<InferenceReply> AskReplica(
-        ReplicaId replica, string? node, string requestId, InferenceInput input, TimeSpan timeout,
+        ReplicaId replica, string? node, string requestId, InferenceInput input, TenantTag tenant, TimeSpan timeout,
         CancellationToken cancellationToken)
     {
         var target = _local.TryGet(replica, out var localReplica) ? localReplica : _region.ActorRef;
@@ -112,7 +112,7 @@ public sealed class ShardedInferenceClient : IInferenceClient
         await using var onCancel = cancellationToken.Register(() => target.Tell(new CancelInference(replica, requestId)));
         try
         {
-            return await target.Ask<InferenceReply>(new InferenceRequest(replica, requestId, input, timeout, TenantTag.Admin), timeout, abandoned.Token);
+            return await target.Ask<InferenceReply>(new InferenceRequest(replica, requestId, input, timeout, tenant), timeout, abandoned.Token);
         }
         catch (AskTimeoutException)
         {

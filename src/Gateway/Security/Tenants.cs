@@ -53,6 +53,9 @@ public sealed record Tenant(string Id, string Name, TenantOptions Settings)
     public static readonly Tenant Admin = new(AdminId, "administrator", new TenantOptions { Id = AdminId, Weight = 1 });
 
     public const string AdminId = Serve.Actors.Protocol.ModelDefinition.AdminTenant;
+
+    /// <summary>What a replica needs to queue this tenant's requests fairly.</summary>
+    public Serve.Actors.Protocol.TenantTag Tag => new(Id, Settings.Weight, Settings.MaxQueued);
 }
 
 /// <summary>The configured tenants, and which one a presented key belongs to.</summary>
