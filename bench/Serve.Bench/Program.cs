@@ -4,6 +4,7 @@ using Serve.Bench;
 // Serve's benchmarks. Run in Release:
 //   dotnet run -c Release --project bench/Serve.Bench -- compare [--models tiny,resnet18] [--rounds 3] [--duration 8] [--warmup 2]
 //   dotnet run -c Release --project bench/Serve.Bench -- raw --model tiny|resnet18 [--seconds 4]
+//   dotnet run -c Release --project bench/Serve.Bench -- noisy [--flood 32] [--quiet-rate 3] [--batch 1] [--duration 15] [--warmup 3]
 //   dotnet run -c Release --project bench/Serve.Bench -- load --url http://127.0.0.1:8080/predictions/m --payload f --content-type t [--key K]
 //       [--concurrency 16] [--duration 10] [--warmup 3]
 string Option(string name, string fallback)
@@ -78,6 +79,19 @@ switch (args.FirstOrDefault())
         var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
         await File.WriteAllTextAsync(Path.Combine(results, $"compare-{stamp}.md"), table);
         await File.WriteAllTextAsync(Path.Combine(results, $"compare-{stamp}.json"), Comparison.Json(rows));
+        return 0;
+
+    case "noisy":
+        var noisy = new NoisyNeighbour(TimeSpan.FromSeconds(IntOption("warmup", 3)), TimeSpan.FromSeconds(IntOption("duration", 15)), Console.Out);
+        var noisyRows = await noisy.RunAsync(IntOption("flood", 32), double.Parse(Option("quiet-rate", "3"), CultureInfo.InvariantCulture),
+            IntOption("batch", 1), cancel.Token);
+        var noisyTable = NoisyNeighbour.Table(noisyRows);
+        Console.WriteLine();
+        Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}");
+        Console.WriteLine(noisyTable);
+        var noisyResults = Path.Combine(Fixtures.RepositoryRoot, "bench", "results");
+        Directory.CreateDirectory(noisyResults);
+        await File.WriteAllTextAsync(Path.Combine(noisyResults, $"noisy-{DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}.md"), noisyTable);
         return 0;
 
     default:
