@@ -391,3 +391,35 @@ public sealed class TenantQuotaTests
         Assert.Null(state.Scale("one", null, 1, limits with { MaxReplicas = 1 }).Result.Error);
     }
 }
+
+/// <summary>Tenants created through the management API live in the registry's desired state and its snapshots.</summary>
+public sealed class RegistryTenantTests
+{
+    [Fact]
+    public void Tenants_are_defined_removed_and_survive_a_snapshot()
+    {
+        var state = new DesiredState();
+        var tenant = new TenantDefinition("t", "T", [new string('b', 64)], 1, 0, 0, 0, 0, 2, 0, 0);
+        foreach (var change in DesiredState.DefineTenant(tenant).Events)
+        {
+            state.Apply(change);
+        }
+
+        var restored = new DesiredState();
+        restored.Restore(state.ToSnapshot());
+        Assert.Equal("t", Assert.Single(restored.Tenants).Id);
+
+        var removal = restored.RemoveTenant("t");
+        foreach (var change in removal.Events)
+        {
+            restored.Apply(change);
+        }
+
+        Assert.Empty(restored.Tenants);
+        Assert.Equal(ServeErrorKind.NotFound, restored.RemoveTenant("t").Result.Error?.Kind);
+
+        // A snapshot taken before tenants existed has none.
+        restored.Restore(new RegistrySnapshot([], [], []) { Tenants = null! });
+        Assert.Empty(restored.Tenants);
+    }
+}

@@ -19,6 +19,8 @@ public sealed class SerializationTests(ClusterFixture cluster) : IClassFixture<C
         new ModelSignature("pytorch_torchscript", [new TensorSpec("input__0", TensorDataType.FP32, [-1, 10])], []), 3, "boom",
         new DateTime(2026, 1, 2, 3, 4, 5, DateTimeKind.Utc));
 
+    private static readonly TenantDefinition Tenant = new("team-a", "Team A", [new string('a', 64)], 2, 50, 100, 16, 32, 3, 8, 40_000);
+
     public static TheoryData<IServeMessage> Messages() =>
     [
         Definition,
@@ -51,6 +53,12 @@ public sealed class SerializationTests(ClusterFixture cluster) : IClassFixture<C
         new ModelVersionPlaced(Replica.Key, new ModelPlacement(["gpu-a", "gpu-b"], [], Spread: true), 0),
         new RegisterModel(Definition with { Owner = "team-a", SharedWith = "team-b,team-c" }) { Limits = new TenantLimits("team-a", 3, 8, 40_000) },
         new ScaleModel("resnet18", null, 4) { Limits = new TenantLimits("team-a", 0, 8, 0) },
+        new DefineTenant(Tenant),
+        new TenantDefined(Tenant),
+        new RemoveTenant("team-a"),
+        new TenantRemoved("team-a"),
+        new RegistrySnapshot([Definition], [new DefaultVersion("resnet18", "1.0")], []) { Tenants = [Tenant] },
+        new CatalogSnapshot("abc", 6, []) { Tenants = [Tenant] },
         new CatalogSnapshot("abc", 5, [new CatalogEntry(Definition, true, [Status])
         {
             Assignments = [new ReplicaAssignment(2, "akka.tcp://serve@127.0.0.1:4053", "cpu:0", Retiring: true)],

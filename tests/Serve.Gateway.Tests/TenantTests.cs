@@ -200,11 +200,54 @@ public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<Tenan
         // The replica holds one request of plain's (MaxQueued 1) while it waits for a batch: the next is refused there.
         using var second = await PredictAsync(plain, "batched");
         Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(1), second.Headers.RetryAfter?.Delta);
         Assert.Contains("Tenant \"plain\" has 1 requests queued", (await Json.ReadAsync(second)).GetProperty("message").GetString());
 
         using var answered = await first;
         Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
         Assert.True((await TenantAsync("plain")).GetProperty("usage").GetProperty("rejected").GetProperty("queue").GetInt64() >= 1);
+    }
+
+    [Fact]
+    public async Task A_tenant_created_through_the_api_gets_a_key_once_owns_models_within_its_quota_and_can_be_removed()
+    {
+        var (status, created) = await serve.ManageAsync(HttpMethod.Post, "/tenants?id=fresh&name=Fresh&max_models=1&weight=2");
+        Assert.Equal(HttpStatusCode.Created, status);
+        var key = created.GetProperty("key").GetString()!;
+        Assert.True(key.Length >= 40);
+        Assert.DoesNotContain(key, File.ReadAllText(serve.Keys.FilePath));
+
+        (status, _) = await serve.ManageAsync(HttpMethod.Post, "/tenants?id=fresh");
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        (status, var bad) = await serve.ManageAsync(HttpMethod.Post, "/tenants?id=x&weight=0&burst=lots");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("burst must be a whole number", Json.Message(bad));
+        (status, _) = await serve.ManageAsync(HttpMethod.Delete, "/tenants/busy");
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+
+        // Every gateway learns the tenant from the registry's catalog: its key works once that arrived.
+        (status, var registered) = await serve.ManageAsync(HttpMethod.Post, "/models?url=identity.pt&model_name=freshmodel&tenant=fresh&initial_workers=1&synchronous=true");
+        Assert.True(status == HttpStatusCode.OK, registered.ToString());
+        using var fresh = TenantClient(8080, key);
+        await Waiting.UntilAsync(async () => (await PredictAsync(fresh, "freshmodel")).StatusCode == HttpStatusCode.OK,
+            TimeSpan.FromSeconds(10), "the new tenant's key to call its model");
+        using var notShared = await PredictAsync(fresh);
+        Assert.Equal(HttpStatusCode.NotFound, notShared.StatusCode);
+
+        (status, var over) = await serve.ManageAsync(HttpMethod.Post, "/models?url=identity.pt&model_name=freshsecond&tenant=fresh");
+        Assert.Equal(HttpStatusCode.TooManyRequests, status);
+        Assert.Contains("MaxModels quota of 1", Json.Message(over));
+
+        var listed = await TenantAsync("fresh");
+        Assert.Equal("api", listed.GetProperty("source").GetString());
+        Assert.Equal(2, listed.GetProperty("weight").GetInt32());
+
+        (status, _) = await serve.ManageAsync(HttpMethod.Delete, "/tenants/fresh");
+        Assert.Equal(HttpStatusCode.OK, status);
+        await Waiting.UntilAsync(async () => (await PredictAsync(fresh, "freshmodel")).StatusCode == HttpStatusCode.Unauthorized,
+            TimeSpan.FromSeconds(10), "the removed tenant's key to stop working");
+        (status, _) = await serve.ManageAsync(HttpMethod.Delete, "/tenants/fresh");
+        Assert.Equal(HttpStatusCode.NotFound, status);
     }
 
     private async Task<JsonElement> TenantAsync(string id)

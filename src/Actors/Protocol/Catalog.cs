@@ -41,5 +41,8 @@ public sealed record CatalogSnapshot(string RegistryIncarnation, long Revision, 
     /// </summary>
     public bool Planned { get; init; } = true;
 
+    /// <summary>Tenants created through the management API, for every gateway to recognise their keys.</summary>
+    public TenantDefinition[] Tenants { get; init; } = [];
+
     public static CatalogSnapshot Empty { get; } = new("none", 0, []);
 }

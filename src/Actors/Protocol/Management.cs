@@ -55,6 +55,10 @@ public sealed record ModelVersionScaled(ModelKey Key, int Replicas) : RegistryEv
 public sealed record DefaultVersionSet(string Model, string Version) : RegistryEvent;
 
 /// <summary>The whole desired state, saved every so many events so recovery need not replay them all.</summary>
-public sealed record RegistrySnapshot(ModelDefinition[] Models, DefaultVersion[] Defaults, ModelDefinition[] Configured) : IServeMessage;
+public sealed record RegistrySnapshot(ModelDefinition[] Models, DefaultVersion[] Defaults, ModelDefinition[] Configured) : IServeMessage
+{
+    /// <summary>Tenants created through the management API (null in snapshots taken before tenants existed).</summary>
+    public TenantDefinition[] Tenants { get; init; } = [];
+}
 
 public sealed record DefaultVersion(string Model, string Version);

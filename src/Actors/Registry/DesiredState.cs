@@ -22,7 +22,19 @@ public sealed class DesiredState
     // Each start-up model as the configuration last gave it.
     private readonly Dictionary<ModelKey, ModelDefinition> _configured = [];
 
+    private readonly SortedDictionary<string, TenantDefinition> _tenants = new(StringComparer.Ordinal);
+
     public IReadOnlyCollection<ModelDefinition> Models => _models.Values;
+
+    public IReadOnlyCollection<TenantDefinition> Tenants => _tenants.Values;
+
+    /// <summary>Creates or replaces a tenant (the gateway has checked its settings and its id against configured tenants).</summary>
+    public static Decision DefineTenant(TenantDefinition tenant) =>
+        new([new TenantDefined(tenant)], RegistryResult.Done($"Tenant \"{tenant.Id}\" defined"));
+
+    public Decision RemoveTenant(string id) => _tenants.ContainsKey(id)
+        ? new Decision([new TenantRemoved(id)], RegistryResult.Done($"Tenant \"{id}\" removed"))
+        : Decision.Refuse(ServeErrorKind.NotFound, $"Tenant not found: {id}");
 
     public ModelDefinition? Find(ModelKey key) => _models.GetValueOrDefault(key);
 
@@ -174,19 +186,34 @@ public sealed class DesiredState
             case DefaultVersionSet set:
                 _defaults[set.Model] = set.Version;
                 break;
+            case TenantDefined defined:
+                _tenants[defined.Tenant.Id] = defined.Tenant;
+                break;
+            case TenantRemoved removed:
+                _tenants.Remove(removed.Id);
+                break;
         }
     }
 
     public RegistrySnapshot ToSnapshot() => new(
         [.. _models.Values.OrderBy(d => d.Key.ToString(), StringComparer.Ordinal)],
         [.. _defaults.OrderBy(d => d.Key, StringComparer.Ordinal).Select(d => new DefaultVersion(d.Key, d.Value))],
-        [.. _configured.Values.OrderBy(d => d.Key.ToString(), StringComparer.Ordinal)]);
+        [.. _configured.Values.OrderBy(d => d.Key.ToString(), StringComparer.Ordinal)])
+    {
+        Tenants = [.. _tenants.Values],
+    };
 
     public void Restore(RegistrySnapshot snapshot)
     {
         _models.Clear();
         _defaults.Clear();
         _configured.Clear();
+        _tenants.Clear();
+        foreach (var tenant in snapshot.Tenants ?? [])
+        {
+            _tenants[tenant.Id] = tenant;
+        }
+
         foreach (var definition in snapshot.Models)
         {
             _models[definition.Key] = definition;

@@ -93,6 +93,8 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         Command<ScaleModel>(m => Change(_desired.Scale(m.Model, m.Version, m.Replicas, m.Limits)));
         Command<SetDefaultVersion>(m => Change(_desired.SetDefault(m.Model, m.Version)));
         Command<ChangePlacement>(m => Change(_desired.Place(m)));
+        Command<DefineTenant>(m => Change(DesiredState.DefineTenant(m.Tenant)));
+        Command<RemoveTenant>(m => Change(_desired.RemoveTenant(m.Id)));
         Command<NodeInventory>(OnInventory);
         Command<RetireReplica>(m => Retire(m.Replica));
         Command<GetCatalog>(_ => Sender.Tell(Snapshot()));
@@ -588,6 +590,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         {
             Nodes = [.. _nodes.Values.OrderBy(n => n.Address, StringComparer.Ordinal)],
             Planned = _planned,
+            Tenants = [.. _desired.Tenants],
         };
     }
 

@@ -34,6 +34,12 @@ public static class InferenceCall
         var reply = await client.InferAsync(model, version, input!, TenantContext.Of(context).Tag, deadline: null, cancellation);
         context.RequestServices.GetRequiredService<TenantQuotas>().UsageOf(TenantContext.Of(context).Id).Record(reply);
         ResponseHeaders.Add(context.Response, reply);
+        if (reply is InferenceFailed { Error.Kind: ServeErrorKind.QuotaExceeded })
+        {
+            // A tenant's queue share is full: it frees up as the replica works, so a retry soon can succeed.
+            context.Response.Headers.RetryAfter = "1";
+        }
+
         return reply switch
         {
             InferenceSucceeded succeeded => (succeeded, null),

@@ -123,7 +123,21 @@ internal static class ManagementApiDescription
         paths["/tenants"] = new JsonObject
         {
             ["get"] = Operation("listTenants", "Each tenant's weight and quotas, and its use of them on this gateway since it started.", [],
-                (200, Json("The tenants, the built-in admin tenant first.", FreeObject("{\"tenants\": [{id, name, weight, quotas, usage}]}")))),
+                (200, Json("The tenants, the built-in admin tenant first.", FreeObject("{\"tenants\": [{id, name, source, weight, quotas, usage}]}")))),
+            ["post"] = Operation("createTenant", "Creates a tenant and answers its inference key, once (only its SHA-256 is kept).",
+                [.. new[] { "id", "name", "weight", "requests_per_second", "burst", "max_concurrent", "max_queued", "max_models", "max_replicas", "max_device_memory_mb" }
+                    .Select(n => Query(n, Str(n == "id" ? "The tenant's id (letters, digits, '.', '_', '-')." : $"The tenant's {n.Replace('_', ' ')} (0: none).")))],
+                (201, Json("The tenant's id and key.", FreeObject("{\"status\", \"id\", \"key\"}"))),
+                (400, TorchServeError("A setting is wrong.")),
+                (409, TorchServeError("The tenant exists."))),
+        };
+        paths["/tenants/{id}"] = new JsonObject
+        {
+            ["delete"] = Operation("removeTenant", "Removes a tenant created through this API (its models stay, for the admin tenant).",
+                [PathParameter("id", "The tenant.")],
+                (200, Status("Removed.")),
+                (403, TorchServeError("The tenant is configured, not created through the API.")),
+                (404, TorchServeError("No such tenant."))),
         };
 
         schemas["ModelList"] = Obj(["models"],

@@ -46,8 +46,8 @@ public sealed class TenantOptions
     public Serve.Actors.Protocol.TenantLimits Limits() => new(Id, MaxModels, MaxReplicas, MaxDeviceMemoryMb);
 }
 
-/// <summary>Who a request runs for.</summary>
-public sealed record Tenant(string Id, string Name, TenantOptions Settings)
+/// <summary>Who a request runs for; <paramref name="FromApi"/>: created through the management API (else configured).</summary>
+public sealed record Tenant(string Id, string Name, TenantOptions Settings, bool FromApi = false)
 {
     /// <summary>The holders of the server's own keys (key_file.json): every model, no quotas, weight 1.</summary>
     public static readonly Tenant Admin = new(AdminId, "administrator", new TenantOptions { Id = AdminId, Weight = 1 });
@@ -58,34 +58,82 @@ public sealed record Tenant(string Id, string Name, TenantOptions Settings)
     public Serve.Actors.Protocol.TenantTag Tag => new(Id, Settings.Weight, Settings.MaxQueued);
 }
 
-/// <summary>The configured tenants, and which one a presented key belongs to.</summary>
+/// <summary>
+/// The tenants: configured ones, and those created through the management API, which the registry keeps
+/// and every gateway learns from the catalog. Which one a presented key belongs to.
+/// </summary>
 public sealed class TenantDirectory
 {
-    private readonly Dictionary<string, Tenant> _byKeyHash = new(StringComparer.Ordinal);
+    private readonly Tenant[] _configured;
+    private readonly Dictionary<string, Tenant> _configuredByHash;
+    private readonly Serve.Actors.Registry.CatalogView _catalog;
+    private ApiTenants _fromApi = new(null, [], []);
 
-    public TenantDirectory(IOptions<TenantsOptions> options)
+    public TenantDirectory(IOptions<TenantsOptions> options, Serve.Actors.Registry.CatalogView catalog)
     {
-        Tenants = [.. options.Value.Tenants.Select(t => new Tenant(t.Id, t.Name ?? t.Id, t))];
-        foreach (var tenant in Tenants)
-        {
-            foreach (var hash in tenant.Settings.KeySha256)
-            {
-                _byKeyHash[hash.ToLowerInvariant()] = tenant;
-            }
-        }
+        _catalog = catalog;
+        _configured = [.. options.Value.Tenants.Select(t => new Tenant(t.Id, t.Name ?? t.Id, t))];
+        _configuredByHash = ByHash(_configured);
     }
 
-    public IReadOnlyList<Tenant> Tenants { get; }
+    public IReadOnlyList<Tenant> Tenants => [.. _configured, .. FromApi().Tenants];
 
     /// <summary>The tenant with this id (the admin tenant included), else null.</summary>
     public Tenant? ById(string id) => id == Tenant.AdminId ? Tenant.Admin : Tenants.FirstOrDefault(t => t.Id == id);
+
+    /// <summary>Whether <paramref name="id"/> is the admin's or a configured tenant's (the management API may not define it).</summary>
+    public bool IsConfigured(string id) => id == Tenant.AdminId || _configured.Any(t => t.Id == id);
 
     /// <summary>
     /// The tenant whose key <paramref name="presented"/> is, else null. Only the key's SHA-256 is compared,
     /// so what a lookup's timing could reveal is about a hash, not about a key.
     /// </summary>
-    public Tenant? ByKey(string? presented) =>
-        presented is null ? null : _byKeyHash.GetValueOrDefault(Hash(presented));
+    public Tenant? ByKey(string? presented)
+    {
+        if (presented is null)
+        {
+            return null;
+        }
+
+        var hash = Hash(presented);
+        return _configuredByHash.GetValueOrDefault(hash) ?? FromApi().ByHash.GetValueOrDefault(hash);
+    }
+
+    /// <summary>The API's tenants from the current catalog, rebuilt only when a new catalog has arrived.</summary>
+    private ApiTenants FromApi()
+    {
+        var snapshot = _catalog.Current.Snapshot;
+        var cached = _fromApi;
+        if (ReferenceEquals(cached.Source, snapshot))
+        {
+            return cached;
+        }
+
+        Tenant[] tenants = [.. (snapshot.Tenants ?? []).Where(t => !IsConfigured(t.Id)).Select(t => new Tenant(t.Id, t.Name, new TenantOptions
+        {
+            Id = t.Id, Name = t.Name, KeySha256 = t.KeySha256, Weight = t.Weight, RequestsPerSecond = t.RequestsPerSecond, Burst = t.Burst,
+            MaxConcurrent = t.MaxConcurrent, MaxQueued = t.MaxQueued, MaxModels = t.MaxModels, MaxReplicas = t.MaxReplicas,
+            MaxDeviceMemoryMb = t.MaxDeviceMemoryMb,
+        }, FromApi: true))];
+        _fromApi = new ApiTenants(snapshot, tenants, ByHash(tenants));
+        return _fromApi;
+    }
+
+    private static Dictionary<string, Tenant> ByHash(IEnumerable<Tenant> tenants)
+    {
+        var byHash = new Dictionary<string, Tenant>(StringComparer.Ordinal);
+        foreach (var tenant in tenants)
+        {
+            foreach (var hash in tenant.Settings.KeySha256)
+            {
+                byHash[hash.ToLowerInvariant()] = tenant;
+            }
+        }
+
+        return byHash;
+    }
+
+    private sealed record ApiTenants(Serve.Actors.Protocol.CatalogSnapshot? Source, Tenant[] Tenants, Dictionary<string, Tenant> ByHash);
 
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 }
@@ -102,11 +150,8 @@ public sealed class TenantsOptions
         var hashes = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var tenant in Tenants)
         {
-            if (!System.Text.RegularExpressions.Regex.IsMatch(tenant.Id, "^[A-Za-z0-9_.-]{1,64}$"))
-            {
-                problems.Add($"tenant id '{tenant.Id}' must be 1-64 letters, digits, '.', '_' or '-'");
-            }
-            else if (!ids.Add(tenant.Id))
+            problems.AddRange(SettingsProblems(tenant));
+            if (!ids.Add(tenant.Id))
             {
                 problems.Add($"tenant id '{tenant.Id}' is used twice (or is the built-in '{Tenant.AdminId}')");
             }
@@ -128,18 +173,28 @@ public sealed class TenantsOptions
                 }
             }
 
-            if (tenant.Weight is < 1 or > 1000)
-            {
-                problems.Add($"tenant '{tenant.Id}': Weight must be 1-1000, not {tenant.Weight}");
-            }
-
-            if (tenant.RequestsPerSecond < 0 || tenant.Burst < 0 || tenant.MaxConcurrent < 0 || tenant.MaxQueued < 0
-                || tenant.MaxModels < 0 || tenant.MaxReplicas < 0 || tenant.MaxDeviceMemoryMb < 0)
-            {
-                problems.Add($"tenant '{tenant.Id}': quotas must be 0 (none) or positive");
-            }
         }
 
         return problems;
+    }
+
+    /// <summary>What is wrong with one tenant's id, weight and quotas (keys aside), for configuration and the API alike.</summary>
+    public static IEnumerable<string> SettingsProblems(TenantOptions tenant)
+    {
+        if (!System.Text.RegularExpressions.Regex.IsMatch(tenant.Id, "^[A-Za-z0-9_.-]{1,64}$"))
+        {
+            yield return $"tenant id '{tenant.Id}' must be 1-64 letters, digits, '.', '_' or '-'";
+        }
+
+        if (tenant.Weight is < 1 or > 1000)
+        {
+            yield return $"tenant '{tenant.Id}': Weight must be 1-1000, not {tenant.Weight}";
+        }
+
+        if (tenant.RequestsPerSecond < 0 || tenant.Burst < 0 || tenant.MaxConcurrent < 0 || tenant.MaxQueued < 0
+            || tenant.MaxModels < 0 || tenant.MaxReplicas < 0 || tenant.MaxDeviceMemoryMb < 0)
+        {
+            yield return $"tenant '{tenant.Id}': quotas must be 0 (none) or positive";
+        }
     }
 }
