@@ -259,3 +259,38 @@ public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<Tenan
 
     private async Task<long> InFlightAsync(string id) => (await TenantAsync(id)).GetProperty("usage").GetProperty("inFlight").GetInt64();
 }
+
+/// <summary>The gateway's per-tenant limiters themselves.</summary>
+public sealed class TenantQuotaLimiterTests
+{
+    private static Microsoft.AspNetCore.Http.DefaultHttpContext Request()
+    {
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        Microsoft.Extensions.DependencyInjection.LoggingServiceCollectionExtensions.AddLogging(services);
+        return new Microsoft.AspNetCore.Http.DefaultHttpContext
+        {
+            RequestServices = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services),
+            Response = { Body = new MemoryStream() },
+        };
+    }
+
+    [Fact]
+    public async Task A_tenant_recreated_with_other_limits_is_held_to_the_new_ones()
+    {
+        using var quotas = new TenantQuotas();
+        var strict = new Tenant("t", "t", new TenantOptions { Id = "t", RequestsPerSecond = 1, Burst = 1 });
+        using (var first = await quotas.AdmitAsync(Request(), strict))
+        {
+            Assert.NotNull(first);
+        }
+
+        var refused = Request();
+        Assert.Null(await quotas.AdmitAsync(refused, strict));
+        Assert.Equal(429, refused.Response.StatusCode);
+
+        var relaxed = strict with { Settings = new TenantOptions { Id = "t", RequestsPerSecond = 100, Burst = 100 } };
+        using var admitted = await quotas.AdmitAsync(Request(), relaxed);
+        Assert.NotNull(admitted);
+        Assert.Equal(1, quotas.UsageOf("t").RejectedRate);
+    }
+}

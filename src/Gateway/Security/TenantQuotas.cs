@@ -15,9 +15,10 @@ namespace Serve.Gateway.Security;
 /// </summary>
 public sealed class TenantQuotas : IDisposable
 {
+    // Partitions are keyed by the tenant and its limits, so a tenant re-created with other limits gets a new one.
     private readonly PartitionedRateLimiter<Tenant> _rate = PartitionedRateLimiter.Create<Tenant, string>(tenant =>
         tenant.Settings.RequestsPerSecond > 0
-            ? RateLimitPartition.GetTokenBucketLimiter(tenant.Id, _ => new TokenBucketRateLimiterOptions
+            ? RateLimitPartition.GetTokenBucketLimiter($"{tenant.Id}/{tenant.Settings.RequestsPerSecond}/{tenant.Settings.Burst}", _ => new TokenBucketRateLimiterOptions
             {
                 TokenLimit = tenant.Settings.Burst > 0 ? tenant.Settings.Burst : tenant.Settings.RequestsPerSecond,
                 TokensPerPeriod = tenant.Settings.RequestsPerSecond,
@@ -29,7 +30,7 @@ public sealed class TenantQuotas : IDisposable
 
     private readonly PartitionedRateLimiter<Tenant> _concurrency = PartitionedRateLimiter.Create<Tenant, string>(tenant =>
         tenant.Settings.MaxConcurrent > 0
-            ? RateLimitPartition.GetConcurrencyLimiter(tenant.Id, _ => new ConcurrencyLimiterOptions
+            ? RateLimitPartition.GetConcurrencyLimiter($"{tenant.Id}/{tenant.Settings.MaxConcurrent}", _ => new ConcurrencyLimiterOptions
             {
                 PermitLimit = tenant.Settings.MaxConcurrent,
                 QueueLimit = 0,
