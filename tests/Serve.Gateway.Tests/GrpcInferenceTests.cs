@@ -330,7 +330,8 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
     public async Task Health_follows_readiness_and_reflection_lists_the_services()
     {
         var health = new Health.HealthClient(serve.GrpcInference());
-        foreach (var service in new[] { "", "inference.GRPCInferenceService", "org.pytorch.serve.grpc.inference.InferenceAPIsService" })
+        foreach (var service in new[] { "", "inference.GRPCInferenceService", "org.pytorch.serve.grpc.inference.InferenceAPIsService",
+                                        "org.pytorch.serve.grpc.management.ManagementAPIsService" })
         {
             var answer = await health.CheckAsync(new HealthCheckRequest { Service = service }, cancellationToken: Token);
             Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, answer.Status);

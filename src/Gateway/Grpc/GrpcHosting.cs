@@ -25,7 +25,7 @@ public static class GrpcHosting
             health.Services.Map(string.Empty, result => result.Name == ServeHealthChecks.Ready);
             health.Services.Map(OipServiceName, result => result.Name == ServeHealthChecks.Ready);
             health.Services.Map(TorchServeInferenceServiceName, result => result.Name == ServeHealthChecks.Healthy);
-            health.Services.Map(TorchServeManagementServiceName, _ => false);
+            health.Services.Map(TorchServeManagementServiceName, result => result.Name == ServeHealthChecks.Live);
         }).AddServeHealthChecks();
         services.AddSingleton<GrpcInference>();
         return services;

@@ -13,9 +13,13 @@ public static class ServeHealthChecks
     public const string Ready = "ready";
     public const string Healthy = "healthy";
 
+    /// <summary>The process answers (<c>/v2/health/live</c>): what the management service's health says.</summary>
+    public const string Live = "live";
+
     public static IHealthChecksBuilder AddServeHealthChecks(this IHealthChecksBuilder builder) => builder
         .AddCheck<ReadyCheck>(Ready)
-        .AddCheck<HealthyCheck>(Healthy);
+        .AddCheck<HealthyCheck>(Healthy)
+        .AddCheck(Live, () => HealthCheckResult.Healthy("the process answers"));
 
     private sealed class ReadyCheck(CatalogView catalog) : IHealthCheck
     {
