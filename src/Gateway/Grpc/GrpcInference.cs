@@ -17,13 +17,16 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
 {
     public CatalogView Catalog => catalog;
 
+    /// <summary>gRPC's rule for optional strings (TorchServe's too): empty means "not given".</summary>
+    public static string? Optional(string value) => string.IsNullOrEmpty(value) ? null : value;
+
     /// <summary>
     /// Why <paramref name="model"/> cannot be asked (no name, unknown model or version), checked before the
     /// input is read, as the HTTP APIs do; null when it can.
     /// </summary>
     public ServeError? Refuse(string model, string version, ServerCallContext context) => string.IsNullOrEmpty(model)
         ? new ServeError(ServeErrorKind.BadInput, "Parameter model_name is required.")
-        : ModelLookup.Find(catalog.Current, model, string.IsNullOrEmpty(version) ? null : version, out _, TenantOf(context));
+        : ModelLookup.Find(catalog.Current, model, Optional(version), out _, TenantOf(context));
 
     /// <summary>The calling tenant's id, as token authorization found it.</summary>
     public static string TenantOf(ServerCallContext context) => TenantContext.Of(context.GetHttpContext()).Id;
@@ -39,7 +42,7 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
 
         // gRPC sends no deadline as DateTime.MaxValue.
         DateTimeOffset? deadline = context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(context.Deadline.ToUniversalTime());
-        var reply = await client.InferAsync(model, string.IsNullOrEmpty(version) ? null : version, input,
+        var reply = await client.InferAsync(model, Optional(version), input,
             TenantContext.Of(context.GetHttpContext()).Tag, deadline, context.CancellationToken);
         quotas.UsageOf(TenantContext.Of(context.GetHttpContext()).Id).Record(reply);
         if (sendHeaders)

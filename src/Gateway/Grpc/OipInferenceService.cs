@@ -33,13 +33,13 @@ public sealed class OipInferenceService(GrpcInference inference, IOptions<Gatewa
 
     public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context)
     {
-        var (ready, error) = OipModels.Ready(inference.Catalog.Current, RequireName(request.Name), NullIfEmpty(request.Version), GrpcInference.TenantOf(context));
+        var (ready, error) = OipModels.Ready(inference.Catalog.Current, RequireName(request.Name), GrpcInference.Optional(request.Version), GrpcInference.TenantOf(context));
         return error is null ? Task.FromResult(new ModelReadyResponse { Ready = ready }) : throw ErrorTable.Rpc(error);
     }
 
     public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context)
     {
-        var (metadata, error) = OipModels.Metadata(inference.Catalog.Current, RequireName(request.Name), NullIfEmpty(request.Version), GrpcInference.TenantOf(context));
+        var (metadata, error) = OipModels.Metadata(inference.Catalog.Current, RequireName(request.Name), GrpcInference.Optional(request.Version), GrpcInference.TenantOf(context));
         if (metadata is null)
         {
             throw ErrorTable.Rpc(error!);
@@ -91,8 +91,6 @@ public sealed class OipInferenceService(GrpcInference inference, IOptions<Gatewa
     private static string RequireName(string name) => string.IsNullOrEmpty(name)
         ? throw ErrorTable.Rpc(new ServeError(ServeErrorKind.BadInput, "The model's name is required."))
         : name;
-
-    private static string? NullIfEmpty(string value) => string.IsNullOrEmpty(value) ? null : value;
 
     private static ModelMetadataResponse.Types.TensorMetadata Describe(TensorSpec spec) =>
         new() { Name = spec.Name, Datatype = spec.DataType.ToString(), Shape = { spec.Shape } };

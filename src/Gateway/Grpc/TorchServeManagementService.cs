@@ -13,7 +13,7 @@ namespace Serve.Gateway.Grpc;
 public sealed class TorchServeManagementService(ManagementOperations operations) : ManagementAPIsService.ManagementAPIsServiceBase
 {
     public override Task<ManagementResponse> DescribeModel(DescribeModelRequest request, ServerCallContext context) =>
-        Task.FromResult(Answer(operations.Describe(request.ModelName, NullIfEmpty(request.ModelVersion))));
+        Task.FromResult(Answer(operations.Describe(request.ModelName, GrpcInference.Optional(request.ModelVersion))));
 
     public override Task<ManagementResponse> ListModels(ListModelsRequest request, ServerCallContext context) =>
         Task.FromResult(Answer(operations.List(request.Limit, request.NextPageToken)));
@@ -21,7 +21,7 @@ public sealed class TorchServeManagementService(ManagementOperations operations)
     public override async Task<ManagementResponse> RegisterModel(RegisterModelRequest request, ServerCallContext context)
     {
         var parameters = new RegisterParameters(
-            NullIfEmpty(request.Url), NullIfEmpty(request.ModelName), ModelVersion: null, NullIfEmpty(request.Handler),
+            GrpcInference.Optional(request.Url), GrpcInference.Optional(request.ModelName), ModelVersion: null, GrpcInference.Optional(request.Handler),
             Positive(request.BatchSize), Positive(request.MaxBatchDelay), Positive(request.InitialWorkers), Positive(request.ResponseTimeout),
             Positive(request.StartupTimeout), request.Synchronous, PlacementSettings.None);
         return Answer(await operations.RegisterAsync(parameters, context.CancellationToken));
@@ -32,19 +32,17 @@ public sealed class TorchServeManagementService(ManagementOperations operations)
         var min = request.MinWorker > 0 ? request.MinWorker : 1;
         var max = request.MaxWorker > 0 ? request.MaxWorker : min;
         return Answer(await operations.ScaleAsync(
-            request.ModelName, NullIfEmpty(request.ModelVersion), min, max, request.Synchronous, context.CancellationToken));
+            request.ModelName, GrpcInference.Optional(request.ModelVersion), min, max, request.Synchronous, context.CancellationToken));
     }
 
     public override async Task<ManagementResponse> SetDefault(SetDefaultRequest request, ServerCallContext context) =>
         Answer(await operations.SetDefaultAsync(request.ModelName, request.ModelVersion, context.CancellationToken));
 
     public override async Task<ManagementResponse> UnregisterModel(UnregisterModelRequest request, ServerCallContext context) =>
-        Answer(await operations.UnregisterAsync(request.ModelName, NullIfEmpty(request.ModelVersion), context.CancellationToken));
+        Answer(await operations.UnregisterAsync(request.ModelName, GrpcInference.Optional(request.ModelVersion), context.CancellationToken));
 
     private static ManagementResponse Answer(ManagementOutcome outcome) =>
         outcome.Error is { } error ? throw ErrorTable.Rpc(error) : new ManagementResponse { Msg = outcome.ToMessage() };
-
-    private static string? NullIfEmpty(string value) => string.IsNullOrEmpty(value) ? null : value;
 
     /// <summary>TorchServe's rule for gRPC numbers: zero or less means "use the default".</summary>
     private static int? Positive(int value) => value > 0 ? value : null;

@@ -105,12 +105,13 @@ public sealed class ApiKeys
         _ => "API",
     };
 
+    /// <summary>A new key: 32 random bytes, base64url (the server's keys and tenants' keys alike).</summary>
+    public static string NewKey() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
     private (string Key, DateTimeOffset? Expires) New(KeyKind kind) =>
-        (Base64Url(RandomNumberGenerator.GetBytes(32)), kind == KeyKind.Api ? null : _time.GetUtcNow() + _lifetime);
+        (NewKey(), kind == KeyKind.Api ? null : _time.GetUtcNow() + _lifetime);
 
     private bool Expired(DateTimeOffset? expires) => expires is { } at && at <= _time.GetUtcNow();
-
-    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     private Dictionary<KeyKind, (string, DateTimeOffset?)>? Load()
     {

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using Serve.Actors.Protocol;
 using Serve.Gateway.Apis;
@@ -94,7 +93,7 @@ public static class TenantApi
         }
 
         // The key is shown once, here; the registry keeps only its hash.
-        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        var key = ApiKeys.NewKey();
         var definition = new TenantDefinition(settings.Id, settings.Name ?? settings.Id, [TenantDirectory.Hash(key)], settings.Weight,
             settings.RequestsPerSecond, settings.Burst, settings.MaxConcurrent, settings.MaxQueued, settings.MaxModels, settings.MaxReplicas,
             settings.MaxDeviceMemoryMb);

@@ -37,10 +37,10 @@ public sealed class TenantQuotas : IDisposable
             })
             : RateLimitPartition.GetNoLimiter(tenant.Id));
 
-    /// <summary>Counts per tenant, for <c>GET /tenants</c>.</summary>
-    public ConcurrentDictionary<string, TenantUsage> Usage { get; } = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TenantUsage> _usage = new(StringComparer.Ordinal);
 
-    public TenantUsage UsageOf(string tenant) => Usage.GetOrAdd(tenant, _ => new TenantUsage());
+    /// <summary>A tenant's counts on this gateway, for <c>GET /tenants</c>.</summary>
+    public TenantUsage UsageOf(string tenant) => _usage.GetOrAdd(tenant, _ => new TenantUsage());
 
     /// <summary>Admits the request or answers the refusal; the lease is held until the request ends.</summary>
     public async Task<RateLimitLease?> AdmitAsync(HttpContext context, Tenant tenant)
