@@ -85,6 +85,7 @@ public sealed class DurableRegistryTests(ITestOutputHelper output)
             await Expect(management, HttpMethod.Post, "/models?url=echo.pt&model_name=tiny&model_version=2.0&initial_workers=1", HttpStatusCode.OK, first);
             await Expect(management, HttpMethod.Put, "/models/tiny/2.0/set-default", HttpStatusCode.OK, first);
             await Expect(management, HttpMethod.Put, "/models/tiny/2.0?min_worker=3&synchronous=true", HttpStatusCode.OK, first);
+            await first.WaitForWorkersAsync(management, Timeout, token);
             await Expect(management, HttpMethod.Put, "/models/tiny/1.0/placement?nodes=worker-2&synchronous=true", HttpStatusCode.OK, first);
             output.WriteLine("registered tiny 1.0 (2 replicas, pinned to worker-2) and 2.0 (default, scaled to 3); stopping every process");
         }

@@ -96,6 +96,23 @@ public sealed class LocalCluster : IAsyncDisposable
         return cluster;
     }
 
+    /// <summary>
+    /// Waits until every worker has joined and reported its devices (<c>GET /cluster</c>): before that a
+    /// placement naming a worker is refused, since the registry does not know it yet.
+    /// </summary>
+    public async Task WaitForWorkersAsync(HttpClient management, TimeSpan timeout, CancellationToken token)
+    {
+        var names = Workers.Select(w => w.Name).ToHashSet(StringComparer.Ordinal);
+        await Waiting.UntilAsync(async () =>
+        {
+            using var cluster = System.Text.Json.JsonDocument.Parse(await management.GetStringAsync("/cluster", token));
+            var reported = cluster.RootElement.GetProperty("members").EnumerateArray()
+                .Where(m => m.GetProperty("name").ValueKind == System.Text.Json.JsonValueKind.String && m.GetProperty("devices").GetArrayLength() > 0)
+                .Select(m => m.GetProperty("name").GetString()!);
+            return names.IsSubsetOf(reported);
+        }, timeout, $"workers {string.Join(", ", names)} to join and report their devices", Diagnostics);
+    }
+
     public string Diagnostics() => string.Join(Environment.NewLine, _processes.Select(p => p.Tail()));
 
     public async ValueTask DisposeAsync()

@@ -29,11 +29,8 @@ public sealed class PlacementClusterTests(ITestOutputHelper output)
                                             && workers.All(w => w.GetProperty("status").GetString() == "READY"),
             Timeout, "both replicas to serve", cluster.Diagnostics);
         Assert.All(await WorkersAsync(management, token), w => Assert.Equal("worker-1", w.GetProperty("nodeName").GetString()));
-        // worker-2 serves nothing yet, so nothing above waited for it: it must have joined and reported its devices.
-        await Waiting.UntilAsync(async () => JsonDocument.Parse(await management.GetStringAsync("/cluster", token)).RootElement.GetProperty("members")
-                .EnumerateArray().Any(m => m.GetProperty("name").ValueKind == JsonValueKind.String && m.GetProperty("name").GetString() == "worker-2"
-                                           && m.GetProperty("devices").GetArrayLength() > 0),
-            Timeout, "worker-2 to join and report its devices", cluster.Diagnostics);
+        // worker-2 serves nothing yet, so nothing above waited for it.
+        await cluster.WaitForWorkersAsync(management, Timeout, token);
 
         // Steady traffic from one client while the placement changes; bounded in time and count.
         var failures = new List<string>();
