@@ -266,6 +266,32 @@ public sealed class RegistryTests() : ClusterTestKit("registry", ServeRoles.Gate
     }
 
     [Fact]
+    public void A_change_made_while_a_new_worker_settles_is_pending_in_the_catalog_until_it_is_planned()
+    {
+        var (registry, region) = Start();
+        registry.Tell(new RegisterModel(Model("m", replicas: 1) with { Placement = new ModelPlacement(["a"], [], false) }), TestActor);
+        ExpectMsg<RegistryResult>(Wait);
+        region.ExpectMsg<EnsureReplica>(Wait);
+        registry.Tell(Status("m/1.0/0", ReplicaState.Ready, WorkerA, "cuda:0"));
+
+        // Worker b has just reported, so planning waits for it to settle; the move is answered at once.
+        registry.Tell(Worker(WorkerB, "b"));
+        registry.Tell(new ChangePlacement("m", "1.0", ["b"], [], -1, -1), TestActor);
+        Assert.Null(ExpectMsg<RegistryResult>(Wait).Error);
+
+        // Never a catalog that says planned with the replica still only where it was (a synchronous
+        // caller would take that for "moved").
+        var answered = Catalog(registry);
+        Assert.True(answered.ReplanPending || answered.Entries.Single().Assignments.Any(a => a.NodeAddress == WorkerB),
+            "the catalog claims a current plan that ignores the move");
+        Assert.Equal("m/1.0/1", region.ExpectMsg<EnsureReplica>(Wait).Replica.EntityId);
+        var planned = Catalog(registry);
+        Assert.False(planned.ReplanPending);
+        Assert.Equal([new ReplicaAssignment(0, WorkerA, "cuda:0", Retiring: true), new ReplicaAssignment(1, WorkerB, "cuda:0", Retiring: false)],
+            planned.Entries.Single().Assignments);
+    }
+
+    [Fact]
     public void Nothing_is_woken_before_a_worker_reports_and_a_running_replica_is_adopted_where_it_is()
     {
         var (registry, region) = StartWith();

@@ -58,7 +58,7 @@ public sealed class SerializationTests(ClusterFixture cluster) : IClassFixture<C
         new RemoveTenant("team-a"),
         new TenantRemoved("team-a"),
         new RegistrySnapshot([Definition], [new DefaultVersion("resnet18", "1.0")], []) { Tenants = [Tenant] },
-        new CatalogSnapshot("abc", 6, []) { Tenants = [Tenant] },
+        new CatalogSnapshot("abc", 6, []) { Tenants = [Tenant], ReplanPending = true },
         new CatalogSnapshot("abc", 5, [new CatalogEntry(Definition, true, [Status])
         {
             Assignments = [new ReplicaAssignment(2, "akka.tcp://serve@127.0.0.1:4053", "cpu:0", Retiring: true)],

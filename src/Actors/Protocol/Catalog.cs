@@ -41,6 +41,13 @@ public sealed record CatalogSnapshot(string RegistryIncarnation, long Revision, 
     /// </summary>
     public bool Planned { get; init; } = true;
 
+    /// <summary>
+    /// True while a change to the desired state waits for the next placement plan (the registry lets a
+    /// newly reported worker settle first): the assignments are those from before the change, so whoever
+    /// waits for a change to take effect waits on.
+    /// </summary>
+    public bool ReplanPending { get; init; }
+
     /// <summary>Tenants created through the management API, for every gateway to recognise their keys.</summary>
     public TenantDefinition[] Tenants { get; init; } = [];
 

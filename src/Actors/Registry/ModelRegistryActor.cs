@@ -64,6 +64,9 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
     // registry meanwhile (it still routes to the replicas that keep running).
     private bool _planned;
 
+    // True while Replan waits (a worker settles): the plan is older than the desired state.
+    private bool _replanPending;
+
     // One past the highest replica index used per model version in this incarnation: an index given up
     // (scaled down, retired) is not taken again while sharding may still keep its shard on another node.
     private readonly Dictionary<ModelKey, int> _nextIndex = [];
@@ -271,11 +274,14 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             || _workersUp.Any(w => !_nodes.ContainsKey(w.Key) && DateTime.UtcNow - w.Value < InventoryWait))
         {
             Timers.StartSingleTimer(ReplanTimer, ReplanTick.Instance, TimeSpan.FromMilliseconds(200));
+            _replanPending = true;
             return;
         }
 
         var before = _plans;
         var firstPlan = !_planned;
+        var wasPending = _replanPending;
+        _replanPending = false;
         _plans = PlacementPlanner.Plan([.. _desired.Models], [.. _nodes.Values], CurrentAssignments(), _nextIndex);
         _planned = true;
         foreach (var assignment in _plans.SelectMany(p => p.Value.Assignments.Select(a => new ReplicaId(p.Key.Name, p.Key.Version, a.Index))))
@@ -295,7 +301,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             }
         }
 
-        var changed = firstPlan || before.Count != _plans.Count;
+        var changed = firstPlan || wasPending || before.Count != _plans.Count;
         foreach (var (key, plan) in _plans)
         {
             var previous = before.GetValueOrDefault(key);
@@ -590,6 +596,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         {
             Nodes = [.. _nodes.Values.OrderBy(n => n.Address, StringComparer.Ordinal)],
             Planned = _planned,
+            ReplanPending = _replanPending,
             Tenants = [.. _desired.Tenants],
         };
     }

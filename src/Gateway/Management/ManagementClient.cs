@@ -61,7 +61,7 @@ public sealed class ManagementClient(
             var entry = state.Find(key.Name, key.Version);
             var active = entry?.ActiveIndices.ToHashSet() ?? [];
             var statuses = entry?.Replicas.Where(r => active.Contains(r.Replica.Index)).ToArray() ?? [];
-            var settled = entry?.Assignments.All(a => !a.Retiring) ?? false;
+            var settled = !state.Snapshot.ReplanPending && (entry?.Assignments.All(a => !a.Retiring) ?? false);
             if (settled && statuses.Count(r => r.State == ReplicaState.Ready && state.IsAvailable(r)) >= replicas)
             {
                 outcome.TrySetResult(ReplicasOutcome.AllReady);
