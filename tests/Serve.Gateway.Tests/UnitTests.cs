@@ -1,5 +1,6 @@
 using GrpcCode = Grpc.Core.StatusCode;
 using System.Net;
+using Microsoft.Extensions.Configuration;
 using Serve.Actors.Protocol;
 using Serve.Gateway.Apis;
 using Serve.Gateway.Hosting;
@@ -213,6 +214,25 @@ public sealed class GatewayOptionsTests
         Assert.Empty(ServeGatewayExtensions.ValidateGateway(new GatewayOptions(), payload));
         var problems = ServeGatewayExtensions.ValidateGateway(new GatewayOptions { MaxRequestSize = payload + 1 }, payload);
         Assert.Contains(problems, p => p.Contains("MaximumFrameSizeBytes"));
+    }
+}
+
+public sealed class CommandLineTests
+{
+    private static IConfiguration Read(params string[] args) => new ConfigurationBuilder().AddServeCommandLine(args).Build();
+
+    [Fact]
+    public void Torchserves_valueless_flags_turn_their_setting_on_without_taking_the_next_argument()
+    {
+        var configuration = Read("--dt", "--model-store", "store", "--enable-model-api");
+        Assert.Equal("true", configuration["Serve:Security:DisableTokenAuthorization"]);
+        Assert.Equal("true", configuration["Serve:EnableModelApi"]);
+        Assert.Equal("store", configuration["Serve:ModelStore"]);
+
+        Assert.Equal("true", Read("--disable-token-auth")["Serve:Security:DisableTokenAuthorization"]);
+        var none = Read("--model-store", "store");
+        Assert.Null(none["Serve:Security:DisableTokenAuthorization"]);
+        Assert.Null(none["Serve:EnableModelApi"]);
     }
 }
 

@@ -23,7 +23,22 @@ public static class CommandLine
         ["--default-model-labels"] = "Serve:DefaultModel:Labels",
     };
 
+    /// <summary>TorchServe's switches that take no value, and the setting each turns on.</summary>
+    public static readonly Dictionary<string, string> FlagMappings = new(StringComparer.Ordinal)
+    {
+        ["--disable-token-auth"] = "Serve:Security:DisableTokenAuthorization",
+        ["--dt"] = "Serve:Security:DisableTokenAuthorization",
+        ["--enable-model-api"] = "Serve:EnableModelApi",
+    };
+
     /// <summary>Adds the switches above on top of the host's configuration.</summary>
     public static IConfigurationBuilder AddServeCommandLine(this IConfigurationBuilder configuration, string[] args) =>
-        configuration.AddCommandLine(args, SwitchMappings);
+        configuration.AddCommandLine(ExpandFlags(args), SwitchMappings);
+
+    /// <summary>
+    /// Turns each valueless flag into <c>--key=true</c>: ASP.NET's command-line reader would otherwise take
+    /// the next argument as the flag's value.
+    /// </summary>
+    public static string[] ExpandFlags(string[] args) =>
+        [.. args.Select(arg => FlagMappings.TryGetValue(arg, out var key) ? $"--{key}=true" : arg)];
 }
