@@ -384,7 +384,8 @@ public sealed class TenantQuotaTests
             DeviceMemoryMb = memoryMb,
         };
 
-    private static void Apply(DesiredState state, Decision decision)
+    /// <summary>Applies an accepted decision's events (a refusal fails the test).</summary>
+    internal static void Apply(DesiredState state, Decision decision)
     {
         Assert.Null(decision.Result.Error);
         foreach (var change in decision.Events)
@@ -426,7 +427,7 @@ public sealed class RegistryTenantTests
     {
         var state = new DesiredState();
         var tenant = new TenantDefinition("t", "T", [new string('b', 64)], 1, 0, 0, 0, 0, 2, 0, 0);
-        foreach (var change in DesiredState.DefineTenant(tenant).Events)
+        foreach (var change in state.DefineTenant(tenant).Events)
         {
             state.Apply(change);
         }
@@ -444,8 +445,74 @@ public sealed class RegistryTenantTests
         Assert.Empty(restored.Tenants);
         Assert.Equal(ServeErrorKind.NotFound, restored.RemoveTenant("t").Result.Error?.Kind);
 
+        foreach (var change in restored.DefineTenant(tenant).Events)
+        {
+            restored.Apply(change);
+        }
+
+        Assert.Equal(ServeErrorKind.Conflict, restored.DefineTenant(tenant).Result.Error?.Kind);
+        foreach (var change in restored.RemoveTenant("t").Events)
+        {
+            restored.Apply(change);
+        }
+
         // A snapshot taken before tenants existed has none.
         restored.Restore(new RegistrySnapshot([], [], []) { Tenants = null! });
         Assert.Empty(restored.Tenants);
+    }
+}
+
+public sealed class RegistryTenantChangeTests
+{
+    private static readonly string OldKey = new('b', 64);
+    private static readonly string NewKey = new('c', 64);
+
+    private static DesiredState WithTenant()
+    {
+        var state = new DesiredState();
+        TenantQuotaTests.Apply(state, state.DefineTenant(new TenantDefinition("t", "T", [OldKey], 1, 10, 20, 0, 0, 2, 0, 0)));
+        return state;
+    }
+
+    [Fact]
+    public void An_update_changes_only_the_settings_it_names_and_keeps_the_keys()
+    {
+        var state = WithTenant();
+        TenantQuotaTests.Apply(state, state.UpdateTenant(new UpdateTenant("t", null, 3, -1, -1, 4, -1, -1, -1, 1024)));
+
+        var t = Assert.Single(state.Tenants);
+        Assert.Equal(("T", 3, 10, 20, 4, 0, 2, 0, 1024L),
+            (t.Name, t.Weight, t.RequestsPerSecond, t.Burst, t.MaxConcurrent, t.MaxQueued, t.MaxModels, t.MaxReplicas, t.MaxDeviceMemoryMb));
+        Assert.Equal([OldKey], t.KeySha256);
+        Assert.Equal(ServeErrorKind.NotFound, state.UpdateTenant(new UpdateTenant("nobody", "x", -1, -1, -1, -1, -1, -1, -1, -1)).Result.Error?.Kind);
+    }
+
+    [Fact]
+    public void A_key_is_added_beside_the_old_one_and_the_old_one_revoked_but_never_the_last()
+    {
+        var state = WithTenant();
+        TenantQuotaTests.Apply(state, state.AddTenantKey(new AddTenantKey("t", NewKey)));
+        Assert.Equal([OldKey, NewKey], Assert.Single(state.Tenants).KeySha256);
+
+        Assert.Equal(ServeErrorKind.NotFound, state.RevokeTenantKey(new RevokeTenantKey("t", "0123456789abcdef")).Result.Error?.Kind);
+        TenantQuotaTests.Apply(state, state.RevokeTenantKey(new RevokeTenantKey("t", TenantDefinition.KeyIdOf(OldKey))));
+        Assert.Equal([NewKey], Assert.Single(state.Tenants).KeySha256);
+
+        var last = state.RevokeTenantKey(new RevokeTenantKey("t", TenantDefinition.KeyIdOf(NewKey)));
+        Assert.Equal(ServeErrorKind.Conflict, last.Result.Error?.Kind);
+        Assert.Contains("only key", last.Result.Error!.Message, StringComparison.Ordinal);
+        Assert.Equal(ServeErrorKind.NotFound, state.AddTenantKey(new AddTenantKey("nobody", OldKey)).Result.Error?.Kind);
+    }
+
+    [Fact]
+    public void A_tenant_holds_a_bounded_number_of_keys()
+    {
+        var state = WithTenant();
+        for (var i = 1; i < DesiredState.MaxKeysPerTenant; i++)
+        {
+            TenantQuotaTests.Apply(state, state.AddTenantKey(new AddTenantKey("t", new string((char)('0' + i), 64))));
+        }
+
+        Assert.Equal(ServeErrorKind.Conflict, state.AddTenantKey(new AddTenantKey("t", NewKey)).Result.Error?.Kind);
     }
 }

@@ -24,13 +24,60 @@ public sealed class DesiredState
 
     private readonly SortedDictionary<string, TenantDefinition> _tenants = new(StringComparer.Ordinal);
 
+    /// <summary>Enough for a rotation or two in progress; a tenant is not a key store.</summary>
+    public const int MaxKeysPerTenant = 8;
+
     public IReadOnlyCollection<ModelDefinition> Models => _models.Values;
 
     public IReadOnlyCollection<TenantDefinition> Tenants => _tenants.Values;
 
-    /// <summary>Creates or replaces a tenant (the gateway has checked its settings and its id against configured tenants).</summary>
-    public static Decision DefineTenant(TenantDefinition tenant) =>
-        new([new TenantDefined(tenant)], RegistryResult.Done($"Tenant \"{tenant.Id}\" defined"));
+    /// <summary>Creates a tenant (the gateway has checked its settings and its id against configured tenants).</summary>
+    public Decision DefineTenant(TenantDefinition tenant) => _tenants.ContainsKey(tenant.Id)
+        ? Decision.Refuse(ServeErrorKind.Conflict, $"Tenant \"{tenant.Id}\" already exists")
+        : new([new TenantDefined(tenant)], RegistryResult.Done($"Tenant \"{tenant.Id}\" defined"));
+
+    /// <summary>Changes a tenant's settings (checked by the gateway); its keys stay.</summary>
+    public Decision UpdateTenant(UpdateTenant update) => _tenants.TryGetValue(update.Id, out var tenant)
+        ? new([new TenantDefined(update.ApplyTo(tenant))], RegistryResult.Done($"Tenant \"{update.Id}\" updated"))
+        : Decision.Refuse(ServeErrorKind.NotFound, $"Tenant not found: {update.Id}");
+
+    /// <summary>Adds a key to a tenant, so clients can move to it before the old one is revoked.</summary>
+    public Decision AddTenantKey(AddTenantKey add)
+    {
+        if (!_tenants.TryGetValue(add.Id, out var tenant))
+        {
+            return Decision.Refuse(ServeErrorKind.NotFound, $"Tenant not found: {add.Id}");
+        }
+
+        if (tenant.KeySha256.Length >= MaxKeysPerTenant)
+        {
+            return Decision.Refuse(ServeErrorKind.Conflict,
+                $"Tenant \"{add.Id}\" already has {MaxKeysPerTenant} keys, the most it may have; revoke one first");
+        }
+
+        return new([new TenantDefined(tenant with { KeySha256 = [.. tenant.KeySha256, add.KeySha256] })],
+            RegistryResult.Done($"Tenant \"{add.Id}\" has a new key with id {TenantDefinition.KeyIdOf(add.KeySha256)}"));
+    }
+
+    /// <summary>Revokes one of a tenant's keys; its last key stays (delete the tenant to lock it out).</summary>
+    public Decision RevokeTenantKey(RevokeTenantKey revoke)
+    {
+        if (!_tenants.TryGetValue(revoke.Id, out var tenant))
+        {
+            return Decision.Refuse(ServeErrorKind.NotFound, $"Tenant not found: {revoke.Id}");
+        }
+
+        var kept = tenant.KeySha256.Where(hash => !string.Equals(TenantDefinition.KeyIdOf(hash), revoke.KeyId, StringComparison.OrdinalIgnoreCase)).ToArray();
+        if (kept.Length == tenant.KeySha256.Length)
+        {
+            return Decision.Refuse(ServeErrorKind.NotFound, $"Tenant \"{revoke.Id}\" has no key with id {revoke.KeyId}");
+        }
+
+        return kept.Length == 0
+            ? Decision.Refuse(ServeErrorKind.Conflict,
+                $"Key {revoke.KeyId} is tenant \"{revoke.Id}\"'s only key; add another first, or delete the tenant")
+            : new([new TenantDefined(tenant with { KeySha256 = kept })], RegistryResult.Done($"Key {revoke.KeyId} of tenant \"{revoke.Id}\" revoked"));
+    }
 
     public Decision RemoveTenant(string id) => _tenants.ContainsKey(id)
         ? new Decision([new TenantRemoved(id)], RegistryResult.Done($"Tenant \"{id}\" removed"))

@@ -96,7 +96,10 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         Command<ScaleModel>(m => Change(_desired.Scale(m.Model, m.Version, m.Replicas, m.Limits)));
         Command<SetDefaultVersion>(m => Change(_desired.SetDefault(m.Model, m.Version)));
         Command<ChangePlacement>(m => Change(_desired.Place(m)));
-        Command<DefineTenant>(m => Change(DesiredState.DefineTenant(m.Tenant)));
+        Command<DefineTenant>(m => Change(_desired.DefineTenant(m.Tenant)));
+        Command<UpdateTenant>(m => Change(_desired.UpdateTenant(m)));
+        Command<AddTenantKey>(m => Change(_desired.AddTenantKey(m)));
+        Command<RevokeTenantKey>(m => Change(_desired.RevokeTenantKey(m)));
         Command<RemoveTenant>(m => Change(_desired.RemoveTenant(m.Id)));
         Command<NodeInventory>(OnInventory);
         Command<RetireReplica>(m => Retire(m.Replica));

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Serve.Actors.Protocol;
+using Serve.Gateway.Security;
 using static Serve.Gateway.Apis.OpenApi;
 
 namespace Serve.Gateway.Apis;
@@ -124,20 +125,43 @@ internal static class ManagementApiDescription
         {
             ["get"] = Operation("listTenants", "Each tenant's weight and quotas, and its use of them on this gateway since it started.", [],
                 (200, Json("The tenants, the built-in admin tenant first.", FreeObject("{\"tenants\": [{id, name, source, weight, quotas, usage}]}")))),
-            ["post"] = Operation("createTenant", "Creates a tenant and answers its inference key, once (only its SHA-256 is kept).",
-                [.. new[] { "id", "name", "weight", "requests_per_second", "burst", "max_concurrent", "max_queued", "max_models", "max_replicas", "max_device_memory_mb" }
-                    .Select(n => Query(n, Str(n == "id" ? "The tenant's id (letters, digits, '.', '_', '-')." : $"The tenant's {n.Replace('_', ' ')} (0: none).")))],
-                (201, Json("The tenant's id and key.", FreeObject("{\"status\", \"id\", \"key\"}"))),
+            ["post"] = Operation("createTenant", "Creates a tenant and answers its inference key, once (only its SHA-256 is kept). Settings may also come as a JSON object.",
+                [.. TenantApi.CreateSettings.Select(n => Query(n, Str(TenantSettingDescription(n))))],
+                (201, Json("The tenant's id, key and key id.", FreeObject("{\"status\", \"id\", \"key\", \"keyId\"}"))),
                 (400, TorchServeError("A setting is wrong.")),
                 (409, TorchServeError("The tenant exists."))),
         };
         paths["/tenants/{id}"] = new JsonObject
         {
+            ["patch"] = Operation("updateTenant", "Changes the settings given (query or JSON object); the others and the keys stay.",
+                [PathParameter("id", "The tenant."), .. TenantApi.CreateSettings.Skip(1).Select(n => Query(n, Str(TenantSettingDescription(n))))],
+                (200, Json("The tenant as it now is.", FreeObject("{\"status\", \"tenant\"}"))),
+                (400, TorchServeError("A setting is wrong.")),
+                ConfiguredTenant,
+                (404, TorchServeError("No such tenant."))),
             ["delete"] = Operation("removeTenant", "Removes a tenant created through this API (its models stay, for the admin tenant).",
                 [PathParameter("id", "The tenant.")],
                 (200, Status("Removed.")),
-                (403, TorchServeError("The tenant is configured, not created through the API.")),
+                ConfiguredTenant,
                 (404, TorchServeError("No such tenant."))),
+        };
+        paths["/tenants/{id}/keys"] = new JsonObject
+        {
+            ["post"] = Operation("addTenantKey", "Gives the tenant another inference key, answered once; its other keys keep working until revoked.",
+                [PathParameter("id", "The tenant.")],
+                (201, Json("The new key and its id.", FreeObject("{\"status\", \"id\", \"key\", \"keyId\"}"))),
+                ConfiguredTenant,
+                (404, TorchServeError("No such tenant.")),
+                (409, TorchServeError($"The tenant has {Serve.Actors.Registry.DesiredState.MaxKeysPerTenant} keys already."))),
+        };
+        paths["/tenants/{id}/keys/{keyId}"] = new JsonObject
+        {
+            ["delete"] = Operation("revokeTenantKey", "Revokes one of the tenant's keys (not its last one).",
+                [PathParameter("id", "The tenant."), PathParameter("keyId", "The key's id, as listed by GET /tenants.")],
+                (200, Status("Revoked.")),
+                ConfiguredTenant,
+                (404, TorchServeError("No such tenant or key.")),
+                (409, TorchServeError("It is the tenant's only key."))),
         };
 
         schemas["ModelList"] = Obj(["models"],
@@ -207,6 +231,17 @@ internal static class ManagementApiDescription
     }
 
     private static JsonObject Model() => PathParameter("model_name", "The model's name.");
+
+    /// <summary>Tenants from the configuration are not changed through the API (a new node each time: nodes have one parent).</summary>
+    private static (int Status, JsonObject Response) ConfiguredTenant => (403, TorchServeError("The tenant is configured, not created through the API."));
+
+    private static string TenantSettingDescription(string name) => name switch
+    {
+        "id" => "The tenant's id (letters, digits, '.', '_', '-').",
+        "name" => "The tenant's display name.",
+        "weight" => "The tenant's share of a busy model, 1-1000 (default 1).",
+        _ => $"The tenant's {name.Replace('_', ' ')} quota (0: none).",
+    };
 
     private static JsonObject Version() => PathParameter("model_version", "The model's version.");
 

@@ -9,14 +9,19 @@ namespace Serve.Gateway.Security;
 
 /// <summary>
 /// Tenants on the management listener (the management key): <c>GET /tenants</c> lists each tenant's weight,
-/// quotas and use on this gateway; <c>POST /tenants</c> creates one and answers its inference key, once
-/// (only the key's SHA-256 is kept, by the registry, so every gateway knows it); <c>DELETE /tenants/{id}</c>
-/// removes one created that way. Configured tenants change only with the configuration.
+/// quotas, key ids and use on this gateway; <c>POST /tenants</c> creates one and answers its inference key,
+/// once (only the key's SHA-256 is kept, by the registry, so every gateway knows it); <c>PATCH
+/// /tenants/{id}</c> changes its name, weight or quotas; <c>POST /tenants/{id}/keys</c> adds a key and
+/// <c>DELETE /tenants/{id}/keys/{keyId}</c> revokes one (rotation without a moment without a key);
+/// <c>DELETE /tenants/{id}</c> removes it. Configured tenants change only with the configuration.
 /// </summary>
 public static class TenantApi
 {
     private static readonly string[] Quotas =
         ["weight", "requests_per_second", "burst", "max_concurrent", "max_queued", "max_models", "max_replicas", "max_device_memory_mb"];
+
+    /// <summary>The settings <c>POST /tenants</c> takes; <c>PATCH</c> takes the same but <c>id</c>.</summary>
+    public static IReadOnlyList<string> CreateSettings { get; } = ["id", "name", .. Quotas];
 
     public static IEndpointRouteBuilder MapTenantApi(this IEndpointRouteBuilder app)
     {
@@ -24,16 +29,121 @@ public static class TenantApi
         tenants.MapGet(string.Empty, (TenantDirectory directory, TenantQuotas quotas) =>
             Results.Json(new { tenants = directory.Tenants.Prepend(Tenant.Admin).Select(t => Describe(t, quotas.UsageOf(t.Id))).ToArray() }));
         tenants.MapPost(string.Empty, CreateAsync);
-        tenants.MapDelete("/{id}", async (string id, TenantDirectory directory, IManagementClient client, CancellationToken cancellation) =>
-            directory.IsConfigured(id)
-                ? ErrorTable.TorchServe(new ServeError(ServeErrorKind.Forbidden, $"Tenant \"{id}\" is configured; remove it from the configuration"))
-                : ManagementOutcome.From(await client.SendAsync(new RemoveTenant(id), cancellation)).ToResult());
+        tenants.MapPatch("/{id}", UpdateAsync);
+        tenants.MapDelete("/{id}", (string id, TenantDirectory directory, IManagementClient client, CancellationToken cancellation) =>
+            SendUnlessConfiguredAsync(id, directory, client, new RemoveTenant(id), cancellation));
+        tenants.MapPost("/{id}/keys", AddKeyAsync);
+        tenants.MapDelete("/{id}/keys/{keyId}", (string id, string keyId, TenantDirectory directory, IManagementClient client, CancellationToken cancellation) =>
+            SendUnlessConfiguredAsync(id, directory, client, new RevokeTenantKey(id, keyId), cancellation));
         return app;
     }
 
     private static async Task<IResult> CreateAsync(HttpRequest request, TenantDirectory directory, IManagementClient client, CancellationToken cancellation)
     {
+        var (values, problems) = await ReadSettingsAsync(request, CreateSettings, cancellation);
+        if (problems.Count > 0)
+        {
+            return BadInput(problems);
+        }
+
+        var settings = new TenantOptions
+        {
+            Id = values.GetValueOrDefault("id") ?? string.Empty,
+            Name = values.GetValueOrDefault("name"),
+            Weight = (int)Number(values, "weight", 1, problems),
+            RequestsPerSecond = (int)Number(values, "requests_per_second", 0, problems),
+            Burst = (int)Number(values, "burst", 0, problems),
+            MaxConcurrent = (int)Number(values, "max_concurrent", 0, problems),
+            MaxQueued = (int)Number(values, "max_queued", 0, problems),
+            MaxModels = (int)Number(values, "max_models", 0, problems),
+            MaxReplicas = (int)Number(values, "max_replicas", 0, problems),
+            MaxDeviceMemoryMb = Number(values, "max_device_memory_mb", 0, problems),
+        };
+        problems.AddRange(TenantsOptions.SettingsProblems(settings));
+        if (problems.Count > 0)
+        {
+            return BadInput(problems);
+        }
+
+        if (directory.IsConfigured(settings.Id))
+        {
+            return ErrorTable.TorchServe(new ServeError(ServeErrorKind.Conflict, $"Tenant \"{settings.Id}\" already exists"));
+        }
+
+        // The key is shown once, here; the registry keeps only its hash (and refuses an id it already has).
+        var key = ApiKeys.NewKey();
+        var definition = new TenantDefinition(settings.Id, settings.Name ?? settings.Id, [TenantDirectory.Hash(key)], settings.Weight,
+            settings.RequestsPerSecond, settings.Burst, settings.MaxConcurrent, settings.MaxQueued, settings.MaxModels, settings.MaxReplicas,
+            settings.MaxDeviceMemoryMb);
+        var result = await client.SendAsync(new DefineTenant(definition), cancellation);
+        return result.Error is { } error
+            ? ErrorTable.TorchServe(error)
+            : Results.Json(new { status = result.Message, id = settings.Id, key, keyId = TenantDefinition.KeyIdOf(definition.KeySha256[0]) },
+                statusCode: StatusCodes.Status201Created);
+    }
+
+    /// <summary>Changes the settings given (query or JSON body, as for create); the others and the keys stay.</summary>
+    private static async Task<IResult> UpdateAsync(
+        string id, HttpRequest request, TenantDirectory directory, TenantQuotas quotas, IManagementClient client, CancellationToken cancellation)
+    {
+        if (RefuseConfigured(id, directory) is { } refused)
+        {
+            return refused;
+        }
+
+        var (values, problems) = await ReadSettingsAsync(request, [.. CreateSettings.Skip(1)], cancellation);
+        var update = new UpdateTenant(id, values.GetValueOrDefault("name"),
+            (int)Number(values, "weight", -1, problems), (int)Number(values, "requests_per_second", -1, problems),
+            (int)Number(values, "burst", -1, problems), (int)Number(values, "max_concurrent", -1, problems),
+            (int)Number(values, "max_queued", -1, problems), (int)Number(values, "max_models", -1, problems),
+            (int)Number(values, "max_replicas", -1, problems), Number(values, "max_device_memory_mb", -1, problems));
+        // The same checks as at creation, over the settings given (absent ones are valid as they are).
+        problems.AddRange(TenantsOptions.SettingsProblems(new TenantOptions { Id = id, Weight = update.Weight < 0 ? 1 : update.Weight }));
+
+        if (problems.Count > 0)
+        {
+            return BadInput(problems);
+        }
+
+        var result = await client.SendAsync(update, cancellation);
+        return result.Error is { } error
+            ? ErrorTable.TorchServe(error)
+            : Results.Json(new { status = result.Message, tenant = directory.ById(id) is { } changed ? Describe(changed, quotas.UsageOf(id)) : null });
+    }
+
+    /// <summary>A new key for the tenant, answered once; its other keys keep working until revoked.</summary>
+    private static async Task<IResult> AddKeyAsync(string id, TenantDirectory directory, IManagementClient client, CancellationToken cancellation)
+    {
+        if (RefuseConfigured(id, directory) is { } refused)
+        {
+            return refused;
+        }
+
+        var key = ApiKeys.NewKey();
+        var hash = TenantDirectory.Hash(key);
+        var result = await client.SendAsync(new AddTenantKey(id, hash), cancellation);
+        return result.Error is { } error
+            ? ErrorTable.TorchServe(error)
+            : Results.Json(new { status = result.Message, id, key, keyId = TenantDefinition.KeyIdOf(hash) }, statusCode: StatusCodes.Status201Created);
+    }
+
+    private static async Task<IResult> SendUnlessConfiguredAsync(
+        string id, TenantDirectory directory, IManagementClient client, IServeMessage command, CancellationToken cancellation) =>
+        RefuseConfigured(id, directory) ?? ManagementOutcome.From(await client.SendAsync(command, cancellation)).ToResult();
+
+    private static IResult? RefuseConfigured(string id, TenantDirectory directory) => directory.IsConfigured(id)
+        ? ErrorTable.TorchServe(new ServeError(ServeErrorKind.Forbidden, $"Tenant \"{id}\" is configured; change it in the configuration"))
+        : null;
+
+    private static IResult BadInput(IEnumerable<string> problems) =>
+        ErrorTable.TorchServe(new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)));
+
+    /// <summary>Settings from the query string and, when the body is JSON, from its object; unknown names are problems.</summary>
+    private static async Task<(Dictionary<string, string?> Values, List<string> Problems)> ReadSettingsAsync(
+        HttpRequest request, IReadOnlyList<string> known, CancellationToken cancellation)
+    {
         var values = request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal);
+        var problems = new List<string>();
         if (request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) == true)
         {
             try
@@ -46,61 +156,29 @@ public static class TenantApi
             }
             catch (Exception malformed) when (malformed is JsonException or InvalidOperationException)
             {
-                return ErrorTable.TorchServe(new ServeError(ServeErrorKind.BadInput, $"The request body must be a JSON object of tenant settings: {malformed.Message}"));
+                problems.Add($"The request body must be a JSON object of tenant settings: {malformed.Message}");
             }
         }
 
-        var problems = new List<string>();
-        long Number(string name, long fallback)
+        problems.AddRange(values.Keys.Where(k => !known.Contains(k)).Select(k => $"unknown setting '{k}'"));
+        return (values, problems);
+    }
+
+    /// <summary>A whole number from 0 for <paramref name="name"/>, else <paramref name="fallback"/> (absent, or a problem noted).</summary>
+    private static long Number(Dictionary<string, string?> values, string name, long fallback, List<string> problems)
+    {
+        if (!values.TryGetValue(name, out var text) || string.IsNullOrEmpty(text))
         {
-            if (!values.TryGetValue(name, out var text) || string.IsNullOrEmpty(text))
-            {
-                return fallback;
-            }
-
-            if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value is >= 0 and <= int.MaxValue)
-            {
-                return value;
-            }
-
-            problems.Add($"{name} must be a whole number from 0, not '{text}'");
             return fallback;
         }
 
-        var settings = new TenantOptions
+        if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value is >= 0 and <= int.MaxValue)
         {
-            Id = values.GetValueOrDefault("id") ?? string.Empty,
-            Name = values.GetValueOrDefault("name"),
-            Weight = (int)Number("weight", 1),
-            RequestsPerSecond = (int)Number("requests_per_second", 0),
-            Burst = (int)Number("burst", 0),
-            MaxConcurrent = (int)Number("max_concurrent", 0),
-            MaxQueued = (int)Number("max_queued", 0),
-            MaxModels = (int)Number("max_models", 0),
-            MaxReplicas = (int)Number("max_replicas", 0),
-            MaxDeviceMemoryMb = Number("max_device_memory_mb", 0),
-        };
-        problems.AddRange(TenantsOptions.SettingsProblems(settings));
-        problems.AddRange(values.Keys.Where(k => k is not ("id" or "name") && !Quotas.Contains(k)).Select(k => $"unknown setting '{k}'"));
-        if (problems.Count > 0)
-        {
-            return ErrorTable.TorchServe(new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)));
+            return value;
         }
 
-        if (directory.ById(settings.Id) is not null)
-        {
-            return ErrorTable.TorchServe(new ServeError(ServeErrorKind.Conflict, $"Tenant \"{settings.Id}\" already exists"));
-        }
-
-        // The key is shown once, here; the registry keeps only its hash.
-        var key = ApiKeys.NewKey();
-        var definition = new TenantDefinition(settings.Id, settings.Name ?? settings.Id, [TenantDirectory.Hash(key)], settings.Weight,
-            settings.RequestsPerSecond, settings.Burst, settings.MaxConcurrent, settings.MaxQueued, settings.MaxModels, settings.MaxReplicas,
-            settings.MaxDeviceMemoryMb);
-        var result = await client.SendAsync(new DefineTenant(definition), cancellation);
-        return result.Error is { } error
-            ? ErrorTable.TorchServe(error)
-            : Results.Json(new { status = result.Message, id = settings.Id, key }, statusCode: StatusCodes.Status201Created);
+        problems.Add($"{name} must be a whole number from 0, not '{text}'");
+        return fallback;
     }
 
     private static object Describe(Tenant tenant, TenantUsage usage) => new
@@ -109,6 +187,7 @@ public static class TenantApi
         name = tenant.Name,
         source = tenant.Id == Tenant.AdminId ? "built-in" : tenant.FromApi ? "api" : "configuration",
         weight = tenant.Settings.Weight,
+        keys = tenant.Settings.KeySha256.Select(TenantDefinition.KeyIdOf).ToArray(),
         quotas = new
         {
             requestsPerSecond = tenant.Settings.RequestsPerSecond,
