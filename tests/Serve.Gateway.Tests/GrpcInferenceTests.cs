@@ -326,12 +326,51 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
         Assert.Contains(message, error.Status.Detail);
     }
 
+    private const string TorchServeOip = "org.pytorch.serve.grpc.openinference.GRPCInferenceService";
+
+    /// <summary>A call as a client generated from TorchServe's open_inference_grpc.proto makes it: its service name, KServe's messages.</summary>
+    private static Task<TResponse> CallTorchServeOipAsync<TRequest, TResponse>(CallInvoker invoker, string rpc, TRequest request, MessageParser<TResponse> parser)
+        where TRequest : class, IMessage<TRequest>
+        where TResponse : class, IMessage<TResponse>
+    {
+        var method = new Method<TRequest, TResponse>(MethodType.Unary, TorchServeOip, rpc,
+            Marshallers.Create<TRequest>(m => m.ToByteArray(), _ => throw new InvalidOperationException("only sent")),
+            Marshallers.Create(m => m.ToByteArray(), parser.ParseFrom));
+        return invoker.AsyncUnaryCall(method, null, new CallOptions(cancellationToken: Token), request).ResponseAsync;
+    }
+
+    [Fact]
+    public async Task Torchserves_name_for_the_oip_service_answers_as_kserves_does()
+    {
+        var invoker = serve.GrpcInference().CreateCallInvoker();
+        Assert.True((await CallTorchServeOipAsync(invoker, "ServerLive", new ServerLiveRequest(), ServerLiveResponse.Parser)).Live);
+        Assert.True((await CallTorchServeOipAsync(invoker, "ModelReady", new ModelReadyRequest { Name = "addsub" }, ModelReadyResponse.Parser)).Ready);
+        Assert.Equal("addsub", (await CallTorchServeOipAsync(invoker, "ModelMetadata", new ModelMetadataRequest { Name = "addsub" }, ModelMetadataResponse.Parser)).Name);
+
+        var request = new ModelInferRequest { ModelName = "addsub", Id = "ts-1" };
+        request.Inputs.Add(Fp32("input__0", [1, 2, 3]));
+        request.Inputs.Add(Fp32("input__1", [10, 20, 30]));
+        var viaTorchServe = await CallTorchServeOipAsync(invoker, "ModelInfer", request, ModelInferResponse.Parser);
+        var viaKServe = await Oip().ModelInferAsync(request, cancellationToken: Token);
+        Assert.Equal(viaKServe, viaTorchServe);
+        Assert.Equal("ts-1", viaTorchServe.Id);
+
+        var missing = await Assert.ThrowsAsync<RpcException>(() =>
+            CallTorchServeOipAsync(invoker, "ModelInfer", new ModelInferRequest { ModelName = "nope" }, ModelInferResponse.Parser));
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+
+        // The same keys as every inference service.
+        var anonymous = await Assert.ThrowsAsync<RpcException>(() =>
+            CallTorchServeOipAsync(serve.GrpcAnonymous(7070).CreateCallInvoker(), "ServerLive", new ServerLiveRequest(), ServerLiveResponse.Parser));
+        Assert.Equal(StatusCode.Unauthenticated, anonymous.StatusCode);
+    }
+
     [Fact]
     public async Task Health_follows_readiness_and_reflection_lists_the_services()
     {
         var health = new Health.HealthClient(serve.GrpcInference());
         foreach (var service in new[] { "", "inference.GRPCInferenceService", "org.pytorch.serve.grpc.inference.InferenceAPIsService",
-                                        "org.pytorch.serve.grpc.management.ManagementAPIsService" })
+                                        "org.pytorch.serve.grpc.management.ManagementAPIsService", TorchServeOip })
         {
             var answer = await health.CheckAsync(new HealthCheckRequest { Service = service }, cancellationToken: Token);
             Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, answer.Status);

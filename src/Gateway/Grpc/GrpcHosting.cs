@@ -1,4 +1,5 @@
 using Grpc.AspNetCore.HealthChecks;
+using Grpc.AspNetCore.Server.Model;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Security;
 
@@ -6,7 +7,7 @@ namespace Serve.Gateway.Grpc;
 
 /// <summary>
 /// gRPC on its two listeners, as TorchServe has them: inference (TorchServe's and the Open Inference
-/// Protocol's services) and management. Health and reflection answer on both.
+/// Protocol's services, the latter under KServe's name and TorchServe's) and management. Health and reflection answer on both.
 /// </summary>
 public static class GrpcHosting
 {
@@ -24,10 +25,13 @@ public static class GrpcHosting
             // The empty name is the whole server, as for orchestrators' probes.
             health.Services.Map(string.Empty, result => result.Name == ServeHealthChecks.Ready);
             health.Services.Map(OipServiceName, result => result.Name == ServeHealthChecks.Ready);
+            health.Services.Map(TorchServeOipService.ServiceName, result => result.Name == ServeHealthChecks.Ready);
             health.Services.Map(TorchServeInferenceServiceName, result => result.Name == ServeHealthChecks.Healthy);
             health.Services.Map(TorchServeManagementServiceName, result => result.Name == ServeHealthChecks.Live);
         }).AddServeHealthChecks();
         services.AddSingleton<GrpcInference>();
+        // TorchServe's name for the OIP service, answered by the same implementation.
+        services.AddSingleton<IServiceMethodProvider<OipInferenceService>, TorchServeOipService>();
         return services;
     }
 
