@@ -191,6 +191,11 @@ public static class ServeGatewayExtensions
             problems.Add($"Serve:MaxResponseSize must be between 1024 and {int.MaxValue} bytes, not {options.MaxResponseSize}");
         }
 
+        if (!GatewayOptions.MetricsModes.Contains(options.MetricsMode, StringComparer.OrdinalIgnoreCase))
+        {
+            problems.Add($"Serve:MetricsMode must be {string.Join(", ", GatewayOptions.MetricsModes)}, not '{options.MetricsMode}'");
+        }
+
         problems.AddRange(AllowedUrls.Problems(options.AllowedUrls));
         if (options.MaxDownloadSize <= 0 || options.MaxArchiveSize <= 0)
         {
