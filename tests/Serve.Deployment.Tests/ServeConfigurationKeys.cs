@@ -18,6 +18,8 @@ public static partial class ServeConfigurationKeys
         "Serve__InferenceAddress",
         "Serve__ManagementAddress",
         "Serve__MetricsAddress",
+        "Serve__EnableMetricsApi",
+        "Serve__MetricsMode",
         "Serve__GrpcInferenceAddress",
         "Serve__GrpcManagementAddress",
         "Serve__Security__DisableTokenAuthorization",

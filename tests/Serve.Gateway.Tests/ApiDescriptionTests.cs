@@ -31,12 +31,27 @@ public sealed partial class ApiDescriptionTests(ApiDescriptionTests.Factory serv
     private static readonly string[] ManagementPaths =
         ["/models", "/models/{model_name}", "/models/{model_name}/{model_version}/set-default", "/models/{model_name}/{model_version}/placement", "/cluster"];
 
+    private static readonly string[] MetricsPaths = ["/metrics"];
+
+    private static readonly Dictionary<int, (ListenerKind Listener, string[] Paths)> ByPort = new()
+    {
+        [8080] = (ListenerKind.Inference, InferencePaths),
+        [8081] = (ListenerKind.Management, ManagementPaths),
+        [8082] = (ListenerKind.Metrics, MetricsPaths),
+    };
+
     public static TheoryData<int, string> Requests() => new()
     {
         { 8080, "OPTIONS /" }, { 8080, "GET /api-description" }, { 8081, "OPTIONS /" }, { 8081, "GET /api-description" },
+        { 8082, "OPTIONS /" }, { 8082, "GET /api-description" },
     };
 
-    private HttpClient Client(int port) => port == 8080 ? serve.Inference() : serve.Management();
+    private HttpClient Client(int port) => port switch
+    {
+        8080 => serve.Inference(),
+        8081 => serve.Management(),
+        _ => serve.Metrics(),
+    };
 
     private static async Task<(HttpResponseMessage Response, string Body)> Send(HttpClient client, string request)
     {
@@ -60,14 +75,15 @@ public sealed partial class ApiDescriptionTests(ApiDescriptionTests.Factory serv
         Assert.StartsWith("3.0.", root.GetProperty("openapi").GetString(), StringComparison.Ordinal);
         Assert.False(string.IsNullOrEmpty(root.GetProperty("info").GetProperty("version").GetString()), body);
         var paths = root.GetProperty("paths").EnumerateObject().Select(p => p.Name).ToHashSet();
-        var (own, other) = port == 8080 ? (InferencePaths, ManagementPaths) : (ManagementPaths, InferencePaths);
+        var own = ByPort[port].Paths;
         Assert.Subset(paths, own.Append("/").Append("/api-description").ToHashSet());
-        Assert.Empty(paths.Intersect(other));
+        Assert.Empty(paths.Intersect(ByPort.Where(p => p.Key != port).SelectMany(p => p.Value.Paths)));
     }
 
     [Theory]
     [InlineData(8080)]
     [InlineData(8081)]
+    [InlineData(8082)]
     public async Task Options_and_get_api_description_answer_the_same_document(int port)
     {
         using var client = Client(port);
@@ -76,21 +92,33 @@ public sealed partial class ApiDescriptionTests(ApiDescriptionTests.Factory serv
         Assert.Equal(options, get);
     }
 
-    [Fact]
-    public async Task Other_methods_on_the_root_are_405_and_the_metrics_listener_has_no_description()
+    [Theory]
+    [InlineData(8080)]
+    [InlineData(8082)]
+    public async Task Other_methods_on_the_root_are_405(int port)
     {
-        using var inference = serve.Inference();
-        var (response, body) = await Send(inference, "GET /");
-        Assert.True(response.StatusCode == HttpStatusCode.MethodNotAllowed, $"GET / on 8080: {(int)response.StatusCode} {body}");
+        using var client = Client(port);
+        var (response, body) = await Send(client, "GET /");
+        Assert.True(response.StatusCode == HttpStatusCode.MethodNotAllowed, $"GET / on {port}: {(int)response.StatusCode} {body}");
+    }
 
+    [Fact]
+    public async Task The_metrics_description_needs_no_key_and_says_so()
+    {
         using var metrics = serve.Metrics();
-        (response, body) = await Send(metrics, "GET /api-description");
-        Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"GET /api-description on 8082: {(int)response.StatusCode} {body}");
+        var (response, body) = await Send(metrics, "OPTIONS /");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var document = new OpenApiStringReader().Read(body, out _);
+        var get = document.Paths["/metrics"].Operations[OperationType.Get];
+        Assert.Empty(get.Security);
+        Assert.Equal("name[]", Assert.Single(get.Parameters).Name);
+        Assert.Contains("text/plain", get.Responses["200"].Content.Keys);
     }
 
     [Theory]
     [InlineData(8080)]
     [InlineData(8081)]
+    [InlineData(8082)]
     public async Task The_document_reads_as_OpenAPI_without_errors_or_warnings(int port)
     {
         using var client = Client(port);
@@ -161,13 +189,13 @@ public sealed partial class ApiDescriptionTests(ApiDescriptionTests.Factory serv
             .OfType<RouteEndpoint>()
             .SelectMany(e => (e.Metadata.GetMetadata<ListenerMetadata>()?.Kinds ?? []).Select(listener =>
                 (Listener: listener, Methods: e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods, Path: Normalize(e.RoutePattern))))
-            .Where(e => e.Listener is ListenerKind.Inference or ListenerKind.Management)
+            .Where(e => !Listeners.IsGrpc(e.Listener))
             .SelectMany(e => (e.Methods ?? []).Select(m => (e.Listener, Method: m.ToUpperInvariant(), e.Path)))
             .ToHashSet();
         Assert.NotEmpty(mapped);
 
         var described = new HashSet<(ListenerKind, string Method, string Path)>();
-        foreach (var (listener, port) in new[] { (ListenerKind.Inference, 8080), (ListenerKind.Management, 8081) })
+        foreach (var (port, (listener, _)) in ByPort)
         {
             using var client = Client(port);
             var (_, body) = await Send(client, "OPTIONS /");

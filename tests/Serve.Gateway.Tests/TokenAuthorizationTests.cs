@@ -243,12 +243,14 @@ public sealed class ExposureTests
         var logger = new Recording();
         var startup = new SecurityStartup(
             Options.Create(new SecurityOptions { DisableTokenAuthorization = true }),
-            Options.Create(new GatewayOptions { ManagementAddress = "http://0.0.0.0:8081" }),
+            Options.Create(new GatewayOptions { ManagementAddress = "http://0.0.0.0:8081", MetricsAddress = "http://0.0.0.0:8082" }),
             Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(new Microsoft.Extensions.DependencyInjection.ServiceCollection()), logger);
         await startup.StartAsync(CancellationToken.None);
 
         Assert.Contains(logger.Warnings, w => w.Contains("Token authorization is DISABLED", StringComparison.Ordinal));
         Assert.Contains(logger.Warnings, w => w.Contains("The Management listener binds http://0.0.0.0:8081, not loopback", StringComparison.Ordinal));
+        // The metrics listener has no key at all: leaving loopback is worth the same warning.
+        Assert.Contains(logger.Warnings, w => w.Contains("The Metrics listener binds http://0.0.0.0:8082, not loopback", StringComparison.Ordinal));
         Assert.DoesNotContain(logger.Warnings, w => w.Contains("Inference listener", StringComparison.Ordinal));
     }
 

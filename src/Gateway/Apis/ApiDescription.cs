@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Security;
 
@@ -10,8 +11,9 @@ namespace Serve.Gateway.Apis;
 /// <summary>
 /// TorchServe's API description: <c>OPTIONS /</c> and <c>GET /api-description</c> answer, on each listener,
 /// the OpenAPI 3.0 document of that listener's API (the raw document, as TorchServe sends it). The documents
-/// are written by hand in <see cref="InferenceApiDescription"/> and <see cref="ManagementApiDescription"/>,
-/// beside the endpoints they describe; a gateway test fails when a mapped endpoint is missing from them.
+/// are written by hand in <see cref="InferenceApiDescription"/>, <see cref="ManagementApiDescription"/> and
+/// <see cref="MetricsApiDescription"/>, beside the endpoints they describe; a gateway test fails when a mapped
+/// endpoint is missing from them.
 /// </summary>
 public static class ApiDescription
 {
@@ -28,7 +30,10 @@ public static class ApiDescription
 
     public static IEndpointRouteBuilder MapApiDescription(this IEndpointRouteBuilder app)
     {
-        foreach (var kind in new[] { ListenerKind.Inference, ListenerKind.Management })
+        // The metrics listener describes its API only while it has one (TorchServe: no metrics server at all).
+        var metrics = app.ServiceProvider.GetRequiredService<IOptions<GatewayOptions>>().Value.EnableMetricsApi;
+        ListenerKind[] kinds = metrics ? [ListenerKind.Inference, ListenerKind.Management, ListenerKind.Metrics] : [ListenerKind.Inference, ListenerKind.Management];
+        foreach (var kind in kinds)
         {
             // Built once: the document describes code, which does not change while the process runs.
             var body = JsonSerializer.SerializeToUtf8Bytes(Document(kind), Indented);
@@ -54,7 +59,8 @@ public static class ApiDescription
         {
             ListenerKind.Inference => InferenceApiDescription.Describe(paths, schemas),
             ListenerKind.Management => ManagementApiDescription.Describe(paths, schemas),
-            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "only the inference and management listeners have an API description"),
+            ListenerKind.Metrics => MetricsApiDescription.Describe(paths),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "the gRPC listeners describe themselves with gRPC reflection"),
         };
         schemas["TorchServeError"] = OpenApi.Obj(["code", "type", "message"],
             ("code", OpenApi.Int("The HTTP status.")),

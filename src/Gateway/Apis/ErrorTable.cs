@@ -39,6 +39,19 @@ public static class ErrorTable
 
     public static StatusCode Grpc(ServeErrorKind kind) => Of(kind).Grpc;
 
+    /// <summary>
+    /// The HTTP status a gRPC code stands for, read back from the table (the first failure kind with that code;
+    /// 200 for OK, 500 for a code no kind has), so a gRPC call is counted as its HTTP twin would be.
+    /// </summary>
+    public static int HttpStatus(StatusCode grpc) => grpc == StatusCode.OK
+        ? StatusCodes.Status200OK
+        : HttpByGrpc.GetValueOrDefault(grpc, StatusCodes.Status500InternalServerError);
+
+    private static readonly Dictionary<StatusCode, int> HttpByGrpc = Enum.GetValues<ServeErrorKind>()
+        .Select(Of)
+        .DistinctBy(e => e.Grpc)
+        .ToDictionary(e => e.Grpc, e => e.Status);
+
     /// <summary>A failure as a gRPC call's status.</summary>
     public static RpcException Rpc(ServeError error) => new(new Status(Grpc(error.Kind), error.Message));
 

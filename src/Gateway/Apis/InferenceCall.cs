@@ -1,6 +1,8 @@
+using System.Diagnostics;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Gateway.Inference;
+using Serve.Gateway.Metrics;
 using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Apis;
@@ -19,6 +21,7 @@ public static class InferenceCall
         HttpContext context, string model, string? version, CatalogView catalog, IInferenceClient client,
         InputReader readInput, Func<ServeError, IResult> renderError)
     {
+        var started = Stopwatch.GetTimestamp();
         if (ModelLookup.Find(catalog.Current, model, version, out _, TenantContext.Of(context).Id) is { } notFound)
         {
             return (null, renderError(notFound));
@@ -33,6 +36,7 @@ public static class InferenceCall
 
         var reply = await client.InferAsync(model, version, input!, TenantContext.Of(context).Tag, deadline: null, cancellation);
         context.RequestServices.GetRequiredService<TenantQuotas>().UsageOf(TenantContext.Of(context).Id).Record(reply);
+        context.RequestServices.GetRequiredService<ServeMetrics>().RecordInference(catalog, model, version, started, reply);
         ResponseHeaders.Add(context.Response, reply);
         if (reply is InferenceFailed { Error.Kind: ServeErrorKind.QuotaExceeded })
         {

@@ -1,9 +1,11 @@
+using System.Diagnostics;
 using System.Globalization;
 using Grpc.Core;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Gateway.Apis;
 using Serve.Gateway.Inference;
+using Serve.Gateway.Metrics;
 using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Grpc;
@@ -13,7 +15,7 @@ namespace Serve.Gateway.Grpc;
 /// on a replica within the call's deadline and cancellation, and turn a failure into the error table's
 /// status code. Unary calls also get the HTTP API's tracing headers as response metadata.
 /// </summary>
-public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, TenantQuotas quotas)
+public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, TenantQuotas quotas, ServeMetrics metrics)
 {
     public CatalogView Catalog => catalog;
 
@@ -35,6 +37,7 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
     public async Task<(InferenceSucceeded? Reply, ServeError? Error)> TryRunAsync(
         string model, string version, InferenceInput input, ServerCallContext context, bool sendHeaders)
     {
+        var started = Stopwatch.GetTimestamp();
         if (Refuse(model, version, context) is { } refused)
         {
             return (null, refused);
@@ -45,6 +48,7 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
         var reply = await client.InferAsync(model, Optional(version), input,
             TenantContext.Of(context.GetHttpContext()).Tag, deadline, context.CancellationToken);
         quotas.UsageOf(TenantContext.Of(context.GetHttpContext()).Id).Record(reply);
+        metrics.RecordInference(catalog, model, Optional(version), started, reply);
         if (sendHeaders)
         {
             await context.WriteResponseHeadersAsync(Headers(reply));

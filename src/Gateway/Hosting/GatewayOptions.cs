@@ -16,8 +16,24 @@ public sealed class GatewayOptions
     /// <summary>TorchServe's management_address. Env: Serve__ManagementAddress.</summary>
     public string ManagementAddress { get; set; } = "http://127.0.0.1:8081";
 
-    /// <summary>TorchServe's metrics_address (the metrics API comes in a later issue). Env: Serve__MetricsAddress.</summary>
+    /// <summary>TorchServe's metrics_address: <c>GET /metrics</c>, without a key. Env: Serve__MetricsAddress.</summary>
     public string MetricsAddress { get; set; } = "http://127.0.0.1:8082";
+
+    /// <summary>Serve <c>GET /metrics</c> on the metrics listener (TorchServe's enable_metrics_api). Env: Serve__EnableMetricsApi.</summary>
+    public bool EnableMetricsApi { get; set; } = true;
+
+    /// <summary>
+    /// TorchServe's metrics_mode: <c>prometheus</c> (every family), <c>legacy</c> (only TorchServe's three
+    /// <c>ts_*</c> families) or <c>log</c>, TorchServe's default, which writes metrics to a log file there;
+    /// Serve has no metrics log, so <c>log</c> exports like <c>prometheus</c>. Env: Serve__MetricsMode.
+    /// </summary>
+    public string MetricsMode { get; set; } = "prometheus";
+
+    /// <summary>The <see cref="MetricsMode"/> that exports only TorchServe's legacy families.</summary>
+    public const string LegacyMetricsMode = "legacy";
+
+    /// <summary>The values <see cref="MetricsMode"/> accepts (any case).</summary>
+    public static readonly string[] MetricsModes = ["prometheus", LegacyMetricsMode, "log"];
 
     /// <summary>TorchServe's grpc_inference_address (HTTP/2 without TLS). Env: Serve__GrpcInferenceAddress.</summary>
     public string GrpcInferenceAddress { get; set; } = "http://127.0.0.1:7070";

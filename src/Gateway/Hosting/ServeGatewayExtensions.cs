@@ -12,6 +12,7 @@ using Serve.Gateway.Apis;
 using Serve.Gateway.Grpc;
 using Serve.Gateway.Inference;
 using Serve.Gateway.Management;
+using Serve.Gateway.Metrics;
 using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Hosting;
@@ -31,6 +32,7 @@ public static class ServeGatewayExtensions
         services.AddValidatedOptions<TenantsOptions>(GatewayOptions.Section, o => o.Validate());
         services.AddSingleton<TenantDirectory>();
         services.AddSingleton<TenantQuotas>();
+        services.AddSingleton<ServeMetrics>();
         services.AddHostedService<SecurityStartup>();
         services.PostConfigure<GatewayOptions>(o => o.DefaultModel.Enabled = builder.Configuration.GetValue(
             "Serve:DefaultModel:Enabled", defaultModel));
@@ -96,6 +98,8 @@ public static class ServeGatewayExtensions
     {
         // Start-up models are checked before anything listens: bad configuration stops the process.
         _ = app.Services.GetRequiredService<IReadOnlyList<ModelDefinition>>();
+        // Outermost, so the status counted is the one sent, whatever answered it.
+        app.UseResponseCounting();
         // Every error is TorchServe's JSON, including routing misses and faults in Serve itself.
         app.UseExceptionHandler(errors => errors.Run(context =>
             ErrorTable.TorchServe(StatusCodes.Status500InternalServerError, "InternalServerException",
@@ -122,6 +126,7 @@ public static class ServeGatewayExtensions
         app.MapPlacementApi();
         app.MapTokenApi();
         app.MapTenantApi();
+        app.MapMetricsApi();
         app.MapApiDescription();
         app.MapServeGrpc();
         return app;
@@ -189,6 +194,11 @@ public static class ServeGatewayExtensions
         if (options.MaxResponseSize is < 1024 or > int.MaxValue)
         {
             problems.Add($"Serve:MaxResponseSize must be between 1024 and {int.MaxValue} bytes, not {options.MaxResponseSize}");
+        }
+
+        if (!GatewayOptions.MetricsModes.Contains(options.MetricsMode, StringComparer.OrdinalIgnoreCase))
+        {
+            problems.Add($"Serve:MetricsMode must be {string.Join(", ", GatewayOptions.MetricsModes)}, not '{options.MetricsMode}'");
         }
 
         problems.AddRange(AllowedUrls.Problems(options.AllowedUrls));

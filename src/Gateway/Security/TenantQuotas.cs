@@ -42,6 +42,9 @@ public sealed class TenantQuotas : IDisposable
     /// <summary>A tenant's counts on this gateway, for <c>GET /tenants</c>.</summary>
     public TenantUsage UsageOf(string tenant) => _usage.GetOrAdd(tenant, _ => new TenantUsage());
 
+    /// <summary>Every tenant counted on this gateway so far, for <c>GET /metrics</c> (which reads, never counts).</summary>
+    public IEnumerable<(string Tenant, TenantUsage Usage)> AllUsage() => _usage.Select(u => (u.Key, u.Value));
+
     /// <summary>Admits the request or answers the refusal; the lease is held until the request ends.</summary>
     public async Task<RateLimitLease?> AdmitAsync(HttpContext context, Tenant tenant)
     {
