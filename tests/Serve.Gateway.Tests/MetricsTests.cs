@@ -265,6 +265,13 @@ public sealed class MetricsDisabledTests(MetricsDisabledTests.Factory serve) : I
         using var options = new HttpRequestMessage(HttpMethod.Options, "/");
         Assert.Equal(HttpStatusCode.NotFound, (await metrics.SendAsync(options, token)).StatusCode);
     }
+
+    [Fact]
+    public void No_metrics_listener_is_opened()
+    {
+        Assert.Contains(ServeGatewayExtensions.Addresses(new GatewayOptions()), a => a.Kind == ListenerKind.Metrics);
+        Assert.DoesNotContain(ServeGatewayExtensions.Addresses(new GatewayOptions { EnableMetricsApi = false }), a => a.Kind == ListenerKind.Metrics);
+    }
 }
 
 /// <summary>The exporter without a server: the text format's escaping, the histogram, the modes and the configuration keys.</summary>

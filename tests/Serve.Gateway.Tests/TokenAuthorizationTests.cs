@@ -249,8 +249,8 @@ public sealed class ExposureTests
 
         Assert.Contains(logger.Warnings, w => w.Contains("Token authorization is DISABLED", StringComparison.Ordinal));
         Assert.Contains(logger.Warnings, w => w.Contains("The Management listener binds http://0.0.0.0:8081, not loopback", StringComparison.Ordinal));
-        // The metrics listener has no key at all: leaving loopback is worth the same warning.
-        Assert.Contains(logger.Warnings, w => w.Contains("The Metrics listener binds http://0.0.0.0:8082, not loopback", StringComparison.Ordinal));
+        // The metrics listener has no key at all: leaving loopback is worth a warning of its own.
+        Assert.Contains(logger.Warnings, w => w.Contains("The Metrics listener binds http://0.0.0.0:8082, not loopback: it answers without a key", StringComparison.Ordinal));
         Assert.DoesNotContain(logger.Warnings, w => w.Contains("Inference listener", StringComparison.Ordinal));
     }
 

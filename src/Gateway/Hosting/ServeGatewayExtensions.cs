@@ -132,12 +132,12 @@ public static class ServeGatewayExtensions
         return app;
     }
 
-    /// <summary>Every listener and its configured address.</summary>
+    /// <summary>Every listener to open and its configured address; no metrics listener when the metrics API is off (as TorchServe).</summary>
     public static (ListenerKind Kind, string Address)[] Addresses(GatewayOptions options) =>
     [
         (ListenerKind.Inference, options.InferenceAddress),
         (ListenerKind.Management, options.ManagementAddress),
-        (ListenerKind.Metrics, options.MetricsAddress),
+        .. options.EnableMetricsApi ? [(ListenerKind.Metrics, options.MetricsAddress)] : Array.Empty<(ListenerKind, string)>(),
         (ListenerKind.GrpcInference, options.GrpcInferenceAddress),
         (ListenerKind.GrpcManagement, options.GrpcManagementAddress),
     ];

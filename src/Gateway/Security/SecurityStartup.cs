@@ -28,7 +28,16 @@ public sealed partial class SecurityStartup(
         foreach (var (kind, address) in ServeGatewayExtensions.Addresses(options))
         {
             var endpoint = Listeners.ParseAddress(address, kind);
-            if (!IPAddress.IsLoopback(endpoint.Address))
+            if (IPAddress.IsLoopback(endpoint.Address))
+            {
+                continue;
+            }
+
+            if (kind == ListenerKind.Metrics)
+            {
+                LogOpenMetrics(logger, address);
+            }
+            else
             {
                 LogOpenListener(logger, kind, address);
             }
@@ -50,4 +59,9 @@ public sealed partial class SecurityStartup(
     [LoggerMessage(Level = LogLevel.Warning, Message = "The {Listener} listener binds {Address}, not loopback: it is reachable from other hosts. " +
                                                        "Keep token authorization on and use TLS, or put it behind a proxy that does")]
     private static partial void LogOpenListener(ILogger logger, ListenerKind listener, string address);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The Metrics listener binds {Address}, not loopback: it answers without a key, and its " +
+                                                       "figures name models and tenants. Let only your Prometheus reach it (firewall or proxy), " +
+                                                       "or turn it off with enable_metrics_api=false")]
+    private static partial void LogOpenMetrics(ILogger logger, string address);
 }
