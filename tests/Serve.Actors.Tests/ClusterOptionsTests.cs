@@ -24,3 +24,21 @@ public sealed class ClusterOptionsTests
     public void Seeds_must_name_the_cluster_system() =>
         Assert.Contains(new ServeClusterOptions { Seeds = ["akka.tcp://other@host:4053"] }.Validate(), p => p.Contains("akka.tcp://serve@"));
 }
+
+public sealed class ClusterTlsOptionsTests
+{
+    [Fact]
+    public void Trusted_thumbprints_are_checked_and_read_as_openssl_prints_them()
+    {
+        const string Fingerprint = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01";
+        Assert.Equal("ABCDEF0123456789ABCDEF0123456789ABCDEF01", ClusterTlsOptions.Normalize(Fingerprint));
+
+        var notOn = new ServeClusterOptions { Tls = new ClusterTlsOptions { TrustedThumbprints = [Fingerprint] } }.Validate();
+        Assert.Contains(notOn, p => p.Contains("cluster TLS is off", StringComparison.Ordinal));
+
+        var malformed = new ServeClusterOptions { Tls = new ClusterTlsOptions { TrustedThumbprints = ["not-a-thumbprint", "ABCD"] } }.Validate();
+        Assert.Equal(2, malformed.Count(p => p.Contains("is not a certificate thumbprint", StringComparison.Ordinal)));
+        Assert.DoesNotContain(new ServeClusterOptions { Tls = new ClusterTlsOptions { TrustedThumbprints = [Fingerprint] } }.Validate(),
+            p => p.Contains("is not a certificate thumbprint", StringComparison.Ordinal));
+    }
+}

@@ -68,6 +68,7 @@ public static partial class ServeConfigurationKeys
         // ServeClusterOptions (section Serve:Cluster); Seeds__N below.
         "Serve__Cluster__Tls__Keystore",
         "Serve__Cluster__Tls__KeystorePassword",
+        "Serve__Cluster__Tls__TrustedThumbprints__0",
         "Serve__Cluster__SystemName",
         "Serve__Cluster__Hostname",
         "Serve__Cluster__Port",

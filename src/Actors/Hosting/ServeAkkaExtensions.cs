@@ -39,9 +39,9 @@ public static class ServeAkkaExtensions
                 X509Certificate = certificate,
                 SuppressValidation = false,
                 RequireMutualAuthentication = true,
-                // Nodes are reached by address, not name; trust is the pinned certificate itself.
+                // Nodes are reached by address, not name; trust is the pinned certificates themselves.
                 ValidateCertificateHostname = false,
-                CustomValidator = CertificateValidation.PinnedCertificate(certificate.Thumbprint),
+                CustomValidator = CertificateValidation.PinnedCertificate(options.Tls.AcceptedThumbprints(certificate)),
             };
         }
 

@@ -39,7 +39,9 @@ public sealed class ServeClusterOptions
     /// The cluster's certificate (PKCS#12), shared by every node: with it, remoting runs over mutual TLS and a
     /// node is accepted only if it presents this very certificate (pinned by thumbprint), so a process without
     /// it can neither join nor send the cluster a message. Seeds are then <c>akka.ssl.tcp://</c> addresses.
-    /// Env: Serve__Cluster__Tls__Keystore, Serve__Cluster__Tls__KeystorePassword.
+    /// <see cref="ClusterTlsOptions.TrustedThumbprints"/> adds certificates a node also accepts, for rotating
+    /// the certificate one node at a time. Env: Serve__Cluster__Tls__Keystore, Serve__Cluster__Tls__KeystorePassword,
+    /// Serve__Cluster__Tls__TrustedThumbprints__N.
     /// </summary>
     public ClusterTlsOptions Tls { get; set; } = new();
 
@@ -88,6 +90,20 @@ public sealed class ServeClusterOptions
             }
         }
 
+        foreach (var thumbprint in Tls.TrustedThumbprints)
+        {
+            if (ClusterTlsOptions.Normalize(thumbprint) is not { Length: 40 } normalized || !normalized.All(Uri.IsHexDigit))
+            {
+                problems.Add($"Serve:Cluster:Tls:TrustedThumbprints: '{thumbprint}' is not a certificate thumbprint (40 hex digits, the SHA-1 " +
+                             "that openssl x509 -fingerprint -sha1 prints)");
+            }
+        }
+
+        if (Tls.TrustedThumbprints.Length > 0 && !Tls.Enabled)
+        {
+            problems.Add("Serve:Cluster:Tls:TrustedThumbprints is set but cluster TLS is off (no Serve:Cluster:Tls:Keystore)");
+        }
+
         return problems;
     }
 }
@@ -100,6 +116,20 @@ public sealed class ClusterTlsOptions
     public string? KeystorePassword { get; set; }
 
     public bool Enabled => !string.IsNullOrEmpty(Keystore);
+
+    /// <summary>
+    /// Thumbprints (SHA-1, hex; colons and spaces ignored) of other certificates this node accepts from its
+    /// peers besides its own. Rotation: trust the new certificate on every node, then give each node the new
+    /// certificate with the old one trusted, then drop the old one; the cluster stays up throughout.
+    /// </summary>
+    public string[] TrustedThumbprints { get; set; } = [];
+
+    /// <summary>Every thumbprint a peer may present: this node's certificate's and the trusted ones.</summary>
+    public string[] AcceptedThumbprints(System.Security.Cryptography.X509Certificates.X509Certificate2 own) =>
+        [own.Thumbprint, .. TrustedThumbprints.Select(Normalize)];
+
+    public static string Normalize(string thumbprint) =>
+        new([.. thumbprint.Where(c => c is not (':' or ' '))]);
 
     public System.Security.Cryptography.X509Certificates.X509Certificate2 Load() =>
         System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(
