@@ -230,6 +230,9 @@ public sealed class CommandLineTests
         Assert.Equal("store", configuration["Serve:ModelStore"]);
 
         Assert.Equal("true", Read("--disable-token-auth")["Serve:Security:DisableTokenAuthorization"]);
+
+        // torchserve --start --ncs --model-store ms: the switches Serve has no use for do not eat the next argument.
+        Assert.Equal("ms", Read("--start", "--ncs", "--model-store", "ms", "--foreground")["Serve:ModelStore"]);
         var none = Read("--model-store", "store");
         Assert.Null(none["Serve:Security:DisableTokenAuthorization"]);
         Assert.Null(none["Serve:EnableModelApi"]);

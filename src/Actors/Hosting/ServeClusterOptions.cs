@@ -37,7 +37,7 @@ public sealed class ServeClusterOptions
 
     /// <summary>
     /// The cluster's certificate (PKCS#12), shared by every node: with it, remoting runs over mutual TLS and a
-    /// node is accepted only if it presents this very certificate (pinned by thumbprint), so a process without
+    /// node is accepted only if it presents this very certificate (pinned by thumbprint) or a trusted one, so a process without
     /// it can neither join nor send the cluster a message. Seeds are then <c>akka.ssl.tcp://</c> addresses.
     /// <see cref="ClusterTlsOptions.TrustedThumbprints"/> adds certificates a node also accepts, for rotating
     /// the certificate one node at a time. Env: Serve__Cluster__Tls__Keystore, Serve__Cluster__Tls__KeystorePassword,

@@ -14,6 +14,9 @@ namespace Serve.Actors.Registry;
 public sealed record RegistrySettings(
     TimeSpan ReconcileInterval, TimeSpan PublishInterval, TimeSpan PublishDebounce, int SnapshotEvery, TimeSpan RetireGrace)
 {
+    /// <summary>How long planning waits after a new worker reports, so workers starting together are planned together.</summary>
+    public TimeSpan NewWorkerSettle { get; init; } = TimeSpan.FromMilliseconds(300);
+
     public static RegistrySettings Default { get; } =
         new(TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(20), SnapshotEvery: 100, TimeSpan.FromSeconds(2));
 }
@@ -38,8 +41,6 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>How long placement waits for a worker that is up to report its devices.</summary>
     private static readonly TimeSpan InventoryWait = TimeSpan.FromSeconds(10);
-
-    private static readonly TimeSpan NewWorkerSettle = TimeSpan.FromMilliseconds(300);
 
     private readonly IActorRef _replicaRegion;
     private readonly RegistrySettings _settings;
@@ -399,7 +400,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         _nodes[inventory.Address] = inventory;
         if (previous is null)
         {
-            _settledAfter = DateTime.UtcNow + NewWorkerSettle;
+            _settledAfter = DateTime.UtcNow + _settings.NewWorkerSettle;
         }
 
         var adopted = AdoptHosted(inventory);

@@ -40,17 +40,22 @@ public static class ErrorTable
     public static StatusCode Grpc(ServeErrorKind kind) => Of(kind).Grpc;
 
     /// <summary>
-    /// The HTTP status a gRPC code stands for, read back from the table (the first failure kind with that code;
-    /// 200 for OK, 500 for a code no kind has), so a gRPC call is counted as its HTTP twin would be.
+    /// The HTTP status a gRPC code stands for, for counting a gRPC call as its HTTP twin would be: read back
+    /// from the table, 200 for OK, 500 for a code nothing here raises. RESOURCE_EXHAUSTED stands for three
+    /// statuses; it counts as 429 (quotas, the usual cause), and UNIMPLEMENTED (an rpc this server does not
+    /// have) as 404, like an HTTP path it does not have.
     /// </summary>
     public static int HttpStatus(StatusCode grpc) => grpc == StatusCode.OK
         ? StatusCodes.Status200OK
         : HttpByGrpc.GetValueOrDefault(grpc, StatusCodes.Status500InternalServerError);
 
-    private static readonly Dictionary<StatusCode, int> HttpByGrpc = Enum.GetValues<ServeErrorKind>()
-        .Select(Of)
-        .DistinctBy(e => e.Grpc)
-        .ToDictionary(e => e.Grpc, e => e.Status);
+    private static readonly Dictionary<StatusCode, int> HttpByGrpc = new Dictionary<StatusCode, int>
+    {
+        [StatusCode.ResourceExhausted] = StatusCodes.Status429TooManyRequests,
+        [StatusCode.Unimplemented] = StatusCodes.Status404NotFound,
+    }.Concat(Enum.GetValues<ServeErrorKind>().Select(Of).Select(e => KeyValuePair.Create(e.Grpc, e.Status)))
+        .DistinctBy(e => e.Key)
+        .ToDictionary();
 
     /// <summary>A failure as a gRPC call's status.</summary>
     public static RpcException Rpc(ServeError error) => new(new Status(Grpc(error.Kind), error.Message));

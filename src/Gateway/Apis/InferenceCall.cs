@@ -35,8 +35,7 @@ public static class InferenceCall
         }
 
         var reply = await client.InferAsync(model, version, input!, TenantContext.Of(context).Tag, deadline: null, cancellation);
-        context.RequestServices.GetRequiredService<TenantQuotas>().UsageOf(TenantContext.Of(context).Id).Record(reply);
-        context.RequestServices.GetRequiredService<ServeMetrics>().RecordInference(catalog, model, version, started, reply);
+        context.RequestServices.GetRequiredService<ServeMetrics>().RecordInference(TenantContext.Of(context).Id, catalog, model, version, started, reply);
         ResponseHeaders.Add(context.Response, reply);
         if (reply is InferenceFailed { Error.Kind: ServeErrorKind.QuotaExceeded })
         {

@@ -124,7 +124,7 @@ internal static class ManagementApiDescription
         paths["/tenants"] = new JsonObject
         {
             ["get"] = Operation("listTenants", "Each tenant's weight and quotas, and its use of them on this gateway since it started.", [],
-                (200, Json("The tenants, the built-in admin tenant first.", FreeObject("{\"tenants\": [{id, name, source, weight, quotas, usage}]}")))),
+                (200, Json("The tenants, the built-in admin tenant first.", FreeObject("{\"tenants\": [{id, name, source, weight, keys, quotas, usage}]}")))),
             ["post"] = Operation("createTenant", "Creates a tenant and answers its inference key, once (only its SHA-256 is kept). Settings may also come as a JSON object.",
                 [.. TenantApi.CreateSettings.Select(n => Query(n, Str(TenantSettingDescription(n))))],
                 (201, Json("The tenant's id, key and key id.", FreeObject("{\"status\", \"id\", \"key\", \"keyId\"}"))),
@@ -134,7 +134,7 @@ internal static class ManagementApiDescription
         paths["/tenants/{id}"] = new JsonObject
         {
             ["patch"] = Operation("updateTenant", "Changes the settings given (query or JSON object); the others and the keys stay.",
-                [PathParameter("id", "The tenant."), .. TenantApi.CreateSettings.Skip(1).Select(n => Query(n, Str(TenantSettingDescription(n))))],
+                [PathParameter("id", "The tenant."), .. TenantApi.UpdateSettings.Select(n => Query(n, Str(TenantSettingDescription(n))))],
                 (200, Json("The tenant as it now is.", FreeObject("{\"status\", \"tenant\"}"))),
                 (400, TorchServeError("A setting is wrong.")),
                 ConfiguredTenant,

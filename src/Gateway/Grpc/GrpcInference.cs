@@ -15,7 +15,7 @@ namespace Serve.Gateway.Grpc;
 /// on a replica within the call's deadline and cancellation, and turn a failure into the error table's
 /// status code. Unary calls also get the HTTP API's tracing headers as response metadata.
 /// </summary>
-public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, TenantQuotas quotas, ServeMetrics metrics)
+public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, ServeMetrics metrics)
 {
     public CatalogView Catalog => catalog;
 
@@ -47,8 +47,7 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
         DateTimeOffset? deadline = context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(context.Deadline.ToUniversalTime());
         var reply = await client.InferAsync(model, Optional(version), input,
             TenantContext.Of(context.GetHttpContext()).Tag, deadline, context.CancellationToken);
-        quotas.UsageOf(TenantContext.Of(context.GetHttpContext()).Id).Record(reply);
-        metrics.RecordInference(catalog, model, Optional(version), started, reply);
+        metrics.RecordInference(TenantOf(context), catalog, model, Optional(version), started, reply);
         if (sendHeaders)
         {
             await context.WriteResponseHeadersAsync(Headers(reply));

@@ -31,14 +31,20 @@ public static class CommandLine
         ["--enable-model-api"] = "Serve:EnableModelApi",
     };
 
+    /// <summary>
+    /// TorchServe's valueless switches that mean nothing here, accepted so its command lines work: Serve always
+    /// runs in the foreground and keeps no config snapshots (its registry persists instead).
+    /// </summary>
+    public static readonly HashSet<string> IgnoredFlags = new(StringComparer.Ordinal) { "--start", "--foreground", "--ncs", "--no-config-snapshots" };
+
     /// <summary>Adds the switches above on top of the host's configuration.</summary>
     public static IConfigurationBuilder AddServeCommandLine(this IConfigurationBuilder configuration, string[] args) =>
         configuration.AddCommandLine(ExpandFlags(args), SwitchMappings);
 
     /// <summary>
-    /// Turns each valueless flag into <c>--key=true</c>: ASP.NET's command-line reader would otherwise take
-    /// the next argument as the flag's value.
+    /// Turns each valueless flag into <c>--key=true</c> and drops the ignored ones: ASP.NET's command-line
+    /// reader would otherwise take the next argument as the flag's value.
     /// </summary>
     public static string[] ExpandFlags(string[] args) =>
-        [.. args.Select(arg => FlagMappings.TryGetValue(arg, out var key) ? $"--{key}=true" : arg)];
+        [.. args.Where(arg => !IgnoredFlags.Contains(arg)).Select(arg => FlagMappings.TryGetValue(arg, out var key) ? $"--{key}=true" : arg)];
 }

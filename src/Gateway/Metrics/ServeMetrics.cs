@@ -33,13 +33,17 @@ public sealed class ServeMetrics(TenantQuotas quotas, IOptions<GatewayOptions> o
     private readonly bool _legacy = options.Value.MetricsMode.Equals(GatewayOptions.LegacyMetricsMode, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
-    /// Records one inference reply for the model version that answered it (the catalog resolves a missing
-    /// version to the default one). Called where each protocol handles the reply; <paramref name="startedTimestamp"/>
-    /// is <see cref="Stopwatch.GetTimestamp"/> when the call began.
+    /// Records one inference reply: for the calling tenant (its <see cref="TenantUsage"/>) and for the model
+    /// version that answered it (the replica says which; a refusal counts for the version the catalog resolves
+    /// the request to). Called where each protocol handles the reply; <paramref name="startedTimestamp"/> is
+    /// <see cref="Stopwatch.GetTimestamp"/> when the call began.
     /// </summary>
-    public void RecordInference(CatalogView catalog, string model, string? version, long startedTimestamp, InferenceReply reply)
+    public void RecordInference(string tenant, CatalogView catalog, string model, string? version, long startedTimestamp, InferenceReply reply)
     {
-        var resolved = catalog.Current.Find(model, version)?.Definition.Version ?? (string.IsNullOrEmpty(version) ? "default" : version);
+        quotas.UsageOf(tenant).Record(reply);
+        var resolved = reply is InferenceSucceeded { Timing.Replica: var replica } && ReplicaId.TryParse(replica, out var answered)
+            ? answered.Version
+            : catalog.Current.Find(model, version)?.Definition.Version ?? (string.IsNullOrEmpty(version) ? "default" : version);
         var series = _models.GetOrAdd((model, resolved), _ => new ModelSeries());
         Interlocked.Increment(ref series.Requests);
         if (reply is InferenceSucceeded { Timing: var timing })
@@ -95,7 +99,7 @@ public sealed class ServeMetrics(TenantQuotas quotas, IOptions<GatewayOptions> o
         }
 
         families.Add(new MetricFamily("serve_inference_latency_seconds", MetricType.Histogram,
-            "Arrival-to-answer time of the model's answered inference requests on this gateway, in seconds.",
+            "Arrival-to-answer time of the model's answered inference requests on this gateway, in seconds (HTTP: from the request's start; gRPC: from the decoded message).",
             [.. models.SelectMany(m => Histogram("serve_inference_latency_seconds", ModelLabels(m.Key), m.Value))]));
 
         var tenants = quotas.AllUsage().OrderBy(t => t.Tenant, StringComparer.Ordinal).ToList();

@@ -20,14 +20,17 @@ public static class TenantApi
     private static readonly string[] Quotas =
         ["weight", "requests_per_second", "burst", "max_concurrent", "max_queued", "max_models", "max_replicas", "max_device_memory_mb"];
 
-    /// <summary>The settings <c>POST /tenants</c> takes; <c>PATCH</c> takes the same but <c>id</c>.</summary>
-    public static IReadOnlyList<string> CreateSettings { get; } = ["id", "name", .. Quotas];
+    /// <summary>The settings <c>PATCH /tenants/{id}</c> takes.</summary>
+    public static IReadOnlyList<string> UpdateSettings { get; } = ["name", .. Quotas];
+
+    /// <summary>The settings <c>POST /tenants</c> takes: the id, then the same as an update.</summary>
+    public static IReadOnlyList<string> CreateSettings { get; } = ["id", .. UpdateSettings];
 
     public static IEndpointRouteBuilder MapTenantApi(this IEndpointRouteBuilder app)
     {
         var tenants = app.MapGroup("/tenants").OnListener(ListenerKind.Management);
         tenants.MapGet(string.Empty, (TenantDirectory directory, TenantQuotas quotas) =>
-            Results.Json(new { tenants = directory.Tenants.Prepend(Tenant.Admin).Select(t => Describe(t, quotas.UsageOf(t.Id))).ToArray() }));
+            Results.Json(new { tenants = directory.Tenants.Prepend(Tenant.Admin).Select(t => Describe(t, quotas.ReadUsage(t.Id))).ToArray() }));
         tenants.MapPost(string.Empty, CreateAsync);
         tenants.MapPatch("/{id}", UpdateAsync);
         tenants.MapDelete("/{id}", (string id, TenantDirectory directory, IManagementClient client, CancellationToken cancellation) =>
@@ -49,7 +52,7 @@ public static class TenantApi
         var settings = new TenantOptions
         {
             Id = values.GetValueOrDefault("id") ?? string.Empty,
-            Name = values.GetValueOrDefault("name"),
+            Name = DisplayName(values),
             Weight = (int)Number(values, "weight", 1, problems),
             RequestsPerSecond = (int)Number(values, "requests_per_second", 0, problems),
             Burst = (int)Number(values, "burst", 0, problems),
@@ -91,8 +94,8 @@ public static class TenantApi
             return refused;
         }
 
-        var (values, problems) = await ReadSettingsAsync(request, [.. CreateSettings.Skip(1)], cancellation);
-        var update = new UpdateTenant(id, values.GetValueOrDefault("name"),
+        var (values, problems) = await ReadSettingsAsync(request, UpdateSettings, cancellation);
+        var update = new UpdateTenant(id, DisplayName(values),
             (int)Number(values, "weight", -1, problems), (int)Number(values, "requests_per_second", -1, problems),
             (int)Number(values, "burst", -1, problems), (int)Number(values, "max_concurrent", -1, problems),
             (int)Number(values, "max_queued", -1, problems), (int)Number(values, "max_models", -1, problems),
@@ -108,7 +111,7 @@ public static class TenantApi
         var result = await client.SendAsync(update, cancellation);
         return result.Error is { } error
             ? ErrorTable.TorchServe(error)
-            : Results.Json(new { status = result.Message, tenant = directory.ById(id) is { } changed ? Describe(changed, quotas.UsageOf(id)) : null });
+            : Results.Json(new { status = result.Message, tenant = directory.ById(id) is { } changed ? Describe(changed, quotas.ReadUsage(id)) : null });
     }
 
     /// <summary>A new key for the tenant, answered once; its other keys keep working until revoked.</summary>
@@ -149,7 +152,7 @@ public static class TenantApi
             try
             {
                 using var body = await JsonDocument.ParseAsync(request.Body, new JsonDocumentOptions { MaxDepth = 4 }, cancellation);
-                foreach (var property in body.RootElement.EnumerateObject())
+                foreach (var property in body.RootElement.EnumerateObject().Where(p => p.Value.ValueKind != JsonValueKind.Null))
                 {
                     values[property.Name] = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : property.Value.GetRawText();
                 }
@@ -163,6 +166,10 @@ public static class TenantApi
         problems.AddRange(values.Keys.Where(k => !known.Contains(k)).Select(k => $"unknown setting '{k}'"));
         return (values, problems);
     }
+
+    /// <summary>The display name given, or null when none (absent or empty).</summary>
+    private static string? DisplayName(Dictionary<string, string?> values) =>
+        values.GetValueOrDefault("name") is { Length: > 0 } name ? name : null;
 
     /// <summary>A whole number from 0 for <paramref name="name"/>, else <paramref name="fallback"/> (absent, or a problem noted).</summary>
     private static long Number(Dictionary<string, string?> values, string name, long fallback, List<string> problems)
@@ -187,7 +194,8 @@ public static class TenantApi
         name = tenant.Name,
         source = tenant.Id == Tenant.AdminId ? "built-in" : tenant.FromApi ? "api" : "configuration",
         weight = tenant.Settings.Weight,
-        keys = tenant.Settings.KeySha256.Select(TenantDefinition.KeyIdOf).ToArray(),
+        // Only API tenants' keys can be revoked by id; configured keys are the operator's to keep private.
+        keys = tenant.FromApi ? tenant.Settings.KeySha256.Select(TenantDefinition.KeyIdOf).ToArray() : null,
         quotas = new
         {
             requestsPerSecond = tenant.Settings.RequestsPerSecond,

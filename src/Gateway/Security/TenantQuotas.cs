@@ -39,8 +39,11 @@ public sealed class TenantQuotas : IDisposable
 
     private readonly ConcurrentDictionary<string, TenantUsage> _usage = new(StringComparer.Ordinal);
 
-    /// <summary>A tenant's counts on this gateway, for <c>GET /tenants</c>.</summary>
+    /// <summary>A tenant's counts on this gateway, to count into (from now on it is among <see cref="AllUsage"/>).</summary>
     public TenantUsage UsageOf(string tenant) => _usage.GetOrAdd(tenant, _ => new TenantUsage());
+
+    /// <summary>A tenant's counts to read, for <c>GET /tenants</c>: zeros for one that never called, without adding it.</summary>
+    public TenantUsage ReadUsage(string tenant) => _usage.GetValueOrDefault(tenant) ?? new TenantUsage();
 
     /// <summary>Every tenant counted on this gateway so far, for <c>GET /metrics</c> (which reads, never counts).</summary>
     public IEnumerable<(string Tenant, TenantUsage Usage)> AllUsage() => _usage.Select(u => (u.Key, u.Value));
