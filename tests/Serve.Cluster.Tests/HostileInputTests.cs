@@ -125,7 +125,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
     {
         string[] models = ["tiny", "resnet18", "nope", "..%2f..%2fetc", new string('m', 300)];
         var model = models[random.Next(models.Length)];
-        var kind = random.Next(14);
+        var kind = random.Next(15);
         HttpRequestMessage request;
         var client = inference;
         string what;
@@ -204,6 +204,18 @@ public sealed class HostileInputTests(ITestOutputHelper output)
                 request.Headers.TryAddWithoutValidation("Authorization", new[] { "Bearer", "Bearer ", "Basic abc", "Bearer " + new string('k', 4000), "bearer\tx" }[random.Next(5)]);
                 client = anonymous[random.Next(anonymous.Length)];
                 what = "a bad key";
+                break;
+            case 13:
+                client = management;
+                var tenant = Uri.EscapeDataString(new[] { "ghost", "bad id", "..", new string('t', 100) }[random.Next(4)]);
+                (request, what) = random.Next(4) switch
+                {
+                    0 => (new HttpRequestMessage(HttpMethod.Post, "/tenants?id=" + tenant) { Content = Text(BrokenJson(random), "application/json") },
+                        "create a tenant from broken JSON"),
+                    1 => (new HttpRequestMessage(HttpMethod.Patch, $"/tenants/{tenant}?weight=-1&burst=lots"), "update a tenant with bad settings"),
+                    2 => (new HttpRequestMessage(HttpMethod.Post, $"/tenants/{tenant}/keys"), "a key for a tenant that does not exist"),
+                    _ => (new HttpRequestMessage(HttpMethod.Delete, $"/tenants/{tenant}/keys/{Uri.EscapeDataString(RandomText(random, 16))}"), "revoke a key that does not exist"),
+                };
                 break;
             default:
                 var path = "/" + string.Join('/', Enumerable.Range(0, random.Next(1, 6)).Select(_ => Uri.EscapeDataString(RandomText(random, random.Next(1, 20)))));
