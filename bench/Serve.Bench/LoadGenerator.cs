@@ -16,6 +16,23 @@ public sealed record LoadResult(int Concurrency, double Seconds, long Completed,
 /// </summary>
 public static class LoadGenerator
 {
+    /// <summary>One POST of <paramref name="payload"/>, read to the end: null when answered 2xx, else what went wrong.</summary>
+    public static async Task<string?> PostAsync(HttpClient client, Uri url, byte[] payload, string contentType, CancellationToken cancellationToken)
+    {
+        using var content = new ByteArrayContent(payload);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
+        try
+        {
+            using var response = await client.PostAsync(url, content, cancellationToken);
+            await response.Content.CopyToAsync(Stream.Null, cancellationToken);
+            return response.IsSuccessStatusCode ? null : $"HTTP {(int)response.StatusCode}";
+        }
+        catch (HttpRequestException error)
+        {
+            return error.Message;
+        }
+    }
+
     /// <summary>HTTP POSTs of <paramref name="payload"/>, with <paramref name="key"/> as the bearer token when given; a non-2xx answer is an error.</summary>
     public static async Task<LoadResult> RunAsync(
         Uri url, byte[] payload, string contentType, string? key, int concurrency, TimeSpan warmUp, TimeSpan duration, CancellationToken cancellationToken)
@@ -28,21 +45,7 @@ public static class LoadGenerator
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         }
 
-        return await ClosedLoopAsync(async token =>
-        {
-            using var content = new ByteArrayContent(payload);
-            content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
-            try
-            {
-                using var response = await client.PostAsync(url, content, token);
-                await response.Content.CopyToAsync(Stream.Null, token);
-                return response.IsSuccessStatusCode ? null : $"HTTP {(int)response.StatusCode}";
-            }
-            catch (HttpRequestException error)
-            {
-                return error.Message;
-            }
-        }, concurrency, warmUp, duration, cancellationToken);
+        return await ClosedLoopAsync(token => PostAsync(client, url, payload, contentType, token), concurrency, warmUp, duration, cancellationToken);
     }
 
     public static void RequireLoopback(Uri url)

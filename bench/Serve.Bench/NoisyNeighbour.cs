@@ -125,21 +125,8 @@ public sealed class NoisyNeighbour(TimeSpan warmUp, TimeSpan duration, TextWrite
         return (Stopwatch.GetElapsedTime(started).TotalMilliseconds, error);
     }
 
-    private static async Task<string?> SendAsync(HttpClient client, Uri url, BenchModel model, CancellationToken cancellationToken)
-    {
-        using var content = new ByteArrayContent(model.Payload);
-        content.Headers.ContentType = MediaTypeHeaderValue.Parse(model.ContentType);
-        try
-        {
-            using var response = await client.PostAsync(url, content, cancellationToken);
-            await response.Content.CopyToAsync(Stream.Null, cancellationToken);
-            return response.IsSuccessStatusCode ? null : $"HTTP {(int)response.StatusCode}";
-        }
-        catch (HttpRequestException error)
-        {
-            return error.Message;
-        }
-    }
+    private static Task<string?> SendAsync(HttpClient client, Uri url, BenchModel model, CancellationToken cancellationToken) =>
+        LoadGenerator.PostAsync(client, url, model.Payload, model.ContentType, cancellationToken);
 
     private static HttpClient Client(string key, int connections)
     {

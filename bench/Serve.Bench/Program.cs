@@ -15,6 +15,22 @@ string Option(string name, string fallback)
 
 int IntOption(string name, int fallback) => int.Parse(Option(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
 
+// Prints a run's table with the machine it ran on and keeps it (and its JSON, when there is one) in bench/results.
+async Task ReportAsync(string run, string table, string? json = null)
+{
+    Console.WriteLine();
+    Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}");
+    Console.WriteLine(table);
+    var results = Path.Combine(Fixtures.RepositoryRoot, "bench", "results");
+    Directory.CreateDirectory(results);
+    var name = $"{run}-{DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}";
+    await File.WriteAllTextAsync(Path.Combine(results, name + ".md"), table);
+    if (json is not null)
+    {
+        await File.WriteAllTextAsync(Path.Combine(results, name + ".json"), json);
+    }
+}
+
 using var cancel = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) =>
 {
@@ -70,28 +86,14 @@ switch (args.FirstOrDefault())
                 : await comparison.RunAsync("resnet18", [1, 16], batchSize: IntOption("resnet-batch", 8), IntOption("rounds", 3), cancel.Token));
         }
 
-        var table = Comparison.Table(rows);
-        Console.WriteLine();
-        Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}");
-        Console.WriteLine(table);
-        var results = Path.Combine(Fixtures.RepositoryRoot, "bench", "results");
-        Directory.CreateDirectory(results);
-        var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
-        await File.WriteAllTextAsync(Path.Combine(results, $"compare-{stamp}.md"), table);
-        await File.WriteAllTextAsync(Path.Combine(results, $"compare-{stamp}.json"), Comparison.Json(rows));
+        await ReportAsync("compare", Comparison.Table(rows), Comparison.Json(rows));
         return 0;
 
     case "noisy":
         var noisy = new NoisyNeighbour(TimeSpan.FromSeconds(IntOption("warmup", 3)), TimeSpan.FromSeconds(IntOption("duration", 15)), Console.Out);
         var noisyRows = await noisy.RunAsync(IntOption("flood", 32), double.Parse(Option("quiet-rate", "3"), CultureInfo.InvariantCulture),
             IntOption("batch", 1), cancel.Token);
-        var noisyTable = NoisyNeighbour.Table(noisyRows);
-        Console.WriteLine();
-        Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}");
-        Console.WriteLine(noisyTable);
-        var noisyResults = Path.Combine(Fixtures.RepositoryRoot, "bench", "results");
-        Directory.CreateDirectory(noisyResults);
-        await File.WriteAllTextAsync(Path.Combine(noisyResults, $"noisy-{DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}.md"), noisyTable);
+        await ReportAsync("noisy", NoisyNeighbour.Table(noisyRows));
         return 0;
 
     default:
