@@ -40,7 +40,7 @@ public sealed record BenchModel(string Name, string ContentType, byte[] Payload,
         // The raw tensor holds the very numbers the JSON spells, so both requests ask for the same work
         // (in native byte order, which is the little-endian raw layout on x64 and arm64).
         float[] values = [.. row.Select(v => float.Parse(v, CultureInfo.InvariantCulture))];
-        var tensor = new NamedTensor("input__0", TensorDataType.FP32, [1, TinyInputs], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+        var tensor = new NamedTensor("input", TensorDataType.FP32, [1, TinyInputs], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
         return new BenchModel("tiny", "application/json", Encoding.UTF8.GetBytes($"[[{string.Join(",", row)}]]"), tensor, 256);
     }
 

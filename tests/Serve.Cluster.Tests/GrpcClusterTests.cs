@@ -29,7 +29,7 @@ public sealed class GrpcClusterTests
         using var channel = cluster.GrpcInferenceChannel();
         var oip = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
         var request = new ModelInferRequest { ModelName = "tiny", Id = "across-processes" };
-        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "input__0", Datatype = "FP32", Shape = { 1, 10 } });
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "input", Datatype = "FP32", Shape = { 1, 10 } });
         request.RawInputContents.Add(ByteString.CopyFrom(Enumerable.Repeat(1f, 10).SelectMany(BitConverter.GetBytes).ToArray()));
 
         var call = oip.ModelInferAsync(request, deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: token);

@@ -236,7 +236,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
         var request = new ModelInferRequest { ModelName = random.Next(4) == 0 ? "nope" : "tiny" };
         var datatype = new[] { "FP32", "INT8", "FP16", "BYTES", "BOGUS", "" }[random.Next(6)];
         var shape = new[] { -1L, 0L, long.MaxValue, 3L, 1L << 40 }[random.Next(5)];
-        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = random.Next(5) == 0 ? "" : "input__0", Datatype = datatype, Shape = { 1, shape } });
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = random.Next(5) == 0 ? "" : "input", Datatype = datatype, Shape = { 1, shape } });
         if (random.Next(2) == 0)
         {
             var raw = new byte[random.Next(0, 64)];

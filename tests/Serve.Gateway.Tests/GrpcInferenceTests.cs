@@ -166,8 +166,8 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
         // A TorchScript file declares its outputs only after its first forward pass (addsub returns a tuple of
         // two): run one, and wait for the learned signature to reach the catalog.
         var infer = new ModelInferRequest { ModelName = "addsub" };
-        infer.Inputs.Add(Fp32("input__0", [1]));
-        infer.Inputs.Add(Fp32("input__1", [1]));
+        infer.Inputs.Add(Fp32("x", [1]));
+        infer.Inputs.Add(Fp32("y", [1]));
         await client.ModelInferAsync(infer, cancellationToken: Token);
         ModelMetadataResponse metadata = null!;
         await Waiting.UntilAsync(async () =>
@@ -178,7 +178,7 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
         Assert.Equal("addsub", metadata.Name);
         Assert.Equal(["1.0"], metadata.Versions);
         Assert.Equal("pytorch_torchscript", metadata.Platform);
-        Assert.Equal(["input__0", "input__1"], metadata.Inputs.Select(i => i.Name));
+        Assert.Equal(["x", "y"], metadata.Inputs.Select(i => i.Name));
         Assert.Equal("FP32", metadata.Inputs[0].Datatype);
         Assert.Equal(["output__0", "output__1"], metadata.Outputs.Select(o => o.Name));
     }
@@ -187,8 +187,8 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
     public async Task ModelInfer_with_typed_contents_answers_typed_contents()
     {
         var request = new ModelInferRequest { ModelName = "addsub", Id = "req-1" };
-        request.Inputs.Add(Fp32("input__0", [1, 2, 3]));
-        request.Inputs.Add(Fp32("input__1", [10, 20, 30]));
+        request.Inputs.Add(Fp32("x", [1, 2, 3]));
+        request.Inputs.Add(Fp32("y", [10, 20, 30]));
         request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "output__1" });
 
         var response = await Oip().ModelInferAsync(request, cancellationToken: Token);
@@ -207,8 +207,8 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
     public async Task ModelInfer_with_raw_contents_answers_raw_contents()
     {
         var request = new ModelInferRequest { ModelName = "addsub" };
-        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "input__0", Datatype = "FP32", Shape = { 2, 2 } });
-        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "input__1", Datatype = "FP32", Shape = { 2, 2 } });
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "x", Datatype = "FP32", Shape = { 2, 2 } });
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "y", Datatype = "FP32", Shape = { 2, 2 } });
         request.RawInputContents.Add(Raw([1, 2, 3, 4]));
         request.RawInputContents.Add(Raw([1, 1, 1, 1]));
 
@@ -226,7 +226,7 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
     [InlineData("UINT8", new long[] { 0, 1, 255 })]
     public async Task Integer_datatypes_round_trip_through_typed_contents(string datatype, long[] values)
     {
-        var input = new ModelInferRequest.Types.InferInputTensor { Name = "input__0", Datatype = datatype, Shape = { values.Length }, Contents = new InferTensorContents() };
+        var input = new ModelInferRequest.Types.InferInputTensor { Name = "x", Datatype = datatype, Shape = { values.Length }, Contents = new InferTensorContents() };
         switch (datatype)
         {
             case "INT64":
@@ -263,7 +263,7 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
         }
 
         var request = new ModelInferRequest { ModelName = "identity" };
-        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "input__0", Datatype = "FP16", Shape = { 3 } });
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "x", Datatype = "FP16", Shape = { 3 } });
         request.RawInputContents.Add(ByteString.CopyFrom(bytes));
         var response = await Oip().ModelInferAsync(request, cancellationToken: Token);
         Assert.Equal("FP16", response.Outputs.Single().Datatype);
@@ -272,7 +272,7 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
         var typed = new ModelInferRequest { ModelName = "identity" };
         typed.Inputs.Add(new ModelInferRequest.Types.InferInputTensor
         {
-            Name = "input__0", Datatype = "FP16", Shape = { 1 }, Contents = new InferTensorContents { Fp32Contents = { 1.5f } },
+            Name = "x", Datatype = "FP16", Shape = { 1 }, Contents = new InferTensorContents { Fp32Contents = { 1.5f } },
         });
         var refused = await Assert.ThrowsAsync<RpcException>(() => Oip().ModelInferAsync(typed, cancellationToken: Token).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
@@ -289,7 +289,7 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
     [InlineData("unknown model", "Model not found: nope")]
     public async Task ModelInfer_refuses_bad_requests_with_a_precise_code_and_message(string problem, string message)
     {
-        var input = new ModelInferRequest.Types.InferInputTensor { Name = "input__0", Datatype = "FP32", Shape = { 2, 2 } };
+        var input = new ModelInferRequest.Types.InferInputTensor { Name = "x", Datatype = "FP32", Shape = { 2, 2 } };
         var request = new ModelInferRequest { ModelName = "identity", Inputs = { input } };
         switch (problem)
         {
@@ -348,8 +348,8 @@ public sealed class GrpcInferenceTests(ServeFactory serve) : IClassFixture<Serve
         Assert.Equal("addsub", (await CallTorchServeOipAsync(invoker, "ModelMetadata", new ModelMetadataRequest { Name = "addsub" }, ModelMetadataResponse.Parser)).Name);
 
         var request = new ModelInferRequest { ModelName = "addsub", Id = "ts-1" };
-        request.Inputs.Add(Fp32("input__0", [1, 2, 3]));
-        request.Inputs.Add(Fp32("input__1", [10, 20, 30]));
+        request.Inputs.Add(Fp32("x", [1, 2, 3]));
+        request.Inputs.Add(Fp32("y", [10, 20, 30]));
         var viaTorchServe = await CallTorchServeOipAsync(invoker, "ModelInfer", request, ModelInferResponse.Parser);
         var viaKServe = await Oip().ModelInferAsync(request, cancellationToken: Token);
         Assert.Equal(viaKServe, viaTorchServe);

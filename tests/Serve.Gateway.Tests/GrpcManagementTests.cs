@@ -76,7 +76,7 @@ public sealed class GrpcManagementTests(GrpcManagementTests.Factory serve) : ICl
         var request = new ModelInferRequest { ModelName = "viagrpc" };
         request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor
         {
-            Name = "input__0", Datatype = "FP32", Shape = { 2 }, Contents = new InferTensorContents { Fp32Contents = { 4, 5 } },
+            Name = "x", Datatype = "FP32", Shape = { 2 }, Contents = new InferTensorContents { Fp32Contents = { 4, 5 } },
         });
         var answer = await new GRPCInferenceService.GRPCInferenceServiceClient(serve.GrpcInference()).ModelInferAsync(request, cancellationToken: Token);
         Assert.Equal([4f, 5f], answer.Outputs.Single().Contents.Fp32Contents);
@@ -129,7 +129,7 @@ public sealed class GrpcManagementTests(GrpcManagementTests.Factory serve) : ICl
         var request = new ModelInferRequest { ModelName = "batched" };
         request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor
         {
-            Name = "input__0", Datatype = "FP32", Shape = { 1 }, Contents = new InferTensorContents { Fp32Contents = { value } },
+            Name = "x", Datatype = "FP32", Shape = { 1 }, Contents = new InferTensorContents { Fp32Contents = { value } },
         });
         return request;
     }

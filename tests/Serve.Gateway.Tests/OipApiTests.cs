@@ -43,7 +43,7 @@ public sealed class OipApiTests(ServeFactory serve) : IClassFixture<ServeFactory
             Assert.Equal("pytorch_torchscript", metadata.GetProperty("platform").GetString());
             Assert.Equal(2, metadata.GetProperty("inputs").GetArrayLength());
             var input = metadata.GetProperty("inputs")[0];
-            Assert.Equal("input__0", input.GetProperty("name").GetString());
+            Assert.Equal("x", input.GetProperty("name").GetString());
             Assert.Equal("FP32", input.GetProperty("datatype").GetString());
             Assert.Equal(JsonValueKind.Array, input.GetProperty("shape").ValueKind);
         }
@@ -61,7 +61,7 @@ public sealed class OipApiTests(ServeFactory serve) : IClassFixture<ServeFactory
     public async Task Inference_answers_in_the_specifications_shape()
     {
         var (status, body) = await InferAsync("linrelu", """
-            {"id": "req-7", "inputs": [{"name": "input__0", "shape": [1, 10], "datatype": "FP32",
+            {"id": "req-7", "inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32",
                                         "data": [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]}]}
             """);
 
@@ -129,14 +129,14 @@ public sealed class OipApiTests(ServeFactory serve) : IClassFixture<ServeFactory
     [Theory]
     [InlineData("linrelu", "{\"inputs\": [", "not valid JSON")]
     [InlineData("linrelu", "{\"inputs\": []}", "must not be empty")]
-    [InlineData("linrelu", """{"inputs": [{"name": "x", "shape": [1, 10], "datatype": "FP32", "data": ["a","b","c","d","e","f","g","h","i","j"]}]}""", "needs a number")]
-    [InlineData("linrelu", """{"inputs": [{"name": "x", "shape": [2, 10], "datatype": "FP32", "data": [1, 2, 3]}]}""", "needs 20 elements")]
-    [InlineData("linrelu", """{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}""", "shapes cannot be multiplied")]
-    [InlineData("linrelu", """{"inputs": [{"name": "x", "shape": [1, 10], "datatype": "FLOAT32", "data": [1]}]}""", "needs a 'datatype'")]
-    [InlineData("linrelu", """{"inputs": [{"name": "x", "shape": [100000000, 100000000], "datatype": "FP32", "data": [1]}]}""", "more than the allowed")]
+    [InlineData("linrelu", """{"inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32", "data": ["a","b","c","d","e","f","g","h","i","j"]}]}""", "needs a number")]
+    [InlineData("linrelu", """{"inputs": [{"name": "input", "shape": [2, 10], "datatype": "FP32", "data": [1, 2, 3]}]}""", "needs 20 elements")]
+    [InlineData("linrelu", """{"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}""", "shapes cannot be multiplied")]
+    [InlineData("linrelu", """{"inputs": [{"name": "input", "shape": [1, 10], "datatype": "FLOAT32", "data": [1]}]}""", "needs a 'datatype'")]
+    [InlineData("linrelu", """{"inputs": [{"name": "input", "shape": [100000000, 100000000], "datatype": "FP32", "data": [1]}]}""", "more than the allowed")]
     [InlineData("identity", """{"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}""", "BYTES is not supported")]
     [InlineData("addsub", """{"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [1, 2]}, {"name": "y", "shape": [2], "datatype": "FP32", "data": [1, 2]}], "outputs": [{"name": "nope"}]}""", "Unknown output 'nope'")]
-    [InlineData("addsub", """{"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [1, 2]}]}""", "missing value for argument 'y'")]
+    [InlineData("addsub", """{"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [1, 2]}]}""", "Input 'y' is missing; the model's inputs are 'x', 'y'")]
     public async Task Bad_requests_get_400_with_an_error_that_says_why(string model, string body, string expected)
     {
         var (status, error) = await InferAsync(model, body);

@@ -111,7 +111,7 @@ public sealed class ImageSegmenterTests(TorchFixture torch) : IClassFixture<Torc
         Assert.Equal(ServeErrorKind.BadInput, error.Kind);
         Assert.Contains("not an image", error.Message);
 
-        var wrongShape = Error(await RunOneAsync(_model, new TensorInput([Fp32("x", [1, 3, 2, 2], new float[12])], null)));
+        var wrongShape = Error(await RunOneAsync(_model, new TensorInput([Fp32("data", [1, 3, 2, 2], new float[12])], null)));
         Assert.Contains("segmenter takes an image (JPEG or PNG)", wrongShape.Message);
     }
 

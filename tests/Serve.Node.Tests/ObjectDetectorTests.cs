@@ -121,7 +121,7 @@ public sealed class ObjectDetectorTests(TorchFixture torch) : IClassFixture<Torc
         Assert.Equal(ServeErrorKind.BadInput, bomb.Kind);
         Assert.Contains("more than the allowed", bomb.Message);
 
-        var tooLarge = Error(await RunOneAsync(_model, new TensorInput([Fp32("x", [1, 3, 5000, 5000])], null)));
+        var tooLarge = Error(await RunOneAsync(_model, new TensorInput([Fp32("data", [1, 3, 5000, 5000])], null)));
         Assert.Contains("more than the allowed", tooLarge.Message);
     }
 

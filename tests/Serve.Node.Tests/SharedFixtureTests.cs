@@ -27,7 +27,7 @@ public sealed class SharedFixtureTests(TorchFixture torch, ITestOutputHelper out
     {
         var path = Fixture("torchscript/linrelu.script.dat")!;
         await using var model = await torch.LoadAsync(TorchFixture.TorchScript("linrelu", path));
-        var result = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, new TensorInput([Fp32("x", [10], Ones(10))], null))));
+        var result = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, new TensorInput([Fp32("input", [10], Ones(10))], null))));
 
         float[] expected = [0.313458f, 0, 0.999657f, 0, 0, 0];
         var actual = Floats(result.Tensors[0]);
@@ -42,10 +42,10 @@ public sealed class SharedFixtureTests(TorchFixture torch, ITestOutputHelper out
     {
         var path = Fixture("torchscript/l1000_100_10.script.dat")!;
         await using var model = await torch.LoadAsync(TorchFixture.TorchScript("l1000", path));
-        var result = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, new TensorInput([Fp32("x", [1, 1000], Ones(1000))], null))));
+        var result = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, new TensorInput([Fp32("input", [1, 1000], Ones(1000))], null))));
         Assert.Equal(0.564213f, Floats(result.Tensors[0])[0], 0.0001f);
 
-        var wrong = Error(await RunOneAsync(model, new TensorInput([Fp32("x", [1, 10], Ones(10))], null)));
+        var wrong = Error(await RunOneAsync(model, new TensorInput([Fp32("input", [1, 10], Ones(10))], null)));
         Assert.Equal(ServeErrorKind.BadInput, wrong.Kind);
     }
 
@@ -73,7 +73,7 @@ public sealed class SharedFixtureTests(TorchFixture torch, ITestOutputHelper out
     {
         var path = Fixture("pybridge/pybridge_module_load.pth")!;
         await using var model = await torch.LoadAsync(TorchFixture.BuiltIn("mlp", path, parameters: [("layers", "5,1,2"), ("bias", "false")]));
-        var result = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, new TensorInput([Fp32("x", [1, 5], Ones(5))], null))));
+        var result = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, new TensorInput([Fp32("input__0", [1, 5], Ones(5))], null))));
         Assert.Equal([5f, 5f], Floats(result.Tensors[0]));
     }
 
@@ -83,7 +83,7 @@ public sealed class SharedFixtureTests(TorchFixture torch, ITestOutputHelper out
         var path = Fixture("pybridge/pybridge_module_load.safetensors")!;
         await using var model = await torch.LoadAsync(TorchFixture.BuiltIn("mlp", path, parameters: [("layers", "5,2,2"), ("bias", "false")]));
         var eleven = Enumerable.Repeat(11f, 5).ToArray();
-        var result = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, new TensorInput([Fp32("x", [1, 5], eleven)], null))));
+        var result = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, new TensorInput([Fp32("input__0", [1, 5], eleven)], null))));
         Assert.Equal([220f, 220f], Floats(result.Tensors[0]));
     }
 }

@@ -163,7 +163,7 @@ public sealed class TextClassifierTests(TorchFixture torch) : IClassFixture<Torc
         Assert.Equal(ServeErrorKind.BadInput, binary.Kind);
         Assert.Contains("not valid UTF-8", binary.Message);
 
-        var numbers = Error(await RunOneAsync(_bag, new TensorInput([Fp32("x", [1], 1)], null)));
+        var numbers = Error(await RunOneAsync(_bag, new TensorInput([Fp32("data", [1], 1)], null)));
         Assert.Contains("takes text as the body", numbers.Message);
     }
 

@@ -12,7 +12,7 @@ public sealed class TorchScriptModelTests(TorchFixture torch) : IClassFixture<To
     public async Task A_generated_linear_relu_model_computes_the_expected_values()
     {
         await using var model = await torch.LoadAsync(TorchFixture.TorchScript("linrelu", "linrelu.pt"));
-        var output = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, new TensorInput([Fp32("x", [1, 10], Ones(10))], null))));
+        var output = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, new TensorInput([Fp32("input", [1, 10], Ones(10))], null))));
 
         var result = Assert.Single(output.Tensors);
         Assert.Equal([1L, 6L], result.Shape);
@@ -86,7 +86,7 @@ public sealed class TorchScriptModelTests(TorchFixture torch) : IClassFixture<To
     public async Task A_wrong_shape_is_a_bad_input_that_names_the_problem()
     {
         await using var model = await torch.LoadAsync(TorchFixture.TorchScript("linrelu", "linrelu.pt"));
-        var error = Error(await RunOneAsync(model, new TensorInput([Fp32("x", [1, 3], 1, 2, 3)], null)));
+        var error = Error(await RunOneAsync(model, new TensorInput([Fp32("input", [1, 3], 1, 2, 3)], null)));
 
         Assert.Equal(ServeErrorKind.BadInput, error.Kind);
         Assert.Contains("The model rejected the input", error.Message);
@@ -112,10 +112,10 @@ public sealed class TorchScriptModelTests(TorchFixture torch) : IClassFixture<To
         var twos = Enumerable.Repeat(2f, 10).ToArray();
         var batch = new InferenceInput[]
         {
-            new TensorInput([Fp32("x", [1, 10], Ones(10))], null),
-            new TensorInput([Fp32("x", [2, 10], [.. Ones(10), .. twos])], null),
-            new TensorInput([new NamedTensor("x", TensorDataType.INT64, [1, 10], new byte[80])], null),
-            new TensorInput([Fp32("x", [1, 10], twos)], null),
+            new TensorInput([Fp32("input", [1, 10], Ones(10))], null),
+            new TensorInput([Fp32("input", [2, 10], [.. Ones(10), .. twos])], null),
+            new TensorInput([new NamedTensor("input", TensorDataType.INT64, [1, 10], new byte[80])], null),
+            new TensorInput([Fp32("input", [1, 10], twos)], null),
         };
 
         var result = await RunAsync(model, batch);

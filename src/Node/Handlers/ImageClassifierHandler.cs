@@ -25,7 +25,8 @@ public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<
         [new TensorSpec("data", TensorDataType.BYTES, [-1])],
         [new TensorSpec("output__0", TensorDataType.BYTES, [-1])]);
 
-    public PreparedRequest Prepare(InferenceInput input) => PrepareImages(input, maxImagePixels, BuiltInHandlers.ImageClassifier);
+    public PreparedRequest Prepare(InferenceInput input) =>
+        PrepareImages(HandlerInputs.Bind(Signature.Inputs, input), maxImagePixels, BuiltInHandlers.ImageClassifier);
 
     /// <summary>
     /// The classifier's input, which the segmenter shares: an image as the body, or over the Open Inference

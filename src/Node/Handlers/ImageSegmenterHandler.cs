@@ -21,7 +21,7 @@ public sealed class ImageSegmenterHandler(string platform, long maxImagePixels) 
         [new TensorSpec("output__0", TensorDataType.FP32, [-1, -1, -1, 2])]);
 
     public PreparedRequest Prepare(InferenceInput input) =>
-        ImageClassifierHandler.PrepareImages(input, maxImagePixels, BuiltInHandlers.ImageSegmenter);
+        ImageClassifierHandler.PrepareImages(HandlerInputs.Bind(Signature.Inputs, input), maxImagePixels, BuiltInHandlers.ImageSegmenter);
 
     /// <summary>Decoding an image takes milliseconds: always on the thread pool.</summary>
     public bool PreparesInline(InferenceInput input) => false;

@@ -30,7 +30,7 @@ public sealed class ObjectDetectorHandler(string platform, IReadOnlyDictionary<i
 
     public PreparedRequest Prepare(InferenceInput input)
     {
-        switch (input)
+        switch (HandlerInputs.Bind(Signature.Inputs, input))
         {
             case RawInput raw:
                 return new PreparedRequest([Image(HandlerInputs.MainPart(raw).Data)], ResponseStyle.Document, null);

@@ -20,7 +20,7 @@ public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IMo
     {
         var request = input switch
         {
-            TensorInput tensors => new PreparedRequest(tensors.Tensors, ResponseStyle.Tensors, tensors.RequestedOutputs),
+            TensorInput tensors => new PreparedRequest(Bind(tensors.Tensors), ResponseStyle.Tensors, tensors.RequestedOutputs),
             RawInput raw => PrepareJson(raw),
             _ => throw new ModelInputException($"the tensor handler cannot take {input.GetType().Name}"),
         };
@@ -38,14 +38,10 @@ public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IMo
             }
         }
 
-        var expected = Signature.Inputs.Length;
-        if (Signature.Platform == ModelPlatforms.TorchSharpBuiltIn && request.Inputs.Length != expected)
-        {
-            throw new ModelInputException($"the model takes {expected} input(s), the request has {request.Inputs.Length}");
-        }
-
         return request;
     }
+
+    private NamedTensor[] Bind(NamedTensor[] tensors) => HandlerInputs.Bind(Signature.Inputs, tensors);
 
     private const int InlineBytes = 16 * 1024;
 
@@ -126,7 +122,7 @@ public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IMo
                 if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("inputs", out _))
                 {
                     var request = OipJson.ReadRequest(root, limits);
-                    return new PreparedRequest(request.Inputs, ResponseStyle.OipJson, request.RequestedOutputs);
+                    return new PreparedRequest(Bind(request.Inputs), ResponseStyle.OipJson, request.RequestedOutputs);
                 }
 
                 if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("data", out var data))
@@ -146,8 +142,14 @@ public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IMo
 
     private PreparedRequest Nested(JsonElement data)
     {
-        var name = Signature.Inputs.Length > 0 ? Signature.Inputs[0].Name : "input__0";
-        return new PreparedRequest([TensorJson.ReadNested(name, TensorDataType.FP32, data, limits)], ResponseStyle.NestedJson, null);
+        if (Signature.Inputs is not [var only])
+        {
+            throw new ModelInputException(
+                $"a nested list is one input, and this model takes {Signature.Inputs.Length}: send them by name as {{\"inputs\": [...]}} "
+                + $"({string.Join(", ", Signature.Inputs.Select(i => $"'{i.Name}'"))})");
+        }
+
+        return new PreparedRequest([TensorJson.ReadNested(only.Name, TensorDataType.FP32, data, limits)], ResponseStyle.NestedJson, null);
     }
 
     private static DocumentOutput Json(Action<Utf8JsonWriter> write)
@@ -173,4 +175,21 @@ public static class HandlerInputs
                    ?? throw new ModelInputException("the request has no body");
         return part.Data.Length == 0 ? throw new ModelInputException($"the request's '{part.Name}' is empty") : part;
     }
+
+    /// <summary>A request's tensors in the order of the model's declared inputs, matched by name (never by position).</summary>
+    public static NamedTensor[] Bind(TensorSpec[] declared, NamedTensor[] tensors)
+    {
+        try
+        {
+            return InputBinding.Bind(declared, tensors);
+        }
+        catch (TensorFormatException error)
+        {
+            throw new ModelInputException(error.Message);
+        }
+    }
+
+    /// <summary>Open Inference Protocol tensors bound to the declared inputs by name; any other input as it is.</summary>
+    public static InferenceInput Bind(TensorSpec[] declared, InferenceInput input) =>
+        input is TensorInput tensors ? tensors with { Tensors = Bind(declared, tensors.Tensors) } : input;
 }

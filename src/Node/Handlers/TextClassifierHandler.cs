@@ -87,7 +87,7 @@ public sealed class TextClassifierHandler : IModelHandler
 
     private static bool IsSpecial(string token) => token.StartsWith('[') && token.EndsWith(']');
 
-    public PreparedRequest Prepare(InferenceInput input) => input switch
+    public PreparedRequest Prepare(InferenceInput input) => HandlerInputs.Bind(Signature.Inputs, input) switch
     {
         RawInput raw => new PreparedRequest(Encode([Text(HandlerInputs.MainPart(raw).Data)]), ResponseStyle.Document, null),
         TensorInput { Tensors: [var tensor] } when tensor.DataType == TensorDataType.BYTES =>

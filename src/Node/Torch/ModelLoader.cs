@@ -43,9 +43,12 @@ public static class ModelLoader
         script.eval();
         var inputs = Math.Max(1, script.GetNumberOfInputs());
         var outputs = Math.Max(1, script.GetNumberOfOutputs());
+        var names = TorchScriptArguments.ForwardArgumentNames(path) is { } declared && declared.Length == inputs
+            ? declared
+            : [.. Enumerable.Range(0, inputs).Select(i => $"input__{i}")];
         var signature = new ModelSignature(
             ModelPlatforms.TorchScript,
-            [.. Enumerable.Range(0, inputs).Select(i => new TensorSpec($"input__{i}", TensorDataType.FP32, [-1]))],
+            [.. names.Select(name => new TensorSpec(name, TensorDataType.FP32, [-1]))],
             [.. Enumerable.Range(0, outputs).Select(i => new TensorSpec($"output__{i}", TensorDataType.FP32, [-1]))]);
         return TorchModule.FromScript(script, signature);
     }

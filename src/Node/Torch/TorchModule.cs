@@ -69,14 +69,15 @@ public sealed class TorchModule : IDisposable
         if (!_signatureLearned)
         {
             _signatureLearned = true;
-            _signature = _signature with { Inputs = Observe("input", inputs), Outputs = Observe("output", outputs) };
+            _signature = _signature with { Inputs = Observe(_signature.Inputs, inputs), Outputs = Observe(_signature.Outputs, outputs) };
         }
 
         return [.. outputs];
     }
 
-    private static TensorSpec[] Observe(string prefix, IReadOnlyList<Tensor> tensors) =>
-        [.. tensors.Select((t, i) => new TensorSpec($"{prefix}__{i}",
+    /// <summary>Datatypes and ranks as seen; names as declared (inputs: forward's arguments; outputs: output__N).</summary>
+    private static TensorSpec[] Observe(TensorSpec[] declared, IReadOnlyList<Tensor> tensors) =>
+        [.. tensors.Select((t, i) => new TensorSpec(i < declared.Length ? declared[i].Name : $"output__{i}",
             TensorConversion.DataTypeOf(t.dtype) ?? TensorDataType.FP32, [.. Enumerable.Repeat(-1L, (int)t.dim())]))];
 
     private static void Flatten(object? value, List<Tensor> outputs)
