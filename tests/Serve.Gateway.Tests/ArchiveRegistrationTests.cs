@@ -27,6 +27,7 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
             WriteArchive(store, "echo.mar", "echo", "tensor", "batchSize: 4\nmaxBatchDelay: 7\nminWorkers: 1\nresponseTimeout: 33\n",
                 labels: """{"0": "zero"}""");
             WriteArchive(store, "python.mar", "python", "my_handler.py:handle", null);
+            WriteArchive(store, "impatient.mar", "impatient", "tensor", "minWorkers: 1\nstartupTimeout: 0\n");
             WriteArchive(store, "unknown.mar", "unknown", "no_such_handler", null);
             TorchScriptWriter.EmbeddingClassifier(Path.Combine(store, "bow.pt"), new float[,] { { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 3 } });
             WriteArchive(store, "sentiment.mar", "sentiment", "text_classifier", null, labels: """{"0": "negative", "1": "positive"}""",
@@ -114,6 +115,20 @@ public sealed class ArchiveRegistrationTests(ArchiveRegistrationTests.Factory se
     }
 
     private string[] Unpacked() => Unpacked(serve.ModelStore);
+
+    [Fact]
+    public async Task The_archives_startup_timeout_bounds_a_synchronous_registration_below_the_parameter()
+    {
+        using var management = serve.Management();
+        using var refused = await management.PostAsync("/models?url=impatient.mar", null, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.InternalServerError, refused.StatusCode);
+        Assert.Equal("Failed to start workers for model impatient version: 1.0",
+            (await Json.ReadAsync(refused)).GetProperty("message").GetString());
+
+        using var given = await management.PostAsync("/models?url=impatient.mar&startup_timeout=60", null, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, given.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await management.DeleteAsync("/models/impatient", TestContext.Current.CancellationToken)).StatusCode);
+    }
 
     [Fact]
     public async Task An_archive_registers_with_its_settings_under_the_api_parameters_and_serves()

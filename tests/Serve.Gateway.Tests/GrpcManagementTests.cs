@@ -68,6 +68,13 @@ public sealed class GrpcManagementTests(GrpcManagementTests.Factory serve) : ICl
         }, cancellationToken: Token).ResponseAsync);
         Assert.Equal(StatusCode.AlreadyExists, again.StatusCode);
 
+        var badRuntime = await Assert.ThrowsAsync<RpcException>(() => client.RegisterModelAsync(new RegisterModelRequest
+        {
+            Url = "identity.pt", ModelName = "badruntime", Runtime = "python4",
+        }, cancellationToken: Token).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, badRuntime.StatusCode);
+        Assert.Equal("Invalid RuntimeType value: python4", badRuntime.Status.Detail);
+
         var noUrl = await Assert.ThrowsAsync<RpcException>(() => client.RegisterModelAsync(new RegisterModelRequest(), cancellationToken: Token).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, noUrl.StatusCode);
         Assert.Contains("Parameter url is required.", noUrl.Status.Detail);

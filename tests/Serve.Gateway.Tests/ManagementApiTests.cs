@@ -116,12 +116,45 @@ public sealed class ManagementApiTests(ManagementApiTests.Factory serve) : IClas
     [InlineData("/models?url=model.onnx", HttpStatusCode.BadRequest, "is not a model Serve can load")]
     [InlineData("/models?url=identity.pt&model_name=-bad", HttpStatusCode.BadRequest, "model name '-bad' is invalid")]
     [InlineData("/models?url=identity.pt&batch_size=many", HttpStatusCode.BadRequest, "batch_size must be an integer")]
+    [InlineData("/models?url=identity.pt&runtime=python4", HttpStatusCode.BadRequest, "Invalid RuntimeType value: python4")]
+    [InlineData("/models?url=identity.pt&runtime=Python", HttpStatusCode.BadRequest, "Invalid RuntimeType value: Python")]
+    [InlineData("/models?url=identity.pt&startup_timeout=-2", HttpStatusCode.BadRequest, "startup_timeout must be a number of seconds")]
     public async Task Bad_registrations_are_refused_with_torchserves_codes(string path, HttpStatusCode expected, string message)
     {
         using var management = serve.Management();
         var (status, body) = await Call(management, HttpMethod.Post, path);
         Assert.Equal(expected, status);
         Assert.Contains(message, Message(body));
+    }
+
+    [Theory]
+    [InlineData("python")]
+    [InlineData("python3")]
+    [InlineData("LSP")]
+    [InlineData("serve")]
+    public async Task Torchserves_runtime_types_and_serves_own_register(string runtime)
+    {
+        using var management = serve.Management();
+        var (status, body) = await Call(management, HttpMethod.Post, $"/models?url=identity.pt&model_name=rt-{runtime}&runtime={runtime}&initial_workers=0");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("registered with 0 initial workers", Status(body));
+    }
+
+    [Fact]
+    public async Task A_synchronous_registration_not_ready_within_its_startup_timeout_is_undone_with_500()
+    {
+        await serve.WaitReadyAsync("linrelu");
+        using var management = serve.Management();
+
+        var (status, body) = await Call(management, HttpMethod.Post, "/models?url=identity.pt&model_name=late&initial_workers=1&startup_timeout=0");
+
+        Assert.Equal(HttpStatusCode.InternalServerError, status);
+        Assert.Equal("Failed to start workers for model late version: 1.0", Message(body));
+        Assert.Equal(HttpStatusCode.NotFound, (await Call(management, HttpMethod.Get, "/models/late")).Status);
+
+        // -1 is TorchServe's "not given": the default applies and the replica has time to start.
+        (status, _) = await Call(management, HttpMethod.Post, "/models?url=identity.pt&model_name=late&initial_workers=1&startup_timeout=-1");
+        Assert.Equal(HttpStatusCode.OK, status);
     }
 
     [Fact]

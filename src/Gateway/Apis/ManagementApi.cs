@@ -93,6 +93,17 @@ public sealed record RegisterParameters(
     /// <summary>Serve's <c>shared_with</c>: other tenants that may call it, comma-separated.</summary>
     public string? SharedWith { get; init; }
 
+    /// <summary>TorchServe's <c>runtime</c>: checked against <see cref="Runtimes"/>; Serve runs every model the same way.</summary>
+    public string? Runtime { get; init; }
+
+    /// <summary>TorchServe's runtime types (its <c>RuntimeType</c> values), and Serve's own.</summary>
+    public static readonly string[] Runtimes = ["python", "python3", "LSP", "serve"];
+
+    /// <summary>TorchServe's refusal of a runtime it does not have; null when there is none to refuse.</summary>
+    public ServeError? CheckRuntime() => Runtime is null || Runtimes.Contains(Runtime, StringComparer.Ordinal)
+        ? null
+        : new ServeError(ServeErrorKind.BadInput, $"Invalid RuntimeType value: {Runtime}");
+
     public static async Task<(RegisterParameters? Parameters, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellation)
     {
         var values = request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal);
@@ -141,16 +152,29 @@ public sealed record RegisterParameters(
             return null;
         }
 
+        // TorchServe's -1 means "not given"; 0 is a real timeout (nothing is ready in no time).
+        int? StartupTimeout()
+        {
+            var seconds = Int("startup_timeout");
+            if (seconds < -1)
+            {
+                problems.Add($"startup_timeout must be a number of seconds, 0 or more (-1: the default), not {seconds}");
+            }
+
+            return seconds is >= 0 ? seconds : null;
+        }
+
         var parameters = new RegisterParameters(
             values.GetValueOrDefault("url"), values.GetValueOrDefault("model_name"), values.GetValueOrDefault("model_version"),
             values.GetValueOrDefault("handler"), Int("batch_size"), Int("max_batch_delay"), Int("initial_workers"),
-            Int("response_timeout"), Int("startup_timeout"),
+            Int("response_timeout"), StartupTimeout(),
             !values.TryGetValue("synchronous", out var sync) || !bool.TryParse(sync, out var synchronous) || synchronous,
             PlacementSettings.Read(values.GetValueOrDefault, problems))
         {
             Sha256 = values.GetValueOrDefault("sha256") is { Length: > 0 } pin ? pin : null,
             Tenant = values.GetValueOrDefault("tenant") is { Length: > 0 } tenant ? tenant : null,
             SharedWith = values.GetValueOrDefault("shared_with") is { Length: > 0 } shared ? shared : null,
+            Runtime = values.GetValueOrDefault("runtime") is { Length: > 0 } runtime ? runtime : null,
         };
         if (parameters.Sha256 is { } sha256 && !ArchivePin.IsValid(sha256))
         {

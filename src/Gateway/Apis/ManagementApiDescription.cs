@@ -26,7 +26,9 @@ internal static class ManagementApiDescription
         ("synchronous", () => Bool("Wait until the replicas serve (default true, as TorchServe's code).")),
         ("tenant", () => Str("Serve's: the tenant that owns the model (default admin); only it, admin and shared_with may call it.")),
         ("shared_with", () => Str("Serve's: other tenants that may call the model, comma-separated.")),
-        ("startup_timeout", () => Int("Seconds a synchronous registration waits for its replicas (default Serve:DefaultStartupTimeout, 120).")),
+        ("startup_timeout", () => Int("Seconds a synchronous registration waits for its replicas; not ready by then, it is undone with 500 " +
+                                      "(default: the archive's startupTimeout, else Serve:DefaultStartupTimeout, 120; -1 means the default).")),
+        ("runtime", () => Str("TorchServe's runtime type: python, python3, LSP or serve (Serve runs every model the same way); others are refused.")),
         ("sha256", () => Str("The SHA-256 (64 hex digits) the model file or .mar must have; a mismatch is refused before anything is unpacked.")),
         .. PlacementParameters(),
     ];

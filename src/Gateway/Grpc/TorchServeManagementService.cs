@@ -23,7 +23,10 @@ public sealed class TorchServeManagementService(ManagementOperations operations)
         var parameters = new RegisterParameters(
             GrpcInference.Optional(request.Url), GrpcInference.Optional(request.ModelName), ModelVersion: null, GrpcInference.Optional(request.Handler),
             Positive(request.BatchSize), Positive(request.MaxBatchDelay), Positive(request.InitialWorkers), Positive(request.ResponseTimeout),
-            Positive(request.StartupTimeout), request.Synchronous, PlacementSettings.None);
+            Positive(request.StartupTimeout), request.Synchronous, PlacementSettings.None)
+        {
+            Runtime = GrpcInference.Optional(request.Runtime),
+        };
         return Answer(await operations.RegisterAsync(parameters, context.CancellationToken));
     }
 

@@ -94,9 +94,9 @@ public sealed class ManagementOperations(
             return disabled;
         }
 
-        if (parameters.CheckUrl(_settings) is { } badUrl)
+        if ((parameters.CheckRuntime() ?? parameters.CheckUrl(_settings)) is { } badParameter)
         {
-            return ManagementOutcome.Failed(badUrl);
+            return ManagementOutcome.Failed(badParameter);
         }
 
         // The owner and those it shares with must be tenants this server knows, before anything is fetched.
@@ -138,7 +138,8 @@ public sealed class ManagementOperations(
             return ManagementOutcome.Says("Processing worker updates...", StatusCodes.Status202Accepted);
         }
 
-        var timeout = parameters.StartupTimeout is { } seconds and > 0 ? TimeSpan.FromSeconds(seconds) : StartupTimeout;
+        // TorchServe's precedence: the parameter, then the archive's startupTimeout, then default_startup_timeout.
+        var timeout = TimeSpan.FromSeconds(parameters.StartupTimeout ?? model.StartupTimeout ?? _settings.DefaultStartupTimeout);
         var started = await client.WaitForReplicasAsync(definition.Key, definition.Replicas, timeout, cancellation);
         if (started.Ready)
         {

@@ -34,6 +34,9 @@ public sealed record GivenSettings
 /// <summary>A model's definition, and the archive directory unpacked to make it (null when none was unpacked now).</summary>
 public sealed record DefinedModel(ModelDefinition Definition, string? Unpacked)
 {
+    /// <summary>The archive's <c>startupTimeout</c> (seconds), for a synchronous registration; null when it has none.</summary>
+    public int? StartupTimeout { get; init; }
+
     /// <summary>Removes what defining the model unpacked, when its registration did not happen.</summary>
     public void Discard()
     {
@@ -99,7 +102,7 @@ public static class ModelFiles
             }
 
             trust.Verify(full);
-            return new DefinedModel(FromArchive(ModelArchive.Open(full), full, path, given, options), null);
+            return FromArchive(ModelArchive.Open(full), full, path, given, options, unpacked: null);
         }
 
         if (!File.Exists(full))
@@ -112,7 +115,7 @@ public static class ModelFiles
         {
             // Unpacked by an earlier registration, perhaps under other settings: verified again, as it is now.
             trust.Verify(final);
-            return new DefinedModel(FromArchive(ModelArchive.Open(final), final, path, given, options), null);
+            return FromArchive(ModelArchive.Open(final), final, path, given, options, unpacked: null);
         }
 
         // Unpacked aside and checked, then renamed: a directory in the archive directory is always complete and usable.
@@ -121,16 +124,16 @@ public static class ModelFiles
         {
             SafeZip.Extract(full, staging, new ArchiveLimits(ArchiveLimits.Default.MaxEntries, options.MaxArchiveSize));
             trust.Verify(staging);
-            var definition = FromArchive(ModelArchive.Open(staging), final, path, given, options);
+            var defined = FromArchive(ModelArchive.Open(staging), final, path, given, options, unpacked: final);
             try
             {
                 Directory.Move(staging, final);
-                return new DefinedModel(definition, final);
+                return defined;
             }
             catch (IOException) when (Directory.Exists(final))
             {
                 // Another registration unpacked the same archive meanwhile: theirs is as good.
-                return new DefinedModel(definition, null);
+                return defined with { Unpacked = null };
             }
         }
         finally
@@ -143,7 +146,8 @@ public static class ModelFiles
     }
 
     /// <summary>The definition from an unpacked archive that is (or will be) at <paramref name="directory"/>.</summary>
-    private static ModelDefinition FromArchive(ModelArchive archive, string directory, string path, GivenSettings given, GatewayOptions options)
+    private static DefinedModel FromArchive(
+        ModelArchive archive, string directory, string path, GivenSettings given, GatewayOptions options, string? unpacked)
     {
         var model = archive.Manifest.Model;
         var merged = given with
@@ -158,7 +162,9 @@ public static class ModelFiles
             VocabPath = archive.VocabFile is { } vocab ? InStore(Path.Combine(directory, vocab), options) : null,
         };
         var problems = definition.Validate();
-        return problems.Count == 0 ? definition : throw new ArchiveException(string.Join("; ", problems));
+        return problems.Count == 0
+            ? new DefinedModel(definition, unpacked) { StartupTimeout = archive.Settings.StartupTimeout }
+            : throw new ArchiveException(string.Join("; ", problems));
     }
 
     private static ModelDefinition Create(
