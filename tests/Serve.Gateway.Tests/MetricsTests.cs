@@ -154,6 +154,9 @@ public sealed class MetricsTests(MetricsTests.Factory serve) : IClassFixture<Met
         var sample = Assert.Single(after.Samples, s => s.Name == "Requests2XX");
         Assert.Equal("Host", sample.Labels["Level"]);
         Assert.Equal(Environment.MachineName, sample.Labels["Hostname"]);
+        // The sample line as TorchServe writes it, which regexes in existing dashboards and tests expect.
+        Assert.Matches(new System.Text.RegularExpressions.Regex(@"^Requests2XX\{Level=""Host"",Hostname=""[^""]+""\} [0-9]+\.0$",
+            System.Text.RegularExpressions.RegexOptions.Multiline), after.Text);
         Assert.Equal("counter", after.Types["Requests5XX"]);
     }
 
@@ -292,7 +295,7 @@ public sealed class MetricsUnitTests
         ]);
 
         Assert.Equal(
-            "# HELP alpha_total Help with\\na newline.\n# TYPE alpha_total counter\nalpha_total{model_name=\"a\\\\b\\\"c\\nd\",tenant=\"t\"} 3\n" +
+            "# HELP alpha_total Help with\\na newline.\n# TYPE alpha_total counter\nalpha_total{model_name=\"a\\\\b\\\"c\\nd\",tenant=\"t\"} 3.0\n" +
             "# HELP zeta Last.\n# TYPE zeta gauge\nzeta 1.5\n", text);
         var scrape = Scrape.Parse(text);
         Assert.Equal(awkward, scrape.Samples[0].Labels["model_name"]);
@@ -304,7 +307,18 @@ public sealed class MetricsUnitTests
     [InlineData(double.NegativeInfinity, "-Inf")]
     [InlineData(double.NaN, "NaN")]
     [InlineData(0.0025, "0.0025")]
-    [InlineData(12345678.0, "12345678")]
+    [InlineData(7.0, "7.0")]
+    [InlineData(0.0, "0.0")]
+    [InlineData(1.5, "1.5")]
+    [InlineData(0.001, "0.001")]
+    [InlineData(1500.0, "1500.0")]
+    [InlineData(9999999.0, "9999999.0")]
+    [InlineData(-42.0, "-42.0")]
+    [InlineData(10000000.0, "1.0E7")]
+    [InlineData(12345678.0, "1.2345678E7")]
+    [InlineData(0.00015, "1.5E-4")]
+    [InlineData(1e-10, "1.0E-10")]
+    [InlineData(1.7976931348623157e308, "1.7976931348623157E308")]
     public void Values_are_written_as_prometheus_reads_them(double value, string expected) =>
         Assert.Equal(expected, PrometheusText.FormatValue(value));
 
@@ -327,7 +341,7 @@ public sealed class MetricsUnitTests
         (string, string)[] labels = [("model_name", "m"), ("model_version", "2.0")];
         Assert.Equal(3, scrape.Value("ts_inference_requests_total", labels));
         Assert.Equal(300, scrape.Value("ts_queue_latency_microseconds", labels));
-        Assert.Equal(1, scrape.Value("serve_inference_latency_seconds_bucket", [.. labels, ("le", "10")]));
+        Assert.Equal(1, scrape.Value("serve_inference_latency_seconds_bucket", [.. labels, ("le", "10.0")]));
         Assert.Equal(2, scrape.Value("serve_inference_latency_seconds_bucket", [.. labels, ("le", "+Inf")]));
         Assert.Equal(2, scrape.Value("serve_inference_latency_seconds_count", labels));
         Assert.True(scrape.Value("serve_inference_latency_seconds_sum", labels) >= 20);
@@ -407,6 +421,9 @@ internal sealed partial class Scrape
 
     public List<Sample> Samples { get; } = [];
 
+    /// <summary>The text as scraped.</summary>
+    public string Text { get; private init; } = string.Empty;
+
     public Dictionary<string, string> Types { get; } = new(StringComparer.Ordinal);
 
     public Dictionary<string, string> Help { get; } = new(StringComparer.Ordinal);
@@ -416,7 +433,7 @@ internal sealed partial class Scrape
 
     public static Scrape Parse(string text)
     {
-        var scrape = new Scrape();
+        var scrape = new Scrape { Text = text };
         Assert.True(text.Length == 0 || text.EndsWith('\n'), "the text ends with a newline");
         string? family = null;
         foreach (var line in text.Split('\n').SkipLast(1))

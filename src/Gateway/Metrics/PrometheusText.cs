@@ -66,14 +66,61 @@ public static class PrometheusText
     public static string EscapeHelp(string help) =>
         help.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
 
-    /// <summary>A value as Go's ParseFloat reads it (Prometheus' parser): <c>+Inf</c>, <c>-Inf</c>, <c>NaN</c>, else the shortest round-trip form.</summary>
-    public static string FormatValue(double value) => value switch
+    /// <summary>
+    /// A value as TorchServe's Prometheus client (Java) writes it, which Prometheus' parser reads too:
+    /// <c>+Inf</c>, <c>-Inf</c>, <c>NaN</c>, else Java's <c>Double.toString</c>: the shortest digits that
+    /// round-trip, with a fraction always (<c>7.0</c>, <c>0.25</c>), and <c>1.0E7</c> / <c>1.5E-4</c> outside
+    /// [0.001, 10^7). Dashboards and tests written against TorchServe match on that shape.
+    /// </summary>
+    public static string FormatValue(double value)
     {
-        double.PositiveInfinity => "+Inf",
-        double.NegativeInfinity => "-Inf",
-        _ when double.IsNaN(value) => "NaN",
-        _ => value.ToString(CultureInfo.InvariantCulture),
-    };
+        if (double.IsNaN(value))
+        {
+            return "NaN";
+        }
+
+        if (double.IsInfinity(value))
+        {
+            return value > 0 ? "+Inf" : "-Inf";
+        }
+
+        if (value == 0)
+        {
+            return double.IsNegative(value) ? "-0.0" : "0.0";
+        }
+
+        var sign = value < 0 ? "-" : string.Empty;
+        var (digits, exponent) = ShortestDigits(Math.Abs(value));
+        if (exponent is >= -3 and < 7)
+        {
+            // Plain notation: digits around the decimal point, padded with zeros, at least one after it.
+            var integerLength = exponent + 1;
+            var integer = integerLength <= 0 ? "0" : digits.PadRight(integerLength, '0')[..integerLength];
+            var fraction = integerLength <= 0 ? new string('0', -integerLength) + digits : digits.Length > integerLength ? digits[integerLength..] : "0";
+            return $"{sign}{integer}.{fraction}";
+        }
+
+        return $"{sign}{digits[0]}.{(digits.Length > 1 ? digits[1..] : "0")}E{exponent.ToString(CultureInfo.InvariantCulture)}";
+    }
+
+    /// <summary>The shortest round-trip significant digits of a positive value, and the decimal exponent of the first.</summary>
+    private static (string Digits, int Exponent) ShortestDigits(double value)
+    {
+        var text = value.ToString("R", CultureInfo.InvariantCulture);
+        var exponent = 0;
+        var e = text.IndexOfAny(['E', 'e']);
+        if (e >= 0)
+        {
+            exponent = int.Parse(text[(e + 1)..], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+            text = text[..e];
+        }
+
+        var point = text.IndexOf('.', StringComparison.Ordinal);
+        var integerLength = point < 0 ? text.Length : point;
+        var all = point < 0 ? text : text.Remove(point, 1);
+        var leadingZeros = all.Length - all.TrimStart('0').Length;
+        return (all.Trim('0'), integerLength + exponent - leadingZeros - 1);
+    }
 
     private static string TypeName(MetricType type) => type switch
     {
