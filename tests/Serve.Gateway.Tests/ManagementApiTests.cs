@@ -119,6 +119,10 @@ public sealed class ManagementApiTests(ManagementApiTests.Factory serve) : IClas
     [InlineData("/models?url=identity.pt&runtime=python4", HttpStatusCode.BadRequest, "Invalid RuntimeType value: python4")]
     [InlineData("/models?url=identity.pt&runtime=Python", HttpStatusCode.BadRequest, "Invalid RuntimeType value: Python")]
     [InlineData("/models?url=identity.pt&startup_timeout=-2", HttpStatusCode.BadRequest, "startup_timeout must be a number of seconds")]
+    [InlineData("/models?url=identity.pt&synchronous=maybe", HttpStatusCode.BadRequest, "synchronous must be true or false, not 'maybe'")]
+    [InlineData("/models?url=identity.pt&initial_workers=-1", HttpStatusCode.BadRequest, "replicas must be between 0 and 64, not -1")]
+    [InlineData("/models?url=identity.pt&batch_size=0", HttpStatusCode.BadRequest, "batch_size must be between 1 and 1024, not 0")]
+    [InlineData("/models?url=identity.pt&spread=yes", HttpStatusCode.BadRequest, "spread must be true or false, not 'yes'")]
     public async Task Bad_registrations_are_refused_with_torchserves_codes(string path, HttpStatusCode expected, string message)
     {
         using var management = serve.Management();
@@ -155,6 +159,34 @@ public sealed class ManagementApiTests(ManagementApiTests.Factory serve) : IClas
         // -1 is TorchServe's "not given": the default applies and the replica has time to start.
         (status, _) = await Call(management, HttpMethod.Post, "/models?url=identity.pt&model_name=late&initial_workers=1&startup_timeout=-1");
         Assert.Equal(HttpStatusCode.OK, status);
+    }
+
+    [Fact]
+    public async Task Torchserves_not_given_values_mean_the_defaults()
+    {
+        using var management = serve.Management();
+        var (status, _) = await Call(management, HttpMethod.Post,
+            "/models?url=identity.pt&model_name=sentinels&batch_size=-1&max_batch_delay=-100&response_timeout=-1&startup_timeout=-1&initial_workers=0");
+        Assert.Equal(HttpStatusCode.OK, status);
+
+        var (_, body) = await Call(management, HttpMethod.Get, "/models/sentinels");
+        Assert.Equal(1, body[0].GetProperty("batchSize").GetInt32());
+        Assert.Equal(100, body[0].GetProperty("maxBatchDelay").GetInt32());
+        Assert.Equal(120, body[0].GetProperty("responseTimeout").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("PUT", "/models/linrelu?min_worker=1&synchronous=maybe", "synchronous must be true or false, not 'maybe'")]
+    [InlineData("PUT", "/models/linrelu?min_worker=-1", "replicas must be between 0 and 64, not -1")]
+    [InlineData("GET", "/models?limit=ten", "limit must be an integer, not 'ten'")]
+    [InlineData("GET", "/models?next_page_token=abc", "next_page_token must be an integer, not 'abc'")]
+    [InlineData("PUT", "/models/linrelu/1.0/placement?synchronous=maybe", "synchronous must be true or false, not 'maybe'")]
+    public async Task Malformed_scale_list_and_placement_parameters_are_refused(string method, string path, string message)
+    {
+        using var management = serve.Management();
+        var (status, body) = await Call(management, new HttpMethod(method), path);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(message, Message(body));
     }
 
     [Fact]

@@ -20,7 +20,9 @@ public static class ManagementApi
     {
         var api = app.MapGroup("/models").OnListener(ListenerKind.Management);
         api.MapGet(string.Empty, (HttpRequest request, ManagementOperations operations) =>
-            operations.List(IntQuery(request, "limit"), IntQuery(request, "next_page_token")).ToResult());
+            Malformed(request, integers: ["limit", "next_page_token"]) is { } malformed
+                ? ManagementOutcome.Failed(malformed).ToResult()
+                : operations.List(IntQuery(request, "limit"), IntQuery(request, "next_page_token")).ToResult());
         api.MapPost(string.Empty, RegisterAsync);
         api.MapGet("/{model}", (string model, ManagementOperations operations) => operations.Describe(model, null).ToResult());
         api.MapGet("/{model}/{version}", (string model, string version, ManagementOperations operations) =>
@@ -53,7 +55,7 @@ public static class ManagementApi
 
     private static async Task<IResult> ScaleAsync(string model, string? version, HttpRequest request, ManagementOperations operations)
     {
-        if (MalformedInteger(request, "min_worker", "max_worker") is { } malformed)
+        if (Malformed(request, integers: ["min_worker", "max_worker"], booleans: ["synchronous"]) is { } malformed)
         {
             return ManagementOutcome.Failed(malformed).ToResult();
         }
@@ -64,9 +66,15 @@ public static class ManagementApi
         return (await operations.ScaleAsync(model, version, min, max, synchronous, request.HttpContext.RequestAborted)).ToResult();
     }
 
-    private static ServeError? MalformedInteger(HttpRequest request, params string[] names) =>
-        names.Where(n => request.Query.ContainsKey(n) && IntQuery(request, n) is null)
+    /// <summary>
+    /// The first query parameter that is given but is not what it must be: TorchServe falls back to its
+    /// default for such values, Serve says which parameter was wrong (400).
+    /// </summary>
+    internal static ServeError? Malformed(HttpRequest request, string[]? integers = null, string[]? booleans = null) =>
+        (integers ?? []).Where(n => request.Query.ContainsKey(n) && IntQuery(request, n) is null)
             .Select(n => new ServeError(ServeErrorKind.BadInput, $"{n} must be an integer, not '{request.Query[n]}'"))
+            .Concat((booleans ?? []).Where(n => request.Query.ContainsKey(n) && !bool.TryParse(request.Query[n], out _))
+                .Select(n => new ServeError(ServeErrorKind.BadInput, $"{n} must be true or false, not '{request.Query[n]}'")))
             .FirstOrDefault();
 
     internal static int? IntQuery(HttpRequest request, string name) =>
@@ -164,11 +172,29 @@ public sealed record RegisterParameters(
             return seconds is >= 0 ? seconds : null;
         }
 
+        // TorchServe's own "not given" values, which its clients may send: -1, and -100 for max_batch_delay.
+        int? Given(string name, int notGiven) => Int(name) is { } value && value != notGiven ? value : null;
+
+        bool Synchronous()
+        {
+            if (values.GetValueOrDefault("synchronous") is not { Length: > 0 } text)
+            {
+                return true;
+            }
+
+            if (bool.TryParse(text, out var synchronous))
+            {
+                return synchronous;
+            }
+
+            problems.Add($"synchronous must be true or false, not '{text}'");
+            return true;
+        }
+
         var parameters = new RegisterParameters(
             values.GetValueOrDefault("url"), values.GetValueOrDefault("model_name"), values.GetValueOrDefault("model_version"),
-            values.GetValueOrDefault("handler"), Int("batch_size"), Int("max_batch_delay"), Int("initial_workers"),
-            Int("response_timeout"), StartupTimeout(),
-            !values.TryGetValue("synchronous", out var sync) || !bool.TryParse(sync, out var synchronous) || synchronous,
+            values.GetValueOrDefault("handler"), Given("batch_size", -1), Given("max_batch_delay", -100), Int("initial_workers"),
+            Given("response_timeout", -1), StartupTimeout(), Synchronous(),
             PlacementSettings.Read(values.GetValueOrDefault, problems))
         {
             Sha256 = values.GetValueOrDefault("sha256") is { Length: > 0 } pin ? pin : null,

@@ -33,6 +33,11 @@ public static class PlacementApi
         var cancellation = request.HttpContext.RequestAborted;
         var problems = new List<string>();
         var given = PlacementSettings.Read(name => request.Query.TryGetValue(name, out var value) ? value.ToString() : null, problems);
+        if (ManagementApi.Malformed(request, booleans: ["synchronous"]) is { } malformed)
+        {
+            problems.Add(malformed.Message);
+        }
+
         if (problems.Count > 0)
         {
             return ErrorTable.TorchServe(new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)));
