@@ -62,6 +62,20 @@ public sealed class InferenceApiTests(ServeFactory serve) : IClassFixture<ServeF
     }
 
     [Fact]
+    public async Task A_form_field_name_must_be_a_plain_name_without_a_trailing_newline()
+    {
+        using var client = serve.Inference();
+        var field = new StringContent("data=" + Uri.EscapeDataString(Ones), System.Text.Encoding.UTF8, "application/x-www-form-urlencoded");
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/predictions/linrelu", field, TestContext.Current.CancellationToken)).StatusCode);
+
+        // "data\n" is no field name: the body is not a form, and as the raw input it is not JSON.
+        var newline = new StringContent("data%0A=" + Uri.EscapeDataString(Ones), System.Text.Encoding.UTF8, "application/x-www-form-urlencoded");
+        var refused = await client.PostAsync("/predictions/linrelu", newline, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("not valid JSON", await refused.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
     public async Task An_image_gets_the_top_five_classes()
     {
         using var client = serve.Inference();

@@ -119,6 +119,8 @@ public sealed class ManagementApiTests(ManagementApiTests.Factory serve) : IClas
     [InlineData("/models?url=identity.pt&runtime=python4", HttpStatusCode.BadRequest, "Invalid RuntimeType value: python4")]
     [InlineData("/models?url=identity.pt&runtime=Python", HttpStatusCode.BadRequest, "Invalid RuntimeType value: Python")]
     [InlineData("/models?url=identity.pt&startup_timeout=-2", HttpStatusCode.BadRequest, "startup_timeout must be a number of seconds")]
+    [InlineData("/models?url=identity.pt&model_name=echo%0A", HttpStatusCode.BadRequest, "model name 'echo\n' is invalid")]
+    [InlineData("/models?url=identity.pt&model_name=nl&model_version=1.0%0A", HttpStatusCode.BadRequest, "model version '1.0\n' is invalid")]
     [InlineData("/models?url=identity.pt&synchronous=maybe", HttpStatusCode.BadRequest, "synchronous must be true or false, not 'maybe'")]
     [InlineData("/models?url=identity.pt&initial_workers=-1", HttpStatusCode.BadRequest, "replicas must be between 0 and 64, not -1")]
     [InlineData("/models?url=identity.pt&batch_size=0", HttpStatusCode.BadRequest, "batch_size must be between 1 and 1024, not 0")]

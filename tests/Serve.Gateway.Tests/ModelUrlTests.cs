@@ -116,6 +116,7 @@ public sealed class ModelUrlTests(ModelUrlTests.Factory serve) : IClassFixture<M
 
     [Theory]
     [InlineData("{origin}/elsewhere/echo.pt", "does not match any allowed URL(s)")]
+    [InlineData("{origin}/models/echo.pt\n", "does not match any allowed URL(s)")]
     [InlineData("{origin}/models/../elsewhere/echo.pt", "Relative path is not allowed in url")]
     [InlineData("{origin}/models/%2e%2e/elsewhere/echo.pt", "Relative path is not allowed in url")]
     [InlineData("http://user@{host}/models/echo.pt", "does not match any allowed URL(s)")]

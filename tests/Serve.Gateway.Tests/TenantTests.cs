@@ -220,6 +220,9 @@ public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<Tenan
 
         (status, _) = await serve.ManageAsync(HttpMethod.Post, "/tenants?id=fresh");
         Assert.Equal(HttpStatusCode.Conflict, status);
+        (status, var newline) = await serve.ManageAsync(HttpMethod.Post, "/tenants?id=other%0A");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("tenant id 'other\n' must be", Json.Message(newline));
         (status, var bad) = await serve.ManageAsync(HttpMethod.Post, "/tenants?id=x&weight=0&burst=lots");
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Contains("burst must be a whole number", Json.Message(bad));

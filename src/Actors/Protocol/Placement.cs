@@ -45,7 +45,7 @@ public sealed partial record ModelPlacement(string[] Nodes, string[] Devices, bo
                 Spread ? "one replica per node" : null,
             }.OfType<string>());
 
-    [GeneratedRegex("^(cpu|cuda):[0-9]{1,3}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^(cpu|cuda):[0-9]{1,3}\z", RegexOptions.CultureInvariant)]
     private static partial Regex DevicePattern();
 }
 

@@ -47,6 +47,6 @@ public static partial class ModelNames
     public static bool IsValid(string? name) =>
         !string.IsNullOrEmpty(name) && name.Length <= 128 && Pattern().IsMatch(name);
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]*$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.-]*\z", RegexOptions.CultureInvariant)]
     private static partial Regex Pattern();
 }

@@ -136,6 +136,6 @@ public sealed partial class RequestBodies(IOptions<GatewayOptions> options)
         ? $"The request body is {s} bytes, more than max_request_size ({_maxRequestSize} bytes)"
         : $"The request body is larger than max_request_size ({_maxRequestSize} bytes)");
 
-    [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9_.-]{1,64}$")]
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[A-Za-z0-9_.-]{1,64}\z")]
     private static partial System.Text.RegularExpressions.Regex FieldName();
 }

@@ -20,7 +20,7 @@ public sealed class AllowedUrls
     private readonly Regex[] _patterns;
 
     public AllowedUrls(IEnumerable<string> patterns) =>
-        _patterns = [.. patterns.Select(p => new Regex($"^(?:{p})$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, MatchTimeout))];
+        _patterns = [.. patterns.Select(p => new Regex($"^(?:{p})\\z", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, MatchTimeout))];
 
     /// <summary>Patterns that do not compile, for start-up validation.</summary>
     public static IReadOnlyList<string> Problems(IEnumerable<string> patterns)

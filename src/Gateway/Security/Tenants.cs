@@ -181,7 +181,7 @@ public sealed class TenantsOptions
     /// <summary>What is wrong with one tenant's id, weight and quotas (keys aside), for configuration and the API alike.</summary>
     public static IEnumerable<string> SettingsProblems(TenantOptions tenant)
     {
-        if (!System.Text.RegularExpressions.Regex.IsMatch(tenant.Id, "^[A-Za-z0-9_.-]{1,64}$"))
+        if (!System.Text.RegularExpressions.Regex.IsMatch(tenant.Id, @"^[A-Za-z0-9_.-]{1,64}\z"))
         {
             yield return $"tenant id '{tenant.Id}' must be 1-64 letters, digits, '.', '_' or '-'";
         }
