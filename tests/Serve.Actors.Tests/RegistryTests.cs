@@ -95,6 +95,27 @@ public sealed class RegistryTests() : ClusterTestKit("registry", ServeRoles.Gate
     }
 
     [Fact]
+    public void Start_up_models_the_configuration_no_longer_names_are_unregistered_and_api_models_stay()
+    {
+        var (registry, _) = Start();
+        registry.Tell(new RegisterModels([Model("m"), Model("x")]), TestActor);
+        ExpectMsg<ModelsRegistered>(Wait);
+        registry.Tell(new RegisterModel(Model("api")), TestActor);
+        Assert.Null(ExpectMsg<RegistryResult>(Wait).Error);
+        registry.Tell(new RegisterModel(Model("m", "2.0")), TestActor);
+        Assert.Null(ExpectMsg<RegistryResult>(Wait).Error);
+
+        registry.Tell(new RegisterModels([Model("y")]), TestActor);
+
+        var result = ExpectMsg<ModelsRegistered>(Wait);
+        Assert.Equal(["y/1.0"], result.Registered);
+        Assert.Equal(["m/1.0", "x/1.0"], result.Removed.Order(StringComparer.Ordinal));
+        var entries = Catalog(registry).Entries;
+        Assert.Equal(["api/1.0", "m/2.0", "y/1.0"], entries.Select(e => e.Definition.Key.ToString()).Order(StringComparer.Ordinal));
+        Assert.True(entries.Single(e => e.Definition.Name == "m").IsDefault, "m's API version became its default");
+    }
+
+    [Fact]
     public void Management_changes_to_a_start_up_model_outlive_the_same_configuration_but_not_a_changed_one()
     {
         var (registry, _) = Start();

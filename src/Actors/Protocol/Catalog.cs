@@ -4,7 +4,8 @@ namespace Serve.Actors.Protocol;
 public sealed record RegisterModels(ModelDefinition[] Models) : IServeMessage;
 
 /// <summary>The answer to <see cref="RegisterModels"/>, from the registry instance named by its incarnation.</summary>
-public sealed record ModelsRegistered(string RegistryIncarnation, string[] Registered, string[] Problems) : IServeMessage;
+/// <param name="Removed">Start-up models of an earlier configuration that this one no longer names, now unregistered.</param>
+public sealed record ModelsRegistered(string RegistryIncarnation, string[] Registered, string[] Problems, string[] Removed) : IServeMessage;
 
 /// <summary>Ask the registry for the current catalog.</summary>
 public sealed record GetCatalog : IServeMessage

@@ -72,13 +72,25 @@ public sealed class CatalogState
     public bool IsAvailable(ReplicaStatus status) => !UnavailableNodes.Contains(status.NodeAddress);
 
     /// <summary>
-    /// Ready means: the catalog has arrived and every model's default version has a serving replica on a
-    /// reachable node (the Open Inference Protocol's server readiness, which TorchServe always reports true).
+    /// Ready (the Open Inference Protocol's server readiness, which TorchServe always reports true): the
+    /// catalog has arrived and every model's default version that wants replicas has one serving on a
+    /// reachable node, leaving out versions whose every replica has stopped trying (its file refused or
+    /// missing, or a crash loop given up). Those wait for a person, not for time: they are reported by the
+    /// replica's log, describe, the model's own readiness and /ping, and do not keep the others from serving.
     /// </summary>
     public bool AllModelsReady =>
         Received && _byName.Values.All(versions =>
-            (versions.FirstOrDefault(e => e.IsDefault) ?? versions[0]).Replicas
-            .Any(r => r.State == ReplicaState.Ready && IsAvailable(r)));
+        {
+            var entry = versions.FirstOrDefault(e => e.IsDefault) ?? versions[0];
+            return entry.Definition.Replicas == 0
+                   || entry.Replicas.Any(r => r.State == ReplicaState.Ready && IsAvailable(r))
+                   || GaveUp(entry);
+        });
+
+    /// <summary>Every wanted replica has reported and none will try again until the definition changes.</summary>
+    private static bool GaveUp(CatalogEntry entry) =>
+        entry.Replicas.Length >= entry.Definition.Replicas
+        && entry.Replicas.All(r => r.State is ReplicaState.Failed or ReplicaState.Rejected);
 
     /// <summary>
     /// Healthy (TorchServe's /ping): no model's default version is left with only failed replicas.
@@ -88,8 +100,6 @@ public sealed class CatalogState
         Received && _byName.Values.All(versions =>
         {
             var entry = versions.FirstOrDefault(e => e.IsDefault) ?? versions[0];
-            return entry.Definition.Replicas == 0
-                   || entry.Replicas.Length < entry.Definition.Replicas
-                   || entry.Replicas.Any(r => r.State is not (ReplicaState.Failed or ReplicaState.Rejected));
+            return entry.Definition.Replicas == 0 || !GaveUp(entry);
         });
 }

@@ -125,6 +125,27 @@ public sealed class DesiredState
         return new Decision([new ModelVersionRegistered(definition, fromConfiguration)], RegistryResult.Done(Registered(definition)));
     }
 
+    /// <summary>Start-up models as the configuration last registered them.</summary>
+    public IReadOnlyCollection<ModelKey> Configured => _configured.Keys;
+
+    /// <summary>
+    /// Unregisters a start-up model the configuration no longer names. When it was the default version and
+    /// other versions stay (registered through the management API), the highest of them becomes the default.
+    /// </summary>
+    public RegistryEvent[] ForgetConfigured(ModelKey key)
+    {
+        if (!_configured.ContainsKey(key))
+        {
+            return [];
+        }
+
+        RegistryEvent[] removed = [new ModelVersionUnregistered(key)];
+        var others = _models.Keys.Where(k => k.Name == key.Name && k != key).Select(k => k.Version).ToList();
+        return DefaultVersion(key.Name) == key.Version && others.Count > 0
+            ? [.. removed, new DefaultVersionSet(key.Name, others.Max(StringComparer.Ordinal)!)]
+            : removed;
+    }
+
     public Decision Unregister(string model, string? version)
     {
         if (Resolve(model, version) is not { } definition)

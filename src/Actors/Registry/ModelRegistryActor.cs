@@ -149,7 +149,12 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         Changed();
     }
 
-    /// <summary>Start-up models from a gateway's configuration: registered, or updated to what the configuration says.</summary>
+    /// <summary>
+    /// Start-up models from a gateway's configuration: registered, or updated to what the configuration
+    /// says; start-up models of an earlier configuration that this one no longer names are unregistered
+    /// (models registered through the management API stay). The configuration is what the operator asked
+    /// for: a model dropped from it must not come back from the journal with files nobody provides.
+    /// </summary>
     private void RegisterStartupModels(RegisterModels register)
     {
         var registered = new List<string>();
@@ -174,8 +179,21 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             }
         }
 
+        var named = register.Models.Select(d => d.Key).ToHashSet();
+        var removed = new List<string>();
+        foreach (var stale in pending.Configured.Where(k => !named.Contains(k)).ToList())
+        {
+            foreach (var change in pending.ForgetConfigured(stale))
+            {
+                pending.Apply(change);
+                events.Add(change);
+            }
+
+            removed.Add(stale.ToString());
+        }
+
         var replyTo = Sender;
-        PersistChanges(events, () => replyTo.Tell(new ModelsRegistered(_incarnation, [.. registered], [.. problems])));
+        PersistChanges(events, () => replyTo.Tell(new ModelsRegistered(_incarnation, [.. registered], [.. problems], [.. removed])));
     }
 
     private void Change(Decision decision)

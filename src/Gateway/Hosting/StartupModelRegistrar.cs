@@ -10,7 +10,10 @@ namespace Serve.Gateway.Hosting;
 /// Registers the start-up models with the registry once it answers, and again whenever a new registry
 /// takes over (the singleton moved to another gateway, or restarted): until the registry persists its
 /// state, the gateways' configuration is what brings the models back. Registering again is harmless (the
-/// registry keeps what it has). Problems in the configuration were already refused at start-up.
+/// registry keeps what it has); the start-up models of an earlier configuration that this one does not
+/// name are unregistered. A gateway with no start-up models registers nothing and removes nothing, so a
+/// gateway added only to take traffic leaves the others' models alone. Problems in the configuration were
+/// already refused at start-up.
 /// </summary>
 public sealed partial class StartupModelRegistrar(
     IReadOnlyList<ModelDefinition> models, IRequiredActor<ModelRegistry> registry, CatalogView catalog,
@@ -79,7 +82,16 @@ public sealed partial class StartupModelRegistrar(
         {
             LogRegistered(result.Registered.Length, result.Registered);
         }
+
+        if (result.Removed.Length > 0)
+        {
+            LogRemoved(result.Removed.Length, result.Removed);
+        }
     }
+
+    [LoggerMessage(Level = LogLevel.Information,
+        Message = "Start-up models of an earlier configuration that this one does not name were unregistered ({Count}): {Models}")]
+    private partial void LogRemoved(int count, string[] models);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Start-up models registered ({Count}): {Models}")]
     private partial void LogRegistered(int count, string[] models);

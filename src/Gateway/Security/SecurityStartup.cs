@@ -48,8 +48,8 @@ public sealed partial class SecurityStartup(
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "API keys are in {Path} (owner-only); inference and management keys expire after {Minutes} minutes " +
-                                                           "and are rotated with GET /token?type=... and the API key")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "API keys are in {Path} (owner-only; the inference key: jq -r .inference.key {Path}); " +
+                                                           "inference and management keys expire after {Minutes} minutes and are rotated with GET /token?type=... and the API key")]
     private static partial void LogKeyFile(ILogger logger, string path, double minutes);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Token authorization is DISABLED (disable_token_authorization): anyone who can reach a " +

@@ -172,7 +172,7 @@ public static class ModelLoader
     {
         if (!File.Exists(path))
         {
-            throw new ModelLoadException($"model file {path} does not exist");
+            throw new ModelLoadException($"model file {path} does not exist", rejected: true);
         }
     }
 
