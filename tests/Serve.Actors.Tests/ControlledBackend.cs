@@ -48,7 +48,14 @@ public sealed class ControlledModel : ILoadedModel
 
     public ModelSignature Signature { get; } = new("test", [], []);
 
-    public IPreparedInput Prepare(InferenceInput input) => new PreparedAsIs(input);
+    /// <summary>Every input the replica asked to be prepared (decoded), in order.</summary>
+    public ConcurrentQueue<InferenceInput> Prepared { get; } = new();
+
+    public IPreparedInput Prepare(InferenceInput input)
+    {
+        Prepared.Enqueue(input);
+        return new PreparedAsIs(input);
+    }
 
     public Task<BatchResult> InferAsync(IReadOnlyList<IPreparedInput> batch, CancellationToken cancellationToken)
     {

@@ -70,6 +70,22 @@ public sealed class ModelActorTests() : ClusterTestKit("model-actor")
     }
 
     [Fact]
+    public async Task Decoding_starts_ahead_for_one_batch_of_queued_requests_and_the_rest_wait_undecoded()
+    {
+        var (actor, model, blocker) = await StartBusyAsync(Definition(batchSize: 2));
+        Send(actor, TenantTag.Admin, [.. Enumerable.Range(0, 10).Select(i => $"r{i}")]);
+        // Answered at once, after everything before it in the mailbox.
+        actor.Tell(Request("expired", timeout: TimeSpan.Zero), TestActor);
+        Assert.Equal("expired", ExpectMsg<InferenceFailed>(Wait).RequestId);
+
+        Assert.Equal(3, model.Prepared.Count); // the blocker, then one batch ahead
+        blocker.Succeed();
+        var next = await model.NextBatchAsync();
+        Assert.Equal(2, next.Inputs.Count);
+        AwaitAssert(() => Assert.Equal(5, model.Prepared.Count), Wait);
+    }
+
+    [Fact]
     public async Task Loads_its_model_and_reports_each_state_to_the_registry()
     {
         var (_, registry) = Start(Definition());

@@ -3,6 +3,7 @@ using Serve.Actors.Models;
 using Serve.Actors.Protocol;
 using Serve.Actors.Tensors;
 using Serve.Node.Handlers;
+using Serve.Node.Torch;
 using SkiaSharp;
 using static Serve.Node.Tests.Tensors;
 
@@ -77,9 +78,16 @@ public sealed class ObjectDetectorTests(TorchFixture torch) : IClassFixture<Torc
     {
         var handler = new ObjectDetectorHandler("pytorch_torchscript", null, 10_000_000, 0.5f);
         var input = Assert.Single(handler.Prepare(RawInput.FromBody(null, Solid(321, 123, new SKColor(255, 51, 0)))).Inputs);
+        // While it waits for the device the image is bytes (3 a pixel), CHW.
+        Assert.Equal(TensorDataType.UINT8, input.DataType);
         Assert.Equal([1L, 3, 123, 321], input.Shape);
-        var values = Floats(input);
         var plane = 123 * 321;
+        Assert.Equal([255, 51, 0], new[] { input.Data[0], input.Data[plane + 500], input.Data[2 * plane + 999] });
+
+        // On the device it becomes ToTensor's floats in [0,1].
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var modelInput = Assert.Single(handler.ToModelInputs([TensorConversion.ToTorch(input, TorchSharp.torch.CPU)]));
+        var values = Floats(TensorConversion.FromTorch("data", modelInput));
         Assert.Equal(1f, values[0]);
         Assert.Equal(0.2f, values[plane + 500], 1e-6f);
         Assert.Equal(0f, values[2 * plane + 999]);

@@ -51,6 +51,9 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly FairQueue<Pending> _queue;
     private readonly Dictionary<string, Pending> _queuedById = new(StringComparer.Ordinal);
+
+    // Queued requests whose decoding has started (at most one batch of them, see PrepareAhead).
+    private readonly HashSet<Pending> _preparedAhead = [];
     private readonly CancellationTokenSource _lifetime = new();
 
     private ModelDefinition? _definition;
@@ -307,14 +310,42 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
             PushOut(pushed, capacity);
         }
 
-        // Decoding starts now if the model is loaded, overlapping the batch on the device.
-        var prepared = _state == ReplicaState.Ready ? _model?.Prepare(request.Input) : null;
         var arrived = Stopwatch.GetTimestamp();
         var deadline = arrived + (long)(request.Timeout.TotalSeconds * Stopwatch.Frequency);
-        var pending = new Pending(request, Sender, arrived, deadline, prepared);
+        var pending = new Pending(request, Sender, arrived, deadline);
         _queue.Enqueue(tenant.Id, tenant.Weight, pending);
         _queuedById.TryAdd(request.RequestId, pending);
         TryDispatch();
+    }
+
+    /// <summary>
+    /// Starts decoding the oldest queued requests, at most one batch of them, so decoding overlaps the
+    /// batch on the device while a burst of large inputs (images) holds at most two batches decoded per
+    /// replica: the one running and the next. The others wait as the bytes they came in and are decoded as
+    /// their turn nears, or when they are dispatched.
+    /// </summary>
+    private void PrepareAhead()
+    {
+        if (_state != ReplicaState.Ready || _model is null || _definition is null)
+        {
+            return;
+        }
+
+        var room = _definition.BatchSize - _preparedAhead.Count;
+        foreach (var pending in _queue.Items)
+        {
+            if (room <= 0)
+            {
+                return;
+            }
+
+            if (pending.Prepared is null)
+            {
+                pending.Prepared = _model.Prepare(pending.Request.Input);
+                _preparedAhead.Add(pending);
+                room--;
+            }
+        }
     }
 
     /// <summary>The queue is full and another tenant is owed room: refuse the newest request of the one most over its share.</summary>
@@ -332,14 +363,19 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     {
         if (_queuedById.Remove(cancel.RequestId, out var pending) && _queue.Remove(pending))
         {
+            _preparedAhead.Remove(pending);
             pending.ReplyTo.Tell(new InferenceFailed(cancel.RequestId,
                 new ServeError(ServeErrorKind.Cancelled, "The client cancelled the request before it ran")));
         }
     }
 
-    /// <summary>Drops the request's id from the index, unless the id now names another request (ids may repeat).</summary>
+    /// <summary>
+    /// Forgets a request that left the queue: drops its id from the index, unless the id now names another
+    /// request (ids may repeat), and its place among the requests decoding ahead.
+    /// </summary>
     private void Forget(Pending pending)
     {
+        _preparedAhead.Remove(pending);
         var id = pending.Request.RequestId;
         if (_queuedById.TryGetValue(id, out var indexed) && ReferenceEquals(indexed, pending))
         {
@@ -347,7 +383,14 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>Dispatches what the batching policy says is due, then starts decoding what comes next.</summary>
     private void TryDispatch()
+    {
+        DispatchDue();
+        PrepareAhead();
+    }
+
+    private void DispatchDue()
     {
         if (_state != ReplicaState.Ready || _model is null || _definition is null)
         {
@@ -518,6 +561,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
         _queue.Clear();
         _queuedById.Clear();
+        _preparedAhead.Clear();
     }
 
     private static void Reply(IEnumerable<Pending> batch, ServeError error)
@@ -599,7 +643,20 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         return firstLines.Length > 500 ? firstLines[..500] + "..." : firstLines;
     }
 
-    private sealed record Pending(InferenceRequest Request, IActorRef ReplyTo, long ArrivedTimestamp, long DeadlineTimestamp, IPreparedInput? Prepared);
+    /// <summary>A queued request; compared by reference (the same request may be sent twice).</summary>
+    private sealed class Pending(InferenceRequest request, IActorRef replyTo, long arrivedTimestamp, long deadlineTimestamp)
+    {
+        public InferenceRequest Request { get; } = request;
+
+        public IActorRef ReplyTo { get; } = replyTo;
+
+        public long ArrivedTimestamp { get; } = arrivedTimestamp;
+
+        public long DeadlineTimestamp { get; } = deadlineTimestamp;
+
+        /// <summary>Its decoding, once started (<see cref="PrepareAhead"/> or dispatch).</summary>
+        public IPreparedInput? Prepared { get; set; }
+    }
 
     private sealed record Loaded(object Generation, ILoadedModel Model);
 

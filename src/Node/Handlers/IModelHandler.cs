@@ -44,6 +44,12 @@ public interface IModelHandler
     /// </summary>
     bool CombinesRequests { get; }
 
+    /// <summary>
+    /// Runs on the device thread before the forward pass, on the tensors <see cref="Prepare"/> made; e.g. bytes
+    /// that waited in the queue in their compact form become the floats the model takes.
+    /// </summary>
+    Tensor[] ToModelInputs(Tensor[] inputs) => inputs;
+
     /// <summary>Runs on the device thread after the forward pass, e.g. softmax and top-k.</summary>
     Tensor[] Postprocess(Tensor[] outputs);
 

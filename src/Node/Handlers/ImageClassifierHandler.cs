@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Serve.Actors.Protocol;
 using Serve.Actors.Tensors;
@@ -21,6 +22,12 @@ public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<
     /// <summary>Each image becomes 600 KB of floats: a request carries at most this many (use batching for more).</summary>
     public const int MaxImagesPerRequest = 64;
 
+    /// <summary>
+    /// The model sees 224x224: 25 MP covers a 24 MP camera's photo, and bounds what one decode holds for a
+    /// moment (a PNG cannot be decoded scaled down, so it is decoded whole: 4 bytes a pixel).
+    /// </summary>
+    public const long DefaultMaxImagePixels = 25_000_000;
+
     public ModelSignature Signature { get; } = new(platform,
         [new TensorSpec("data", TensorDataType.BYTES, [-1])],
         [new TensorSpec("output__0", TensorDataType.BYTES, [-1])]);
@@ -38,11 +45,10 @@ public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<
         switch (input)
         {
             case RawInput raw:
-                return new PreparedRequest([ToTensor(ImagePixels(HandlerInputs.MainPart(raw).Data, maxImagePixels), 1)], ResponseStyle.Document, null);
+                return new PreparedRequest([Preprocessed([HandlerInputs.MainPart(raw).Data], maxImagePixels)], ResponseStyle.Document, null);
             case TensorInput { Tensors: [var tensor] } when tensor.DataType == TensorDataType.BYTES:
                 var images = HandlerData.BytesElements(tensor, MaxImagesPerRequest, "images");
-                var pixels = images.SelectMany(image => ImagePixels(image, maxImagePixels)).ToArray();
-                return new PreparedRequest([ToTensor(pixels, images.Count)], ResponseStyle.Tensors, null);
+                return new PreparedRequest([Preprocessed(images, maxImagePixels)], ResponseStyle.Tensors, null);
             case TensorInput { Tensors: [var tensor] } when tensor.DataType == TensorDataType.FP32
                                                              && tensor.Shape is [> 0 and <= MaxImagesPerRequest, 3, ImagePreprocessor.CropTo, ImagePreprocessor.CropTo]:
                 if (TensorShapes.Validate(tensor, long.MaxValue) is { } invalid)
@@ -98,11 +104,23 @@ public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<
         writer.WriteEndObject();
     }, indented: true);
 
-    private static float[] ImagePixels(byte[] encoded, long maxImagePixels) =>
-        HandlerData.Image(encoded, bytes => ImagePreprocessor.ToNormalizedChw(bytes, maxImagePixels));
+    /// <summary>The images preprocessed straight into the tensor's bytes, [N,3,224,224] FP32: no copy between.</summary>
+    private static NamedTensor Preprocessed(IReadOnlyList<byte[]> images, long maxImagePixels)
+    {
+        const int imageBytes = ImagePreprocessor.NormalizedLength * sizeof(float);
+        var data = new byte[images.Count * imageBytes];
+        for (var i = 0; i < images.Count; i++)
+        {
+            var slice = data.AsMemory(i * imageBytes, imageBytes);
+            HandlerData.Image(images[i], bytes =>
+            {
+                ImagePreprocessor.ToNormalizedChw(bytes, maxImagePixels, MemoryMarshal.Cast<byte, float>(slice.Span));
+                return true;
+            });
+        }
 
-    private static NamedTensor ToTensor(float[] chw, int count) =>
-        HandlerData.Floats("data", [count, 3, ImagePreprocessor.CropTo, ImagePreprocessor.CropTo], chw);
+        return new NamedTensor("data", TensorDataType.FP32, [images.Count, 3, ImagePreprocessor.CropTo, ImagePreprocessor.CropTo], data);
+    }
 
     /// <summary>Reads TorchServe's index_to_name.json: <c>{"0": "tench"}</c> or <c>{"0": ["n01440764", "tench"]}</c>.</summary>
     public static Dictionary<int, string> ReadLabels(string path)

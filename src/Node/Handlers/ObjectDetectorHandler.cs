@@ -24,6 +24,12 @@ public sealed class ObjectDetectorHandler(string platform, IReadOnlyDictionary<i
 {
     public const float DefaultThreshold = 0.5f;
 
+    /// <summary>
+    /// The image goes to the model at its own size (3 bytes a pixel while it waits, 12 on the device):
+    /// 4096x4096 takes a 12 MP phone photo, beyond what detection models resize to (about 1333 a side).
+    /// </summary>
+    public const long DefaultMaxImagePixels = 4096L * 4096;
+
     public ModelSignature Signature { get; } = new(platform,
         [new TensorSpec("data", TensorDataType.BYTES, [1])],
         [new TensorSpec("output__0", TensorDataType.BYTES, [1])]);
@@ -123,11 +129,16 @@ public sealed class ObjectDetectorHandler(string platform, IReadOnlyDictionary<i
         return HandlerData.Documents(request, [document]);
     }
 
+    /// <summary>The image as UINT8 [1,3,H,W]; <see cref="ToModelInputs"/> makes it ToTensor's floats on the device.</summary>
     private NamedTensor Image(byte[] encoded)
     {
-        var (chw, width, height) = HandlerData.Image(encoded, bytes => ImagePreprocessor.ToUnitChw(bytes, maxImagePixels));
-        return HandlerData.Floats("data", [1, 3, height, width], chw);
+        var (chw, width, height) = HandlerData.Image(encoded, bytes => ImagePreprocessor.ToRgbChw(bytes, maxImagePixels));
+        return new NamedTensor("data", TensorDataType.UINT8, [1, 3, height, width], chw);
     }
+
+    /// <summary>Decoded images (bytes) become [0,1] floats here, on the device thread, as TorchVision's ToTensor.</summary>
+    public Tensor[] ToModelInputs(Tensor[] inputs) =>
+        [.. inputs.Select(t => t.dtype == ScalarType.Byte ? t.to_type(ScalarType.Float32).div_(255f) : t)];
 
     /// <summary>Drops a leading dimension of 1 (one image's detections, batched).</summary>
     private static Tensor WithoutBatch(Tensor tensor, int rank) =>

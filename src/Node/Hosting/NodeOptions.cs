@@ -35,8 +35,14 @@ public sealed class NodeOptions
     /// <summary>libtorch inter-op threads (process-wide, set once). Env: Serve__Node__InteropThreads.</summary>
     public int InteropThreads { get; set; } = 1;
 
-    /// <summary>Largest image (width x height) the image handlers decode. Env: Serve__Node__MaxImagePixels.</summary>
-    public long MaxImagePixels { get; set; } = 40_000_000;
+    /// <summary>
+    /// Largest image (width x height) the image handlers decode; 0: each handler's own limit (image_classifier
+    /// and image_segmenter 25 MP, object_detector 16.8 MP), what its models can use. Env: Serve__Node__MaxImagePixels.
+    /// </summary>
+    public long MaxImagePixels { get; set; }
+
+    /// <summary>The image limit for <paramref name="handlerDefault"/>'s handler: <see cref="MaxImagePixels"/> when set.</summary>
+    public long ImagePixelsFor(long handlerDefault) => MaxImagePixels > 0 ? MaxImagePixels : handlerDefault;
 
     /// <summary>Most tokens (with [CLS] and [SEP]) text_classifier gives a model; longer texts are cut. Env: Serve__Node__TextMaxLength.</summary>
     public int TextMaxLength { get; set; } = TextClassifierHandler.DefaultMaxLength;
@@ -108,9 +114,9 @@ public sealed class NodeOptions
             problems.Add($"Serve:Node:PreflightTimeout must be positive, not {PreflightTimeout}");
         }
 
-        if (MaxImagePixels < 1)
+        if (MaxImagePixels < 0)
         {
-            problems.Add($"Serve:Node:MaxImagePixels must be positive, not {MaxImagePixels}");
+            problems.Add($"Serve:Node:MaxImagePixels must be positive (or 0 for each handler's own limit), not {MaxImagePixels}");
         }
 
         if (TextMaxLength is < 2 or > 65_536)

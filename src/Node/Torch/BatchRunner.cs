@@ -6,6 +6,9 @@ using static TorchSharp.torch;
 
 namespace Serve.Node.Torch;
 
+/// <summary>What a handler does on the device thread around the forward pass.</summary>
+public sealed record ModelSteps(Func<Tensor[], Tensor[]> ToModelInputs, Func<Tensor[], Tensor[]> Postprocess);
+
 /// <summary>The outputs of one request, or why it failed.</summary>
 public sealed record RunResult(NamedTensor[]? Outputs, ServeError? Error);
 
@@ -21,7 +24,7 @@ public static class BatchRunner
 {
     public static RunResult[] Run(
         TorchModule module, Device device, IReadOnlyList<NamedTensor[]> requests, bool batchAlongFirstDim,
-        Func<Tensor[], Tensor[]> postprocess, IReadOnlyList<string> outputNames)
+        ModelSteps steps, IReadOnlyList<string> outputNames)
     {
         var results = new RunResult[requests.Count];
         var indexed = requests.Select((inputs, index) => (Inputs: inputs, Index: index)).ToList();
@@ -31,14 +34,14 @@ public static class BatchRunner
 
         foreach (var (combinable, members) in groups)
         {
-            if (combinable && members.Count > 1 && TryRunCombined(module, device, members, postprocess, outputNames, results))
+            if (combinable && members.Count > 1 && TryRunCombined(module, device, members, steps, outputNames, results))
             {
                 continue;
             }
 
             foreach (var (inputs, index) in members)
             {
-                results[index] = RunAlone(module, device, inputs, postprocess, outputNames);
+                results[index] = RunAlone(module, device, inputs, steps, outputNames);
             }
         }
 
@@ -47,7 +50,7 @@ public static class BatchRunner
 
     private static bool TryRunCombined(
         TorchModule module, Device device, List<(NamedTensor[] Inputs, int Index)> members,
-        Func<Tensor[], Tensor[]> postprocess, IReadOnlyList<string> outputNames, RunResult[] results)
+        ModelSteps steps, IReadOnlyList<string> outputNames, RunResult[] results)
     {
         using var scope = NewDisposeScope();
         var sizes = members.Select(m => m.Inputs[0].Shape[0]).ToArray();
@@ -62,7 +65,7 @@ public static class BatchRunner
                 combined[i] = cat(members.Select(m => TensorConversion.ToTorch(m.Inputs[i], device)).ToArray(), 0);
             }
 
-            var outputs = postprocess(module.Forward(combined));
+            var outputs = steps.Postprocess(module.Forward(steps.ToModelInputs(combined)));
             if (outputs.Any(o => o.dim() == 0 || o.shape[0] != total))
             {
                 return false;
@@ -86,13 +89,13 @@ public static class BatchRunner
     }
 
     private static RunResult RunAlone(
-        TorchModule module, Device device, NamedTensor[] inputs, Func<Tensor[], Tensor[]> postprocess, IReadOnlyList<string> outputNames)
+        TorchModule module, Device device, NamedTensor[] inputs, ModelSteps steps, IReadOnlyList<string> outputNames)
     {
         using var scope = NewDisposeScope();
         try
         {
             var tensors = inputs.Select(t => TensorConversion.ToTorch(t, device)).ToArray();
-            var outputs = postprocess(module.Forward(tensors));
+            var outputs = steps.Postprocess(module.Forward(steps.ToModelInputs(tensors)));
             return new RunResult([.. outputs.Select((o, i) => TensorConversion.FromTorch(OutputName(outputNames, i), o))], null);
         }
         catch (ModelInputException error)

@@ -6,14 +6,16 @@ using Serve.Node.Handlers;
 namespace Serve.Node.Torch;
 
 /// <summary>
-/// A replica's model on its device. Requests are decoded on the thread pool as they arrive (or inline when
-/// that is cheaper than a hop); only tensor work runs on the device's executor thread, which serialises the
-/// forward passes of every replica there; rendering runs on the thread pool again.
+/// A replica's model on its device. Requests are decoded on the thread pool when the replica asks
+/// (<see cref="Prepare"/>: inline when that is cheaper than a hop), at most as many at once on this node
+/// as <see cref="DecodeSlots"/> allows; only tensor work runs on the device's executor thread, which
+/// serialises the forward passes of every replica there; rendering runs on the thread pool again.
 /// </summary>
-public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, DeviceLease lease, bool batchAlongFirstDim)
+public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, DeviceLease lease, bool batchAlongFirstDim, DecodeSlots decodes)
     : ILoadedModel
 {
     private readonly string[] _outputNames = [.. module.Signature.Outputs.Select(o => o.Name)];
+    private readonly ModelSteps _steps = new(handler.ToModelInputs, handler.Postprocess);
     private int _disposed;
 
     public string Device => lease.Device.Name;
@@ -23,7 +25,7 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
     public ModelSignature Signature => handler.Signature;
 
     public IPreparedInput Prepare(InferenceInput input) =>
-        new Prepared(this, input, handler.PreparesInline(input) ? Task.FromResult(Decode(input)) : Task.Run(() => Decode(input)));
+        new Prepared(this, input, handler.PreparesInline(input) ? Task.FromResult(Decode(input)) : decodes.RunAsync(() => Decode(input)));
 
     public async Task<BatchResult> InferAsync(IReadOnlyList<IPreparedInput> batch, CancellationToken cancellationToken)
     {
@@ -31,7 +33,7 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
         var decoding = batch.Select(p => p switch
         {
             Prepared mine when mine.Owner == this => mine.Decoding,
-            Prepared earlier => Task.Run(() => Decode(earlier.Input)),
+            Prepared earlier => decodes.RunAsync(() => Decode(earlier.Input)),
             _ => throw new ArgumentException($"{p.GetType().Name} was not prepared by a TorchSharp model", nameof(batch)),
         });
         var decoded = await Task.WhenAll(decoding);
@@ -58,7 +60,7 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
             (var results, deviceTime) = await lease.Executor.RunScopedAsync(() =>
             {
                 var started = Stopwatch.GetTimestamp();
-                var results = BatchRunner.Run(module, device, inputs, batchAlongFirstDim, handler.Postprocess, _outputNames);
+                var results = BatchRunner.Run(module, device, inputs, batchAlongFirstDim, _steps, _outputNames);
                 return (results, Stopwatch.GetElapsedTime(started));
             }, cancellationToken);
 

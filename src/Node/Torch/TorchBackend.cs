@@ -12,6 +12,9 @@ public sealed partial class TorchBackend(
     DeviceManager devices, ModelPaths paths, ModelPreflight preflight, NodeOptions options, ILogger<TorchBackend> logger)
     : IInferenceBackend
 {
+    // One backend per node: every replica here decodes through the same slots.
+    private readonly DecodeSlots _decodes = DecodeSlots.PerProcessor();
+
     public async Task<ILoadedModel> LoadAsync(ReplicaId replica, ModelDefinition definition, string? device, CancellationToken cancellationToken)
     {
         var modelPath = definition.Source switch
@@ -36,17 +39,20 @@ public sealed partial class TorchBackend(
             IModelHandler handler = definition.Handler switch
             {
                 BuiltInHandlers.Tensor => new TensorHandler(module, TensorLimits.Default),
-                BuiltInHandlers.ImageClassifier => new ImageClassifierHandler(module.Signature.Platform, labels, options.MaxImagePixels),
+                BuiltInHandlers.ImageClassifier => new ImageClassifierHandler(module.Signature.Platform, labels,
+                    options.ImagePixelsFor(ImageClassifierHandler.DefaultMaxImagePixels)),
                 BuiltInHandlers.TextClassifier => new TextClassifierHandler(
                     module.Signature.Platform, module.Signature.Inputs.Length, vocabulary!, labels, options.TextMaxLength),
-                BuiltInHandlers.ObjectDetector => new ObjectDetectorHandler(module.Signature.Platform, labels, options.MaxImagePixels, options.DetectionThreshold),
-                BuiltInHandlers.ImageSegmenter => new ImageSegmenterHandler(module.Signature.Platform, options.MaxImagePixels),
+                BuiltInHandlers.ObjectDetector => new ObjectDetectorHandler(module.Signature.Platform, labels,
+                    options.ImagePixelsFor(ObjectDetectorHandler.DefaultMaxImagePixels), options.DetectionThreshold),
+                BuiltInHandlers.ImageSegmenter => new ImageSegmenterHandler(module.Signature.Platform,
+                    options.ImagePixelsFor(ImageClassifierHandler.DefaultMaxImagePixels)),
                 _ => throw new ModelLoadException(
                     $"handler '{definition.Handler}' is not built in; supported: {string.Join(", ", BuiltInHandlers.All)}"),
             };
             await WarmUpAsync(module, lease, torchDevice, cancellationToken);
             LogLoaded(replica.EntityId, lease.Device.Name, module.Signature.Platform);
-            return new LoadedTorchModel(module, handler, lease, definition.BatchSize > 1 && handler.CombinesRequests);
+            return new LoadedTorchModel(module, handler, lease, definition.BatchSize > 1 && handler.CombinesRequests, _decodes);
         }
         catch
         {
