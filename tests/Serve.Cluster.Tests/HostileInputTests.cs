@@ -29,22 +29,14 @@ public sealed class HostileInputTests(ITestOutputHelper output)
         try
         {
             TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt"));
-            var keys = KeyFiles.Write(Path.Combine(store, "data", "key_file.json"));
-            var ports = FreePorts.Take(5);
-            await using var server = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
-                new Dictionary<string, string>
-                {
-                    ["Serve__Models__0__Name"] = "resnet18",
-                    ["Serve__Models__0__Architecture"] = "resnet18",
-                    ["Serve__Models__0__Handler"] = "image_classifier",
-                    ["Serve__MaxRequestSize"] = "1000000",
-                },
-                "--models", "tiny=tiny.pt", "--model-store", store, "--cluster-port", "0", "--data-dir", Path.Combine(store, "data"),
-                "--inference-address", $"http://127.0.0.1:{ports[0]}", "--management-address", $"http://127.0.0.1:{ports[1]}",
-                "--metrics-address", $"http://127.0.0.1:{ports[2]}", "--grpc-inference-address", $"http://127.0.0.1:{ports[3]}",
-                "--grpc-management-address", $"http://127.0.0.1:{ports[4]}");
-            using var inference = KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[0]}"), keys.Inference, TimeSpan.FromSeconds(30));
-            using var management = KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[1]}"), keys.Management, TimeSpan.FromSeconds(30));
+            await using var standalone = StandaloneServer.Start(Path.Combine(store, "data"), new Dictionary<string, string>
+            {
+                ["Serve__Models__0__Name"] = "resnet18",
+                ["Serve__Models__0__Architecture"] = "resnet18",
+                ["Serve__Models__0__Handler"] = "image_classifier",
+                ["Serve__MaxRequestSize"] = "1000000",
+            }, arguments: ["--models", "tiny=tiny.pt", "--model-store", store]);
+            var (server, keys, inference, management) = (standalone.Process, standalone.Keys, standalone.Inference, standalone.Management);
             await Waiting.UntilAsync(async () => (await inference.GetAsync("/v2/health/ready", token)).IsSuccessStatusCode,
                 Timeout, "tiny and resnet18 to serve", () => server.Tail());
 
@@ -67,7 +59,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
                 }
             }
 
-            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{ports[3]}");
+            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{standalone.GrpcInferencePort}");
             var grpc = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
             var headers = new Metadata { { "authorization", "Bearer " + keys.Inference } };
             for (var i = 0; i < GrpcRequests; i++)

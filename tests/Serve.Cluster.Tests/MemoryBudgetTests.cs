@@ -26,18 +26,12 @@ public sealed class MemoryBudgetTests(ITestOutputHelper output)
         {
             TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt"));
             TorchScriptWriter.Detector(Path.Combine(store, "detector.pt"), new float[,] { { 1, 2, 3, 4 } }, [1], [0.9f]);
-            var keys = KeyFiles.Write(Path.Combine(store, "data", "key_file.json"));
-            var ports = FreePorts.Take(5);
-            await using var server = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
-                "--models", "tiny=tiny.pt,detector=detector.pt?handler=object_detector", "--model-store", store,
-                "--cluster-port", "0", "--data-dir", Path.Combine(store, "data"),
-                "--inference-address", $"http://127.0.0.1:{ports[0]}", "--management-address", $"http://127.0.0.1:{ports[1]}",
-                "--metrics-address", $"http://127.0.0.1:{ports[2]}", "--grpc-inference-address", $"http://127.0.0.1:{ports[3]}",
-                "--grpc-management-address", $"http://127.0.0.1:{ports[4]}");
-            using var inference = KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[0]}"), keys.Inference, Timeout);
+            await using var server = StandaloneServer.Start(Path.Combine(store, "data"), timeout: Timeout, arguments:
+                ["--models", "tiny=tiny.pt,detector=detector.pt?handler=object_detector", "--model-store", store]);
+            var inference = server.Inference;
             await Waiting.UntilAsync(async () => (await inference.GetAsync("/v2/health/ready", token)).IsSuccessStatusCode,
-                Timeout, "tiny and the detector to serve", () => server.Tail());
-            var idle = PeakResidentBytes(server.Id);
+                Timeout, "tiny and the detector to serve", () => server.Process.Tail());
+            var idle = PeakResidentBytes(server.Process.Id);
 
             var large = Images.Png(Side, Side);
             var tooLarge = Images.Png(5000, 5000);
@@ -65,11 +59,11 @@ public sealed class MemoryBudgetTests(ITestOutputHelper output)
                 }
             }
 
-            var peak = PeakResidentBytes(server.Id);
+            var peak = PeakResidentBytes(server.Process.Id);
             output.WriteLine($"peak resident memory: {peak / 1048576} MB (idle {idle / 1048576} MB) for {Burst} images of {Side}x{Side}; " +
                              $"{tinyAnswers} tiny answers during the burst");
             Assert.True(tinyAnswers > 0, "tiny was not served while the burst was queued");
-            Assert.True(peak < BudgetBytes, $"peak resident memory {peak / 1048576} MB is over the {BudgetBytes / 1048576} MB budget\n{server.Tail()}");
+            Assert.True(peak < BudgetBytes, $"peak resident memory {peak / 1048576} MB is over the {BudgetBytes / 1048576} MB budget\n{server.Process.Tail()}");
         }
         finally
         {

@@ -12,32 +12,6 @@ public sealed class StandaloneRestartTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
 
-    private sealed record Server(ServeProcess Process, HttpClient Inference, HttpClient Management) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            Inference.Dispose();
-            Management.Dispose();
-            await Process.DisposeAsync();
-        }
-    }
-
-    private static Server Start(string dataDirectory, IReadOnlyDictionary<string, string> environment, params string[] arguments)
-    {
-        var keys = KeyFiles.Write(Path.Combine(dataDirectory, "key_file.json"));
-        var ports = FreePorts.Take(5);
-        var process = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Node", "Serve.Node.dll"), environment,
-        [
-            .. arguments, "--cluster-port", "0", "--data-dir", dataDirectory,
-            "--inference-address", $"http://127.0.0.1:{ports[0]}", "--management-address", $"http://127.0.0.1:{ports[1]}",
-            "--metrics-address", $"http://127.0.0.1:{ports[2]}", "--grpc-inference-address", $"http://127.0.0.1:{ports[3]}",
-            "--grpc-management-address", $"http://127.0.0.1:{ports[4]}",
-        ]);
-        return new Server(process,
-            KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[0]}"), keys.Inference, TimeSpan.FromSeconds(30)),
-            KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[1]}"), keys.Management, TimeSpan.FromSeconds(30)));
-    }
-
     private static readonly Dictionary<string, string> NoDefaultModel = new() { ["Serve__DefaultModel__Enabled"] = "false" };
 
     /// <summary>The first start: model x from model store A, then stopped gracefully.</summary>
@@ -45,7 +19,7 @@ public sealed class StandaloneRestartTests(ITestOutputHelper output)
     {
         var token = TestContext.Current.CancellationToken;
         TestModels.WriteLinRelu(Path.Combine(storeA, "x.pt"));
-        await using var first = Start(data, NoDefaultModel, "--model-store", storeA, "--models", "x=x.pt");
+        await using var first = StandaloneServer.Start(data, NoDefaultModel, null, "--model-store", storeA, "--models", "x=x.pt");
         await Waiting.UntilAsync(async () => (await first.Inference.GetAsync("/v2/models/x/ready", token)).IsSuccessStatusCode,
             Timeout, "x to serve on the first start", () => first.Process.Tail());
         first.Process.Terminate();
@@ -64,7 +38,7 @@ public sealed class StandaloneRestartTests(ITestOutputHelper output)
             await FirstStartAsync(storeA, data);
 
             // No model flags at all: the embedded default model is the configuration now.
-            await using var second = Start(data, new Dictionary<string, string>());
+            await using var second = StandaloneServer.Start(data);
             await Waiting.UntilAsync(async () => (await second.Inference.GetAsync("/v2/health/ready", token)).IsSuccessStatusCode,
                 Timeout, "the second start to be ready", () => second.Process.Tail());
 
@@ -93,7 +67,7 @@ public sealed class StandaloneRestartTests(ITestOutputHelper output)
 
             // Nothing configured at all (no start-up models, no default model, no model store): the journal
             // keeps x, whose file this start cannot find.
-            await using var second = Start(data, NoDefaultModel);
+            await using var second = StandaloneServer.Start(data, NoDefaultModel);
             await Waiting.UntilAsync(async () => (await second.Inference.GetAsync("/v2/health/ready", token)).IsSuccessStatusCode,
                 Timeout, "the server to be ready although x cannot load", () => second.Process.Tail());
 
