@@ -57,4 +57,36 @@ public sealed class GrpcClusterTests
         // Kestrel answers a request that is not HTTP/2 with 400 and closes the connection.
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, refused.StatusCode);
     }
+
+    [Fact]
+    public async Task A_request_that_decodes_past_the_frame_between_nodes_is_refused_at_once_not_timed_out()
+    {
+        var token = TestContext.Current.CancellationToken;
+        await using var cluster = LocalCluster.Start(workers: 1, "tiny=tiny.pt", store => TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt")));
+        using var http = cluster.InferenceClient(TimeSpan.FromSeconds(60));
+        await Waiting.UntilAsync(async () => (await http.GetAsync("/v2/models/tiny/ready", token)).IsSuccessStatusCode,
+            StartTimeout, "tiny to be ready on the worker", cluster.Diagnostics);
+
+        // 5.8 MB of JSON (within max_request_size) is 23 MB of INT64: more than a 16 MiB frame.
+        const int elements = 2_900_000;
+        var json = new StringBuilder("""{"inputs": [{"name": "input", "shape": [""" + elements + """], "datatype": "INT64", "data": [""");
+        json.Insert(json.Length, "1,", elements - 1).Append("1]}]}");
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var response = await http.PostAsync("/v2/models/tiny/infer", new StringContent(json.ToString(), Encoding.UTF8, "application/json"), token);
+        Assert.Equal(System.Net.HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Contains("bytes a message to another node can carry", await response.Content.ReadAsStringAsync(token));
+
+        using var channel = cluster.GrpcInferenceChannel();
+        var request = new ModelInferRequest { ModelName = "tiny" };
+        var tensor = new ModelInferRequest.Types.InferInputTensor { Name = "input", Datatype = "INT64", Shape = { elements }, Contents = new() };
+        tensor.Contents.Int64Contents.Add(Enumerable.Repeat(1L, elements));
+        request.Inputs.Add(tensor);
+        var grpc = await Assert.ThrowsAsync<RpcException>(() =>
+            new GRPCInferenceService.GRPCInferenceServiceClient(channel).ModelInferAsync(request, cancellationToken: token).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, grpc.StatusCode);
+        Assert.Contains("bytes a message to another node can carry", grpc.Status.Detail);
+
+        // Both answered promptly: the model's response timeout (120 s) was never waited out.
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(30), $"took {started.Elapsed}");
+    }
 }

@@ -1,7 +1,11 @@
 namespace Serve.Actors.Protocol;
 
 /// <summary>What a client sent, as the handler will see it.</summary>
-public abstract record InferenceInput;
+public abstract record InferenceInput
+{
+    /// <summary>The bytes it carries (bodies, fields, tensors): what a message between nodes must fit, names and framing aside.</summary>
+    public abstract long PayloadBytes { get; }
+}
 
 /// <summary>
 /// TorchServe-style input: a raw body is one part named <c>body</c>; a multipart or form request has one
@@ -13,12 +17,17 @@ public sealed record RawInput(PayloadPart[] Parts) : InferenceInput
 
     public static RawInput FromBody(string? contentType, byte[] body) =>
         new([new PayloadPart(BodyPartName, contentType, body)]);
+
+    public override long PayloadBytes => Parts.Sum(p => p.Data.LongLength);
 }
 
 public sealed record PayloadPart(string Name, string? ContentType, byte[] Data);
 
 /// <summary>Open Inference Protocol input: typed tensors, optionally naming the outputs wanted.</summary>
-public sealed record TensorInput(NamedTensor[] Tensors, string[]? RequestedOutputs) : InferenceInput;
+public sealed record TensorInput(NamedTensor[] Tensors, string[]? RequestedOutputs) : InferenceInput
+{
+    public override long PayloadBytes => Tensors.Sum(t => t.Data.LongLength);
+}
 
 /// <summary>What the handler produced for one request.</summary>
 public abstract record InferenceOutput;

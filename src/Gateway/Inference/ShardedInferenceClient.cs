@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Akka.Actor;
 using Akka.Hosting;
+using Microsoft.Extensions.Options;
 using Serve.Actors.Hosting;
 using Serve.Actors.Models;
 using Serve.Actors.Protocol;
@@ -26,12 +27,15 @@ public sealed class ShardedInferenceClient : IInferenceClient
     private readonly LocalReplicas _local;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<ReplicaId, int> _outstanding = new();
+    private readonly long _maxPayloadBytes;
 
     /// <summary>Requests waiting for an answer, with what each waits on: a node address, or a local replica.</summary>
     private readonly ConcurrentDictionary<CancellationTokenSource, string> _waiting = new();
 
-    public ShardedInferenceClient(IRequiredActor<ModelReplicaRegion> region, CatalogView catalog, LocalReplicas local, TimeProvider time)
+    public ShardedInferenceClient(
+        IRequiredActor<ModelReplicaRegion> region, CatalogView catalog, LocalReplicas local, TimeProvider time, IOptions<ServeClusterOptions> cluster)
     {
+        _maxPayloadBytes = cluster.Value.MaximumPayloadBytes;
         _region = region;
         _catalog = catalog;
         _local = local;
@@ -92,6 +96,15 @@ public sealed class ShardedInferenceClient : IInferenceClient
         CancellationToken cancellationToken)
     {
         var target = _local.TryGet(replica, out var localReplica) ? localReplica : _region.ActorRef;
+        if (localReplica is null && input.PayloadBytes > _maxPayloadBytes)
+        {
+            // Akka.Remote would drop the message silently and the caller would wait out its timeout.
+            return new InferenceFailed(requestId, new ServeError(ServeErrorKind.PayloadTooLarge,
+                $"The request is {input.PayloadBytes} bytes once decoded (JSON numbers become binary tensors, INT64 and FP64 at 8 bytes each), " +
+                $"more than the {_maxPayloadBytes} bytes a message to another node can carry (Serve:Cluster:MaximumFrameSizeBytes); " +
+                "send smaller requests, or raise the frame size on every node"));
+        }
+
         var waitsOn = localReplica is not null ? LocalKey(replica) : node;
         using var abandoned = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         if (waitsOn is not null)
