@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Grpc.Core;
 using Serve.Gateway.Grpc.Oip;
+using Serve.Gateway.Grpc.TorchServe;
 using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Tests;
@@ -115,6 +116,87 @@ public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<Tenan
 
         Assert.Equal(StatusCode.ResourceExhausted, exhausted?.StatusCode);
         Assert.Contains("RequestsPerSecond quota", exhausted!.Status.Detail);
+    }
+
+    private static PredictionsRequest Predict(string model) => new()
+    {
+        ModelName = model, Input = { ["data"] = Google.Protobuf.ByteString.CopyFromUtf8(model == "linrelu" ? TestModels.OnesJson : "[1]") },
+    };
+
+    /// <summary>Writes the requests on one StreamPredictions2 call and reads every answer (in band: <c>status</c> set on failures).</summary>
+    private static async Task<List<PredictionResponse>> StreamAsync(
+        InferenceAPIsService.InferenceAPIsServiceClient client, Metadata? headers, params Func<Task<PredictionsRequest>>[] requests)
+    {
+        using var call = client.StreamPredictions2(headers, cancellationToken: Token);
+        var answers = new List<PredictionResponse>();
+        foreach (var next in requests)
+        {
+            await call.RequestStream.WriteAsync(await next(), Token);
+        }
+
+        await call.RequestStream.CompleteAsync();
+        while (await call.ResponseStream.MoveNext(Token))
+        {
+            answers.Add(call.ResponseStream.Current);
+        }
+
+        return answers;
+    }
+
+    [Fact]
+    public async Task Each_message_of_a_stream_takes_a_rate_token_and_over_quota_is_answered_in_band()
+    {
+        var client = new InferenceAPIsService.InferenceAPIsServiceClient(serve.GrpcAnonymous(7070));
+        var headers = new Metadata { { "authorization", "Bearer " + RateKey } };
+
+        var answers = await StreamAsync(client, headers, [.. Enumerable.Range(0, 6).Select(_ => (Func<Task<PredictionsRequest>>)(() => Task.FromResult(Predict("linrelu"))))]);
+
+        // 1 per second with a burst of 2: one stream cannot run six at once, and it stays open to answer all six.
+        Assert.Equal(6, answers.Count);
+        var refused = answers.Where(a => a.Status is not null).ToList();
+        Assert.NotEmpty(refused);
+        Assert.All(refused, a => Assert.Equal((int)StatusCode.ResourceExhausted, a.Status.Code));
+        Assert.Contains("RequestsPerSecond quota", refused[0].Status.Message);
+    }
+
+    [Fact]
+    public async Task Each_message_of_a_stream_takes_a_concurrency_permit()
+    {
+        var client = new InferenceAPIsService.InferenceAPIsServiceClient(serve.GrpcAnonymous(7070));
+        var headers = new Metadata { { "authorization", "Bearer " + BusyKey } };
+
+        // The first waits in "batched"'s queue (up to 3 s) for a second; the second arrives while it is in flight.
+        var answers = await StreamAsync(client, headers,
+            () => Task.FromResult(Predict("batched")),
+            async () =>
+            {
+                await Waiting.UntilAsync(async () => await InFlightAsync("busy") == 1, TimeSpan.FromSeconds(10), "the stream's first request in flight");
+                return Predict("batched");
+            });
+
+        Assert.Null(answers[0].Status);
+        Assert.Equal((int)StatusCode.ResourceExhausted, answers[1].Status?.Code);
+        Assert.Contains("has 1 requests in flight, its MaxConcurrent quota", answers[1].Status!.Message);
+    }
+
+    [Fact]
+    public async Task A_key_replaced_while_a_stream_is_open_no_longer_works_on_it()
+    {
+        var client = new InferenceAPIsService.InferenceAPIsServiceClient(serve.GrpcAnonymous(7070));
+        var headers = new Metadata { { "authorization", "Bearer " + serve.Keys.Current(KeyKind.Inference) } };
+        using var call = client.StreamPredictions2(headers, cancellationToken: Token);
+
+        await call.RequestStream.WriteAsync(Predict("linrelu"), Token);
+        Assert.True(await call.ResponseStream.MoveNext(Token));
+        Assert.Null(call.ResponseStream.Current.Status);
+
+        // The key the stream opened with is replaced, as when it expires: the next message meets the new key.
+        serve.Keys.Rotate(KeyKind.Inference);
+        await call.RequestStream.WriteAsync(Predict("linrelu"), Token);
+        Assert.True(await call.ResponseStream.MoveNext(Token));
+        Assert.Equal((int)StatusCode.Unauthenticated, call.ResponseStream.Current.Status?.Code);
+        Assert.Contains("Token authorization failed", call.ResponseStream.Current.Status!.Message);
+        await call.RequestStream.CompleteAsync();
     }
 
     [Fact]

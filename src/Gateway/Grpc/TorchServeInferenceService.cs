@@ -9,6 +9,7 @@ using Serve.Actors.Protocol;
 using Serve.Gateway.Apis;
 using Serve.Gateway.Grpc.TorchServe;
 using Serve.Gateway.Hosting;
+using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Grpc;
 
@@ -18,7 +19,7 @@ namespace Serve.Gateway.Grpc;
 /// prediction holds the bytes the HTTP API would answer. Failures carry the error table's precise code
 /// where TorchServe says INTERNAL.
 /// </summary>
-public sealed class TorchServeInferenceService(GrpcInference inference, IOptions<GatewayOptions> options)
+public sealed class TorchServeInferenceService(GrpcInference inference, IOptions<GatewayOptions> options, KeyCheck keys, TenantQuotas quotas)
     : InferenceAPIsService.InferenceAPIsServiceBase
 {
     /// <summary>Requests of one StreamPredictions2 stream running at once; answers still go back in request order.</summary>
@@ -51,8 +52,12 @@ public sealed class TorchServeInferenceService(GrpcInference inference, IOptions
     /// <summary>
     /// Each request is answered on the stream in the order sent, with up to <see cref="StreamWindow"/> running at
     /// once. A failed request is answered in band (<c>status</c> set) and the stream stays open. Requests without
-    /// a sequence id take the stream's, generated once if none was ever given.
+    /// a sequence id take the stream's, generated once if none was ever given. Each request is a request of its
+    /// own to the tenant's quotas and to token authorization: its key is checked again (a key that expired or
+    /// was revoked while the stream is open is refused, UNAUTHENTICATED), and it takes a rate token and a
+    /// concurrency permit (RESOURCE_EXHAUSTED in band when over quota).
     /// </summary>
+    [AdmitsEachMessage]
     public override async Task StreamPredictions2(
         IAsyncStreamReader<PredictionsRequest> requestStream, IServerStreamWriter<PredictionResponse> responseStream, ServerCallContext context)
     {
@@ -67,7 +72,7 @@ public sealed class TorchServeInferenceService(GrpcInference inference, IOptions
                 {
                     sequence = request.HasSequenceId ? request.SequenceId : sequence ?? SequencePrefix + Guid.NewGuid().ToString("N");
                     request.SequenceId = sequence;
-                    await answers.Writer.WriteAsync(AnswerInBandAsync(request, context), cancellation);
+                    await answers.Writer.WriteAsync(AdmitAndAnswerInBandAsync(request, context), cancellation);
                 }
 
                 answers.Writer.Complete();
@@ -86,15 +91,31 @@ public sealed class TorchServeInferenceService(GrpcInference inference, IOptions
         await reading;
     }
 
-    private async Task<PredictionResponse> AnswerInBandAsync(PredictionsRequest request, ServerCallContext context)
+    /// <summary>One message of a stream, admitted as a request of its own (key, rate, concurrency), answered in band.</summary>
+    private async Task<PredictionResponse> AdmitAndAnswerInBandAsync(PredictionsRequest request, ServerCallContext context)
     {
-        var (response, error) = await AnswerAsync(request, context, sendHeaders: false);
-        if (response is not null)
+        var http = context.GetHttpContext();
+        if (keys.TenantOf(http) is not { } tenant)
         {
-            return response;
+            return Failed(request, new ServeError(ServeErrorKind.Unauthenticated, TokenAuthorization.FailureMessage));
         }
 
-        var status = new Google.Rpc.Status { Code = (int)ErrorTable.Grpc(error!.Kind), Message = error.Message };
+        var (lease, refusal, _) = quotas.TryAdmit(tenant);
+        if (lease is null)
+        {
+            return Failed(request, refusal!);
+        }
+
+        using (lease)
+        {
+            var (response, error) = await AnswerAsync(request, context, sendHeaders: false);
+            return response ?? Failed(request, error!);
+        }
+    }
+
+    private static PredictionResponse Failed(PredictionsRequest request, ServeError error)
+    {
+        var status = new Google.Rpc.Status { Code = (int)ErrorTable.Grpc(error.Kind), Message = error.Message };
         status.Details.Add(Any.Pack(new ErrorInfo { Reason = Reason(error.Kind), Domain = "serve" }));
         var failed = new PredictionResponse { Status = status };
         if (request.HasSequenceId)

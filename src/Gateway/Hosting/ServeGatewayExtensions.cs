@@ -32,6 +32,7 @@ public static class ServeGatewayExtensions
         services.AddValidatedOptions<TenantsOptions>(GatewayOptions.Section, o => o.Validate());
         services.AddSingleton<TenantDirectory>();
         services.AddSingleton<TenantQuotas>();
+        services.AddSingleton<KeyCheck>();
         services.AddSingleton<ServeMetrics>();
         services.AddHostedService<SecurityStartup>();
         services.PostConfigure<GatewayOptions>(o => o.DefaultModel.Enabled = builder.Configuration.GetValue(

@@ -51,15 +51,31 @@ public sealed class TenantQuotas : IDisposable
     /// <summary>Admits the request or answers the refusal; the lease is held until the request ends.</summary>
     public async Task<RateLimitLease?> AdmitAsync(HttpContext context, Tenant tenant)
     {
+        var admission = TryAdmit(tenant);
+        if (admission.Lease is null)
+        {
+            await RefuseAsync(context, admission.RetryAfter, admission.Refusal!.Message);
+        }
+
+        return admission.Lease;
+    }
+
+    /// <summary>
+    /// One request's rate token and concurrency permit (held until the lease is disposed), or why not and
+    /// when to retry. HTTP and unary gRPC calls are admitted by the middleware; each message of a stream
+    /// that carries many (StreamPredictions2) is admitted on its own.
+    /// </summary>
+    public (RateLimitLease? Lease, ServeError? Refusal, TimeSpan RetryAfter) TryAdmit(Tenant tenant)
+    {
         var usage = UsageOf(tenant.Id);
         var concurrency = _concurrency.AttemptAcquire(tenant);
         if (!concurrency.IsAcquired)
         {
             concurrency.Dispose();
             Interlocked.Increment(ref usage.RejectedConcurrency);
-            await RefuseAsync(context, TimeSpan.FromSeconds(1),
-                $"Tenant \"{tenant.Id}\" has {tenant.Settings.MaxConcurrent} requests in flight, its MaxConcurrent quota; retry when one finishes");
-            return null;
+            return (null, new ServeError(ServeErrorKind.QuotaExceeded,
+                $"Tenant \"{tenant.Id}\" has {tenant.Settings.MaxConcurrent} requests in flight, its MaxConcurrent quota; retry when one finishes"),
+                TimeSpan.FromSeconds(1));
         }
 
         using var rate = _rate.AttemptAcquire(tenant);
@@ -68,15 +84,15 @@ public sealed class TenantQuotas : IDisposable
             concurrency.Dispose();
             Interlocked.Increment(ref usage.RejectedRate);
             var retryAfter = rate.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
-            await RefuseAsync(context, retryAfter,
+            return (null, new ServeError(ServeErrorKind.QuotaExceeded,
                 $"Tenant \"{tenant.Id}\" is over its RequestsPerSecond quota ({tenant.Settings.RequestsPerSecond}/s, burst " +
-                $"{(tenant.Settings.Burst > 0 ? tenant.Settings.Burst : tenant.Settings.RequestsPerSecond)}); retry after the Retry-After seconds");
-            return null;
+                $"{(tenant.Settings.Burst > 0 ? tenant.Settings.Burst : tenant.Settings.RequestsPerSecond)}); retry after the Retry-After seconds"),
+                retryAfter);
         }
 
         Interlocked.Increment(ref usage.Requests);
         Interlocked.Increment(ref usage.InFlight);
-        return new CountedLease(concurrency, usage);
+        return (new CountedLease(concurrency, usage), null, TimeSpan.Zero);
     }
 
     public static Task RefuseAsync(HttpContext context, TimeSpan retryAfter, string message)
@@ -162,7 +178,8 @@ public static class TenantContext
         var quotas = app.ApplicationServices.GetRequiredService<TenantQuotas>();
         return app.Use(async (context, next) =>
         {
-            if (TokenAuthorization.RequiredKey(context) != KeyKind.Inference || context.GetEndpoint() is null)
+            if (TokenAuthorization.RequiredKey(context) != KeyKind.Inference || context.GetEndpoint() is not { } endpoint
+                || endpoint.Metadata.GetMetadata<AdmitsEachMessageAttribute>() is not null)
             {
                 await next(context);
                 return;
@@ -176,3 +193,10 @@ public static class TenantContext
         });
     }
 }
+
+/// <summary>
+/// On a streaming gRPC method that carries many requests: the tenant's quotas are taken per message by the
+/// method itself, not once for the whole call by the middleware (which would let one stream run without limit).
+/// </summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class AdmitsEachMessageAttribute : Attribute;

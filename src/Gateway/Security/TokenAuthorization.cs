@@ -32,31 +32,10 @@ public static class TokenAuthorization
     /// </summary>
     public static IApplicationBuilder UseTokenAuthorization(this IApplicationBuilder app)
     {
-        var security = app.ApplicationServices.GetRequiredService<IOptions<SecurityOptions>>().Value;
-        var tenants = app.ApplicationServices.GetRequiredService<TenantDirectory>();
-        if (security.DisableTokenAuthorization)
-        {
-            // No checks; a tenant's key still says whose request it is.
-            return app.Use((context, next) =>
-            {
-                TenantContext.Set(context, tenants.ByKey(Bearer(context.Request)) ?? Tenant.Admin);
-                return next(context);
-            });
-        }
-
-        var keys = app.ApplicationServices.GetRequiredService<ApiKeys>();
+        var keys = app.ApplicationServices.GetRequiredService<KeyCheck>();
         return app.Use(async (context, next) =>
         {
-            var presented = Bearer(context.Request);
-            var required = RequiredKey(context);
-            if (required is not { } kind || keys.Accepts(kind, presented))
-            {
-                TenantContext.Set(context, Tenant.Admin);
-                await next(context);
-                return;
-            }
-
-            if (kind == KeyKind.Inference && tenants.ByKey(presented) is { } tenant)
+            if (keys.TenantOf(context) is { } tenant)
             {
                 TenantContext.Set(context, tenant);
                 await next(context);
@@ -104,5 +83,38 @@ public static class TokenAuthorization
     {
         context.Response.Headers.WWWAuthenticate = "Bearer";
         return ErrorTable.RefuseAsync(context, new ServeError(ServeErrorKind.Unauthenticated, FailureMessage));
+    }
+}
+
+/// <summary>
+/// Whose key a request presents, checked against the key its endpoint needs: the server's own keys are the
+/// admin tenant's, a tenant's key opens the inference listeners for that tenant. Used for every request by
+/// <see cref="TokenAuthorization.UseTokenAuthorization"/>, and again for every message of a long-lived
+/// stream, so a key that expires or is revoked while the stream is open stops working there too.
+/// </summary>
+public sealed class KeyCheck(IOptions<SecurityOptions> security, TenantDirectory tenants, IServiceProvider services)
+{
+    private readonly bool _disabled = security.Value.DisableTokenAuthorization;
+
+    // The key file is only read when token authorization is on.
+    private readonly Lazy<ApiKeys> _keys = new(services.GetRequiredService<ApiKeys>);
+
+    /// <summary>The caller's tenant; null when the key is missing, wrong or expired for this endpoint.</summary>
+    public Tenant? TenantOf(HttpContext context)
+    {
+        var presented = TokenAuthorization.Bearer(context.Request);
+        if (_disabled)
+        {
+            // No checks; a tenant's key still says whose request it is.
+            return tenants.ByKey(presented) ?? Tenant.Admin;
+        }
+
+        var required = TokenAuthorization.RequiredKey(context);
+        if (required is not { } kind || _keys.Value.Accepts(kind, presented))
+        {
+            return Tenant.Admin;
+        }
+
+        return kind == KeyKind.Inference ? tenants.ByKey(presented) : null;
     }
 }
