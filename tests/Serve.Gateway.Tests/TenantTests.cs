@@ -328,12 +328,44 @@ public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<Tenan
         Assert.Equal("api", listed.GetProperty("source").GetString());
         Assert.Equal(2, listed.GetProperty("weight").GetInt32());
 
+        // Models are owned by the tenant's id: a tenant created later with it must not inherit them.
+        (status, var owns) = await serve.ManageAsync(HttpMethod.Delete, "/tenants/fresh");
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Contains("owns 1 model version(s): freshmodel/1.0; unregister them first", Json.Message(owns));
+        Assert.Equal(HttpStatusCode.OK, (await serve.ManageAsync(HttpMethod.Delete, "/models/freshmodel")).Status);
+
         (status, _) = await serve.ManageAsync(HttpMethod.Delete, "/tenants/fresh");
         Assert.Equal(HttpStatusCode.OK, status);
-        await Waiting.UntilAsync(async () => (await PredictAsync(fresh, "freshmodel")).StatusCode == HttpStatusCode.Unauthorized,
+        await Waiting.UntilAsync(async () => (await PredictAsync(fresh, "linrelu")).StatusCode == HttpStatusCode.Unauthorized,
             TimeSpan.FromSeconds(10), "the removed tenant's key to stop working");
         (status, _) = await serve.ManageAsync(HttpMethod.Delete, "/tenants/fresh");
         Assert.Equal(HttpStatusCode.NotFound, status);
+    }
+
+    [Fact]
+    public async Task A_tenant_created_again_with_a_removed_tenants_id_is_not_shared_with_as_the_old_one_was()
+    {
+        var (status, first) = await serve.ManageAsync(HttpMethod.Post, "/tenants?id=again");
+        Assert.Equal(HttpStatusCode.Created, status);
+        (status, var registered) = await serve.ManageAsync(HttpMethod.Post,
+            "/models?url=identity.pt&model_name=sharedonce&shared_with=again&initial_workers=1&synchronous=true");
+        Assert.True(status == HttpStatusCode.OK, registered.ToString());
+        using (var old = TenantClient(8080, first.GetProperty("key").GetString()!))
+        {
+            await Waiting.UntilAsync(async () => (await PredictAsync(old, "sharedonce")).StatusCode == HttpStatusCode.OK,
+                TimeSpan.FromSeconds(10), "the first tenant's key to call the model shared with it");
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await serve.ManageAsync(HttpMethod.Delete, "/tenants/again")).Status);
+        var (_, described) = await serve.ManageAsync(HttpMethod.Get, "/models/sharedonce");
+        Assert.Empty(described[0].GetProperty("sharedWith").EnumerateArray());
+
+        (status, var second) = await serve.ManageAsync(HttpMethod.Post, "/tenants?id=again");
+        Assert.Equal(HttpStatusCode.Created, status);
+        using var newcomer = TenantClient(8080, second.GetProperty("key").GetString()!);
+        await Waiting.UntilAsync(async () => (await PredictAsync(newcomer, "linrelu")).StatusCode != HttpStatusCode.Unauthorized,
+            TimeSpan.FromSeconds(10), "the new tenant's key to be known");
+        Assert.Equal(HttpStatusCode.NotFound, (await PredictAsync(newcomer, "sharedonce")).StatusCode);
     }
 
     [Fact]

@@ -79,9 +79,24 @@ public sealed class DesiredState
             : new([new TenantDefined(tenant with { KeySha256 = kept })], RegistryResult.Done($"Key {revoke.KeyId} of tenant \"{revoke.Id}\" revoked"));
     }
 
-    public Decision RemoveTenant(string id) => _tenants.ContainsKey(id)
-        ? new Decision([new TenantRemoved(id)], RegistryResult.Done($"Tenant \"{id}\" removed"))
-        : Decision.Refuse(ServeErrorKind.NotFound, $"Tenant not found: {id}");
+    /// <summary>
+    /// Removes a tenant that owns no model (models are owned by the tenant's id, and a tenant created later
+    /// with the same id must not inherit them: unregister them first). Sharing with it ends (see <see cref="Apply"/>).
+    /// </summary>
+    public Decision RemoveTenant(string id)
+    {
+        if (!_tenants.ContainsKey(id))
+        {
+            return Decision.Refuse(ServeErrorKind.NotFound, $"Tenant not found: {id}");
+        }
+
+        var owned = _models.Keys.Where(k => _models[k].Owner == id).Select(k => k.ToString()).Order(StringComparer.Ordinal).ToList();
+        return owned.Count == 0
+            ? new Decision([new TenantRemoved(id)], RegistryResult.Done($"Tenant \"{id}\" removed"))
+            : Decision.Refuse(ServeErrorKind.Conflict,
+                $"Tenant \"{id}\" owns {owned.Count} model version(s): {string.Join(", ", owned.Take(10))}{(owned.Count > 10 ? ", ..." : string.Empty)}; " +
+                "unregister them first (a tenant created later with this id must not inherit them)");
+    }
 
     public ModelDefinition? Find(ModelKey key) => _models.GetValueOrDefault(key);
 
@@ -259,6 +274,12 @@ public sealed class DesiredState
                 break;
             case TenantRemoved removed:
                 _tenants.Remove(removed.Id);
+                // Sharing with the removed tenant ends, so a tenant created later with its id is not shared with.
+                foreach (var (key, model) in _models.Where(m => m.Value.SharedWithTenants.Contains(removed.Id, StringComparer.Ordinal)).ToList())
+                {
+                    _models[key] = model with { SharedWith = string.Join(',', model.SharedWithTenants.Where(t => t != removed.Id)) };
+                }
+
                 break;
         }
     }
