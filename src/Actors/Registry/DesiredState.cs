@@ -363,7 +363,8 @@ public sealed class DesiredState
         return null;
     }
 
-    private static string Registered(ModelDefinition definition) =>
+    /// <summary>TorchServe's answer to a registration that happened.</summary>
+    public static string Registered(ModelDefinition definition) =>
         definition.Replicas == 0
             ? $"Model \"{definition.Name}\" Version: {definition.Version} registered with 0 initial workers. Use scale workers API to add workers for the model."
             : $"Model \"{definition.Name}\" Version: {definition.Version} registered with {definition.Replicas} initial workers";

@@ -19,13 +19,20 @@ public sealed class RegistryOptions
     /// <summary>PostgreSQL connection string (Npgsql form). Env: Serve__Registry__ConnectionString.</summary>
     public string? ConnectionString { get; set; }
 
-    public IReadOnlyList<string> Validate() => Journal switch
-    {
-        "sqlite" or "memory" => [],
-        "postgresql" when !string.IsNullOrWhiteSpace(ConnectionString) => [],
-        "postgresql" => ["Serve:Registry:Journal=postgresql needs Serve:Registry:ConnectionString"],
-        _ => [$"Serve:Registry:Journal must be sqlite, postgresql or memory, not '{Journal}'"],
-    };
+    /// <summary>How long a management call waits for the registry's answer (a slow journal, a registry moving). Env: Serve__Registry__AskTimeout.</summary>
+    public TimeSpan AskTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    public IReadOnlyList<string> Validate() =>
+    [
+        .. Journal switch
+        {
+            "sqlite" or "memory" => Array.Empty<string>(),
+            "postgresql" when !string.IsNullOrWhiteSpace(ConnectionString) => [],
+            "postgresql" => ["Serve:Registry:Journal=postgresql needs Serve:Registry:ConnectionString"],
+            _ => [$"Serve:Registry:Journal must be sqlite, postgresql or memory, not '{Journal}'"],
+        },
+        .. AskTimeout > TimeSpan.Zero ? Array.Empty<string>() : [$"Serve:Registry:AskTimeout must be positive, not {AskTimeout}"],
+    ];
 }
 
 public static class RegistryJournal

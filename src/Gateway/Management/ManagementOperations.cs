@@ -116,14 +116,20 @@ public sealed class ManagementOperations(
         }
 
         var (model, refused) = parameters.ToDefinition(file!.FileName, _settings);
-        var result = refused is null
-            ? await client.SendAsync(new RegisterModel(model!.Definition) { Limits = owner.Settings.Limits() }, CancellationToken.None)
-            : RegistryResult.Refused(refused.Kind, refused.Message);
+        var outcome = refused is null
+            ? await client.RegisterAsync(new RegisterModel(model!.Definition) { Limits = owner.Settings.Limits() }, CancellationToken.None)
+            : new RegistrationOutcome(RegistryResult.Refused(refused.Kind, refused.Message), Definite: true);
+        var result = outcome.Result;
         if (result.Error is not null)
         {
-            // Nothing half-registered: what was downloaded or unpacked for a refused registration goes.
-            model?.Discard();
-            downloads.Discard(file);
+            // Nothing half-registered: what was downloaded or unpacked for a refused registration goes. Unless
+            // nobody knows yet whether the registry applied it: then the files stay for the model that may be.
+            if (outcome.Definite)
+            {
+                model?.Discard();
+                downloads.Discard(file);
+            }
+
             return ManagementOutcome.From(result);
         }
 
@@ -148,9 +154,12 @@ public sealed class ManagementOperations(
 
         // As TorchServe: a synchronous registration whose workers do not start is undone. A model file the
         // workers refused is the registrant's to fix (400, with the reason); anything else is TorchServe's 500.
-        await client.SendAsync(new UnregisterModel(definition.Name, definition.Version), CancellationToken.None);
-        model.Discard();
-        downloads.Discard(file);
+        var undone = await client.SendAsync(new UnregisterModel(definition.Name, definition.Version), CancellationToken.None);
+        if (undone.Error is null or { Kind: ServeErrorKind.NotFound })
+        {
+            model.Discard();
+            downloads.Discard(file);
+        }
         return ManagementOutcome.Failed(started.Refusal is { } refusal
             ? new ServeError(ServeErrorKind.BadInput, $"Model {definition.Name} version {definition.Version} was not registered: {refusal}")
             : new ServeError(ServeErrorKind.Internal, $"Failed to start workers for model {definition.Name} version: {definition.Version}"));
