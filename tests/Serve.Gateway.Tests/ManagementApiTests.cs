@@ -13,6 +13,8 @@ public sealed class ManagementApiTests(ManagementApiTests.Factory serve) : IClas
             new("Serve:LoadModels", "linrelu=linrelu.pt"),
             new("Serve:EnableModelApi", "true"),
         ];
+
+        protected override void PrepareModelStore(string store) => TorchScriptWriter.ReadsHostFile(Path.Combine(store, "snoop.pt"));
     }
 
     private static async Task<(HttpStatusCode Status, JsonElement Body)> Call(HttpClient client, HttpMethod method, string path, HttpContent? body = null)
@@ -211,6 +213,16 @@ public sealed class ManagementApiTests(ManagementApiTests.Factory serve) : IClas
         Assert.Contains("is not a TorchScript file that libtorch can load", Message(body), StringComparison.Ordinal);
         await Waiting.UntilAsync(async () => (await Call(management, HttpMethod.Get, "/models/broken")).Status == HttpStatusCode.NotFound,
             TimeSpan.FromSeconds(10), "the failed registration to be undone");
+    }
+
+    [Fact]
+    public async Task A_model_whose_code_reads_host_files_is_refused_before_libtorch_loads_it()
+    {
+        using var management = serve.Management();
+        var (status, body) = await Call(management, HttpMethod.Post, "/models?url=snoop.pt&model_name=snoop&initial_workers=1");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.StartsWith("Model snoop version 1.0 was not registered: model file refused:", Message(body), StringComparison.Ordinal);
+        Assert.Contains("calls from_file (in model/code/__torch__.py), which reads files of the host", Message(body), StringComparison.Ordinal);
     }
 
     [Fact]

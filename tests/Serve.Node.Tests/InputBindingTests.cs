@@ -147,10 +147,10 @@ public sealed class InputBindingTests(TorchFixture torch, ITestOutputHelper outp
                 return q
             """;
 
-        Assert.Equal(["image", "mask", "sizes"], TorchScriptArguments.ForwardArguments(source, "Model") ?? []);
-        Assert.Equal(["q"], TorchScriptArguments.ForwardArguments(source, "Other") ?? []);
-        Assert.Null(TorchScriptArguments.ForwardArguments(source, "Missing"));
-        Assert.Null(TorchScriptArguments.ForwardArguments("class Model(Module):\n  def forward(x: Tensor", "Model"));
+        Assert.Equal(["image", "mask", "sizes"], TorchScriptCode.ForwardArguments(source, "Model") ?? []);
+        Assert.Equal(["q"], TorchScriptCode.ForwardArguments(source, "Other") ?? []);
+        Assert.Null(TorchScriptCode.ForwardArguments(source, "Missing"));
+        Assert.Null(TorchScriptCode.ForwardArguments("class Model(Module):\n  def forward(x: Tensor", "Model"));
     }
 
     [Fact]
@@ -158,7 +158,7 @@ public sealed class InputBindingTests(TorchFixture torch, ITestOutputHelper outp
     {
         var path = Path.Combine(torch.ModelStore, "not-a-zip.pt");
         File.WriteAllBytes(path, [1, 2, 3]);
-        Assert.Null(TorchScriptArguments.ForwardArgumentNames(path));
+        Assert.Null(TorchScriptCode.ForwardArgumentNames(path));
     }
 
     [Theory]
@@ -174,6 +174,6 @@ public sealed class InputBindingTests(TorchFixture torch, ITestOutputHelper outp
             return;
         }
 
-        Assert.Equal(expected, TorchScriptArguments.ForwardArgumentNames(path) ?? []);
+        Assert.Equal(expected, TorchScriptCode.ForwardArgumentNames(path) ?? []);
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Serve.Actors.Models;
 using Serve.Actors.Protocol;
+using Serve.Node.Torch;
 using static Serve.Node.Tests.Tensors;
 
 namespace Serve.Node.Tests;
@@ -135,6 +136,16 @@ public sealed class TorchScriptModelTests(TorchFixture torch) : IClassFixture<To
         var error = await Assert.ThrowsAsync<ModelLoadException>(() => torch.LoadAsync(TorchFixture.TorchScript("garbage", "garbage.pt")));
         Assert.Contains(Path.Combine(torch.ModelStore, "garbage.pt"), error.Message);
         Assert.Contains("not a TorchScript file", error.Message);
+    }
+
+    [Fact]
+    public async Task A_model_whose_code_reads_host_files_is_refused_for_good_without_being_loaded()
+    {
+        TorchScriptWriter.ReadsHostFile(Path.Combine(torch.ModelStore, "snoop.pt"));
+        var error = await Assert.ThrowsAsync<ModelLoadException>(() => torch.LoadAsync(TorchFixture.TorchScript("snoop", "snoop.pt")));
+        Assert.True(error.Rejected);
+        Assert.Contains("calls from_file (in model/code/__torch__.py), which reads files of the host", error.Message);
+        Assert.Null(TorchScriptCode.FileOperatorCall(Path.Combine(torch.ModelStore, "linrelu.pt")));
     }
 
     [Fact]

@@ -121,6 +121,12 @@ public static class TorchScriptWriter
         """);
 
     /// <summary>
+    /// <c>forward(x) = x + sum(first 4 bytes of /etc/passwd)</c> through <c>torch.from_file</c>: a model that reads a
+    /// file of the host. Serve must refuse it before libtorch ever loads it.
+    /// </summary>
+    public static void ReadsHostFile(string path) => WriteOneInput(path, "Tensor", "torch.add(x, torch.sum(torch.from_file(\"/etc/passwd\", False, 4, dtype=0)))");
+
+    /// <summary>
     /// Well-formed TorchScript whose code names an undefined value: libtorch aborts the process that loads
     /// it (SIGABRT) instead of throwing. Only ever load it in a child process.
     /// </summary>

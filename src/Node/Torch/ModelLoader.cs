@@ -29,6 +29,12 @@ public static class ModelLoader
     private static TorchModule LoadTorchScript(string path, Device device)
     {
         RequireFile(path);
+        if (TorchScriptCode.FileOperatorCall(path) is { } call)
+        {
+            throw new ModelLoadException(
+                $"{path} calls {call}, which reads files of the host; Serve does not load models that read files", rejected: true);
+        }
+
         jit.ScriptModule script;
         try
         {
@@ -43,7 +49,7 @@ public static class ModelLoader
         script.eval();
         var inputs = Math.Max(1, script.GetNumberOfInputs());
         var outputs = Math.Max(1, script.GetNumberOfOutputs());
-        var names = TorchScriptArguments.ForwardArgumentNames(path) is { } declared && declared.Length == inputs
+        var names = TorchScriptCode.ForwardArgumentNames(path) is { } declared && declared.Length == inputs
             ? declared
             : [.. Enumerable.Range(0, inputs).Select(i => $"input__{i}")];
         var signature = new ModelSignature(

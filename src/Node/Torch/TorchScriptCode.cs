@@ -4,19 +4,70 @@ using System.Text;
 namespace Serve.Node.Torch;
 
 /// <summary>
-/// Reads the names of a TorchScript file's <c>forward</c> arguments from the archive itself, without
-/// running anything: <c>data.pkl</c> names the root module's class (its first pickle opcode is a GLOBAL),
-/// and that class's source, which <c>torch.jit.save</c> writes under <c>code/</c>, declares
-/// <c>def forward(self, x: Tensor, y: Tensor)</c>. libtorch gives only the count through TorchSharp.
-/// Returns null when the file does not carry them (no source, an unexpected layout): callers then name
-/// the inputs <c>input__N</c>.
+/// Reads the source a TorchScript file carries (<c>torch.jit.save</c> writes it under <c>code/</c>),
+/// without running anything: the names of <c>forward</c>'s arguments, and whether the code calls an
+/// operator that reads files of the host.
 /// </summary>
-public static class TorchScriptArguments
+public static class TorchScriptCode
 {
+    /// <summary>
+    /// TorchScript's operators that open a path on the host (<c>torch.from_file</c> maps any file into a
+    /// tensor). A model that calls one could read what the worker's account can; Serve refuses it.
+    /// </summary>
+    public static readonly string[] FileOperators = ["from_file"];
+
     // A module's source is small; a larger entry is not read (the names then fall back to input__N).
     private const long MaxSourceBytes = 4 * 1024 * 1024;
     private const int MaxPickleHead = 4096;
 
+    /// <summary>
+    /// The first of <see cref="FileOperators"/> the file's code calls, with the source file naming it; null
+    /// when none does. A file that is not a readable archive names none (libtorch then refuses it anyway).
+    /// </summary>
+    public static string? FileOperatorCall(string path)
+    {
+        try
+        {
+            using var zip = ZipFile.OpenRead(path);
+            foreach (var entry in zip.Entries.Where(e => e.FullName.Contains("/code/", StringComparison.Ordinal) && e.FullName.EndsWith(".py", StringComparison.Ordinal)))
+            {
+                var source = ReadText(entry);
+                if (FileOperators.FirstOrDefault(op => CallsOperator(source, op)) is { } found)
+                {
+                    return $"{found} (in {entry.FullName})";
+                }
+            }
+
+            return null;
+        }
+        catch (Exception error) when (error is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The operator named as a call (<c>torch.from_file(</c>, <c>ops.aten.from_file(</c>), not as part of another name.</summary>
+    private static bool CallsOperator(string source, string op)
+    {
+        for (var at = source.IndexOf(op, StringComparison.Ordinal); at >= 0; at = source.IndexOf(op, at + 1, StringComparison.Ordinal))
+        {
+            var before = at == 0 ? ' ' : source[at - 1];
+            var after = source.AsSpan(at + op.Length).TrimStart();
+            if (!char.IsLetterOrDigit(before) && before != '_' && after.StartsWith("("))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Reads the names of the file's <c>forward</c> arguments: <c>data.pkl</c> names the root module's class
+    /// (its first pickle opcode is a GLOBAL), and that class's source declares <c>def forward(self, x: Tensor,
+    /// y: Tensor)</c>; libtorch gives only their count through TorchSharp. Null when the file does not carry
+    /// them (no source, an unexpected layout): callers then name the inputs <c>input__N</c>.
+    /// </summary>
     public static string[]? ForwardArgumentNames(string path)
     {
         try
