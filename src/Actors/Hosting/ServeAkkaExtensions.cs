@@ -75,7 +75,9 @@ public static class ServeAkkaExtensions
                 }
                 """,
                 HoconAddMode.Prepend)
-            .WithCustomSerializer(ServeSerialization.SerializerName, [typeof(IServeMessage)], ServeSerialization.Create);
+            .WithCustomSerializer(ServeSerialization.SerializerName, [typeof(IServeMessage)], ServeSerialization.Create)
+            // The registry's journal: its events and snapshot by exact type, so this binding wins over the one above.
+            .WithCustomSerializer(RegistryJournalSerializer.Name, RegistryJournalSerializer.Types, system => new RegistryJournalSerializer(system));
 
         if (options.Seeds.Length == 0)
         {

@@ -133,6 +133,13 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 
     private void OnRecovered()
     {
+        // What was recovered may have been written in an earlier format (RegistryJournalSerializer): a
+        // snapshot in today's format now means the next recovery starts from it.
+        if (LastSequenceNr > 0)
+        {
+            SaveSnapshot(_desired.ToSnapshot());
+        }
+
         // The workers already in the cluster (this registry took over): placement waits for their reports,
         // which also say which replicas they hold.
         foreach (var member in Cluster.Get(Context.System).State.Members)
