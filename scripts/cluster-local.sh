@@ -47,7 +47,8 @@ start() {
   rm -f "$state"/*.pid "$state"/*.log
 
   log "building (Release)..."
-  dotnet build "$root/src/Node/Serve.Node.csproj" -c Release -nologo -v quiet >"$state/build.log" 2>&1 \
+  { dotnet build "$root/src/Gateway/Serve.Gateway.csproj" -c Release -nologo -v quiet \
+      && dotnet build "$root/src/Node/Serve.Node.csproj" -c Release -nologo -v quiet; } >"$state/build.log" 2>&1 \
     || { log "build failed; see $state/build.log"; exit 1; }
 
   local model_args=()
@@ -71,7 +72,7 @@ start() {
   echo $! >"$state/gateway.pid"
 
   for i in $(seq 1 "$workers"); do
-    nohup dotnet "$node_dll" --role worker \
+    nohup dotnet "$node_dll" \
       --cluster-port $((cluster_port + i)) --seed "$seed" \
       "${store_args[@]}" >"$state/worker-$i.log" 2>&1 &
     echo $! >"$state/worker-$i.pid"

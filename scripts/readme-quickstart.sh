@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the README's "Run the server" commands exactly as written, from the repository root: the server
-# from `dotnet run -c Release --project src/Node`, its key from data/key_file.json with jq, and calls with
+# from `dotnet run -c Release --project src/Standalone`, its key from data/key_file.json with jq, and calls with
 # that key. CI runs it (.ci/run) so the first thing a new user types keeps working. Needs curl, jq and
 # python3 (to write a request body), and the default ports (8080-8082, 7070-7071, 4053) free.
 set -euo pipefail
@@ -12,7 +12,7 @@ if [ -e data ]; then
 fi
 
 log="$(mktemp)"
-dotnet run -c Release --project src/Node >"$log" 2>&1 &
+dotnet run -c Release --project src/Standalone >"$log" 2>&1 &
 runner=$!
 
 stop() {
@@ -46,13 +46,13 @@ until curl -fsS http://127.0.0.1:8080/ping >/dev/null 2>&1; do
 done
 
 [ -f data/key_file.json ] || fail "data/key_file.json is not in the directory the command was typed in"
-[ ! -e src/Node/data ] || fail "the server wrote its data under src/Node/data instead of ./data"
+[ ! -e src/Standalone/data ] || fail "the server wrote its data under src/Standalone/data instead of ./data"
 
 # The README's commands, as written.
 key=$(jq -r .inference.key data/key_file.json)
 [ -n "$key" ] && [ "$key" != null ] || fail "no inference key in data/key_file.json"
 
-until curl -fsS http://127.0.0.1:8080/v2/health/ready | grep -q '"ready":true'; do
+until curl -fsS http://127.0.0.1:8080/v2/health/ready 2>/dev/null | grep -q '"ready":true'; do
   [ "$SECONDS" -lt "$deadline" ] || fail "/v2/health/ready did not say ready within 15 minutes"
   sleep 1
 done

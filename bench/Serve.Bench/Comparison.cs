@@ -57,7 +57,8 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
             // load presents them (the peer ignores them).
             models["Serve__Security__KeyFile"] = Path.Combine(store, ".keys", "key_file.json");
             var keys = KeyFiles.Write(models["Serve__Security__KeyFile"]);
-            var node = ServeProcess.BuiltDll("Node", "Serve.Node.dll");
+            var standalone = ServeProcess.BuiltDll("Standalone", "Serve.Standalone.dll");
+            var worker = ServeProcess.BuiltDll("Node", "Serve.Node.dll");
             var gateway = ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll");
 
             // All setups run side by side and are measured in turns, round after round, so that whatever
@@ -65,7 +66,7 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
             setups.Add(Setup.Start(model, "(b) plain ASP.NET + TorchSharp", grpc: false, (port, _) =>
                 [ServeProcess.Start("peer", typeof(Comparison).Assembly.Location, "peer", "--model", model.Name, "--store", store, "--port", Port(port))]));
             setups.Add(Setup.Start(model, "(c) Serve standalone", grpc: true, (port, grpcPort) =>
-                [ServeProcess.Start("serve", node, models, Listeners(port, grpcPort, clusterPort: 0))]));
+                [ServeProcess.Start("serve", standalone, models, Listeners(port, grpcPort, clusterPort: 0))]));
             setups.Add(Setup.Start(model, "(d) Serve gateway + 1 worker", grpc: true, (port, grpcPort) =>
             {
                 var clusterPorts = FreePorts.Take(2);
@@ -73,7 +74,7 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
                 return
                 [
                     ServeProcess.Start("gateway", gateway, models, [.. Listeners(port, grpcPort, clusterPorts[0]), "--seed", seed]),
-                    ServeProcess.Start("worker", node, models, "--role", "worker", "--cluster-port", Port(clusterPorts[1]), "--seed", seed),
+                    ServeProcess.Start("worker", worker, models, "--cluster-port", Port(clusterPorts[1]), "--seed", seed),
                 ];
             }));
 

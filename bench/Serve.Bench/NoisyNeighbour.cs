@@ -46,7 +46,7 @@ public sealed class NoisyNeighbour(TimeSpan warmUp, TimeSpan duration, TextWrite
                 ["Logging__LogLevel__Default"] = "Warning",
             };
             var ports = FreePorts.Take(4);
-            await using var server = ServeProcess.Start("serve", ServeProcess.BuiltDll("Node", "Serve.Node.dll"), environment,
+            await using var server = ServeProcess.Start("serve", ServeProcess.BuiltDll("Standalone", "Serve.Standalone.dll"), environment,
                 "--inference-address", $"http://127.0.0.1:{port}", "--management-address", $"http://127.0.0.1:{ports[0]}",
                 "--metrics-address", $"http://127.0.0.1:{ports[1]}", "--grpc-inference-address", $"http://127.0.0.1:{ports[2]}",
                 "--grpc-management-address", $"http://127.0.0.1:{ports[3]}", "--cluster-port", "0", "--data-dir", Path.Combine(store, "data"));

@@ -1,3 +1,4 @@
+using Serve.Actors.Configuration;
 using Serve.Actors.Hosting;
 using Serve.Gateway.Hosting;
 

@@ -1,48 +1,26 @@
+using Serve.Actors.Configuration;
 using Serve.Actors.Hosting;
-using Serve.Gateway.Hosting;
 using Serve.Node.Hosting;
 using Serve.Node.Torch;
 
-// A child started to load a model file once, so that a file which aborts libtorch cannot kill a worker.
+// A child started to load a model file once, so that a file which aborts libtorch cannot kill a worker. It
+// returns before RunWorkerAsync is compiled: the standalone host runs this dll as its preflight child from its
+// own output folder, which has ASP.NET Core's copy of Microsoft.Extensions.Hosting, not the worker's.
 if (args is [ModelPreflight.Switch, ..])
 {
     return ModelPreflight.RunChild(args);
 }
 
-// One process, two shapes: the standalone server (gateway endpoints and a worker, the default), or a
-// worker that joins a cluster (--role worker).
-var role = new ConfigurationBuilder()
-    .AddJsonFile("appsettings.json", optional: true)
-    .AddEnvironmentVariables()
-    .AddServeCommandLine(args)
-    .Build()["Serve:Role"] ?? "standalone";
-switch (role)
+return await RunWorkerAsync(args);
+
+// A worker node: model replicas on this machine's devices, in the cluster of the gateways it is seeded with.
+static async Task<int> RunWorkerAsync(string[] args)
 {
-    case "standalone":
-        var web = WebApplication.CreateBuilder(args);
-        web.AddServeConfiguration(args);
-        web.AddServeGateway(defaultModel: true);
-        web.Services.AddServeWorker(web.Configuration);
-        web.Services.AddServeCluster(web.Configuration, [ServeRoles.Gateway, ServeRoles.Worker], (akka, services) => akka
-            .WithServeWorker(services, hostsRegistry: true)
-            .WithServeGateway(services, hostsReplicas: true));
-        var app = web.Build();
-        app.MapServeGateway();
-        await app.RunAsync();
-        break;
-
-    case "worker":
-        var host = Host.CreateApplicationBuilder(args);
-        host.AddServeConfiguration(args);
-        host.Services.AddServeWorker(host.Configuration);
-        host.Services.AddServeCluster(host.Configuration, [ServeRoles.Worker], (akka, services) => akka
-            .WithServeWorker(services, hostsRegistry: false));
-        await host.Build().RunAsync();
-        break;
-
-    default:
-        await Console.Error.WriteLineAsync($"--role must be 'standalone' or 'worker', not '{role}'");
-        return 2;
+    var builder = Host.CreateApplicationBuilder(args);
+    builder.AddServeConfiguration(args);
+    builder.Services.AddServeWorker(builder.Configuration);
+    builder.Services.AddServeCluster(builder.Configuration, [ServeRoles.Worker], (akka, services) => akka
+        .WithServeWorker(services, hostsRegistry: false));
+    await builder.Build().RunAsync();
+    return 0;
 }
-
-return 0;

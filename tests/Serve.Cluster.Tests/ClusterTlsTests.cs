@@ -55,7 +55,7 @@ public sealed class ClusterTlsTests(ITestOutputHelper output)
                 "--grpc-management-address", $"http://127.0.0.1:{ports[4]}", "--cluster-port", Port(ports[5]), "--seed", seed,
                 "--model-store", store, "--models", "tiny=tiny.pt", "--data-dir", Path.Combine(store, "data"));
             await using var worker = ServeProcess.Start("worker", ServeProcess.BuiltDll("Node", "Serve.Node.dll"), Tls(cluster, nextThumbprint),
-                "--role", "worker", "--cluster-port", Port(ports[6]), "--seed", seed, "--model-store", store);
+                "--cluster-port", Port(ports[6]), "--seed", seed, "--model-store", store);
 
             using var inference = KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[0]}"), keys.Inference, TimeSpan.FromSeconds(30));
             using var management = KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[1]}"), keys.Management, TimeSpan.FromSeconds(30));
@@ -65,12 +65,12 @@ public sealed class ClusterTlsTests(ITestOutputHelper output)
             output.WriteLine($"the worker with the cluster's certificate joined and served within {joined.Elapsed.TotalSeconds:0.0} s");
 
             await using var rotated = ServeProcess.Start("rotated", ServeProcess.BuiltDll("Node", "Serve.Node.dll"), Tls(next, clusterThumbprint),
-                "--role", "worker", "--cluster-port", Port(ports[8]), "--seed", seed, "--model-store", store);
+                "--cluster-port", Port(ports[8]), "--seed", seed, "--model-store", store);
             await Waiting.UntilAsync(async () => await MemberStatusAsync(management, ports[8], token) == "Up", Timeout,
                 "the worker with the next certificate to be Up", () => gateway.Tail() + rotated.Tail());
 
             await using var intruder = ServeProcess.Start("intruder", ServeProcess.BuiltDll("Node", "Serve.Node.dll"), Tls(other),
-                "--role", "worker", "--cluster-port", Port(ports[7]), "--seed", seed, "--model-store", store);
+                "--cluster-port", Port(ports[7]), "--seed", seed, "--model-store", store);
             var watch = Stopwatch.StartNew();
             while (watch.Elapsed < IntruderWatch)
             {

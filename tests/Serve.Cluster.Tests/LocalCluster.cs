@@ -87,7 +87,6 @@ public sealed class LocalCluster : IAsyncDisposable
             var name = $"worker-{i + 1}";
             cluster._processes.Add(ServeProcess.Start(name, ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
                 new Dictionary<string, string> { ["Serve__Node__Name"] = name },
-                "--role", "worker",
                 "--cluster-port", Port(ports[6 + i]),
                 "--seed", seed,
                 "--model-store", store));

@@ -35,7 +35,7 @@ public sealed class StandaloneServer : IAsyncDisposable
     {
         var keys = KeyFiles.Write(Path.Combine(dataDirectory, "key_file.json"));
         var ports = FreePorts.Take(5);
-        var process = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Node", "Serve.Node.dll"), environment ?? new Dictionary<string, string>(),
+        var process = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Standalone", "Serve.Standalone.dll"), environment ?? new Dictionary<string, string>(),
         [
             .. arguments, "--cluster-port", "0", "--data-dir", dataDirectory,
             "--inference-address", $"http://127.0.0.1:{ports[0]}", "--management-address", $"http://127.0.0.1:{ports[1]}",

@@ -40,7 +40,7 @@ public sealed class TlsTests
                 model_store={store}
                 load_models=tiny=tiny.pt
                 """, token);
-            await using var server = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
+            await using var server = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Standalone", "Serve.Standalone.dll"),
                 "--ts-config", config, "--cluster-port", "0", "--data-dir", Path.Combine(store, "data"));
 
             // Clients trust exactly this certificate, as a client given the server's certificate would.
@@ -94,7 +94,7 @@ public sealed class TlsTests
             var config = Path.Combine(store, "config.properties");
             await File.WriteAllTextAsync(config,
                 "inference_address=https://127.0.0.1:0\ncertificate_file=/nonexistent/cert.pem\nprivate_key_file=/nonexistent/key.pem\n", token);
-            await using var server = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
+            await using var server = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Standalone", "Serve.Standalone.dll"),
                 new Dictionary<string, string> { ["TS_CONFIG_FILE"] = config },
                 "--cluster-port", "0", "--data-dir", Path.Combine(store, "data"));
             await Waiting.UntilAsync(() => server.HasExited, Timeout, "the server to refuse to start", () => server.Tail());

@@ -40,7 +40,7 @@ public sealed class TorchServeConfigFileTests(ITestOutputHelper output)
                 """, token);
 
             var keys = KeyFiles.Write(Path.Combine(store, "data", "key_file.json"));
-            await using var server = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
+            await using var server = ServeProcess.Start("standalone", ServeProcess.BuiltDll("Standalone", "Serve.Standalone.dll"),
                 new Dictionary<string, string>
                 {
                     ["SERVE_TEST_STORE"] = store,

@@ -92,15 +92,14 @@ public sealed class ClusterConfigurationTests
     }
 
     [Fact]
-    public void Workers_run_the_worker_role_and_start_after_the_gateway()
+    public void Workers_run_the_worker_image_and_start_after_the_gateway()
     {
         var problems = new List<string>();
         foreach (var worker in Deployment.Workers)
         {
-            var role = Deployment.EffectiveEnvironment(worker).GetValueOrDefault("Serve__Role");
-            if (role != "worker")
+            if (worker.BuildDockerfile != "docker/Dockerfile.worker")
             {
-                problems.Add($"{worker}: Serve__Role={role ?? "(unset)"}: Serve.Node's default is standalone (a gateway of its own)");
+                problems.Add($"{worker}: builds {worker.BuildDockerfile ?? "(nothing)"}, not docker/Dockerfile.worker (Serve.Node, the worker)");
             }
 
             if (!worker.DependsOn.Contains(Deployment.GatewayService))

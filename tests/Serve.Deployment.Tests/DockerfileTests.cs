@@ -54,9 +54,9 @@ public sealed class DockerfileTests
         }
 
         var final = dockerfile.FinalStage.Image;
-        if (!final.StartsWith("mcr.microsoft.com/dotnet/aspnet:", StringComparison.Ordinal))
+        if (!final.StartsWith("mcr.microsoft.com/dotnet/aspnet:", StringComparison.Ordinal) && !final.StartsWith("mcr.microsoft.com/dotnet/runtime:", StringComparison.Ordinal))
         {
-            problems.Add($"{dockerfile.FinalStage.From}: the final stage should be mcr.microsoft.com/dotnet/aspnet (no SDK in the image)");
+            problems.Add($"{dockerfile.FinalStage.From}: the final stage should be mcr.microsoft.com/dotnet/aspnet or runtime (no SDK in the image)");
         }
 
         if (!dockerfile.Stages.SkipLast(1).Any(s => s.Image.StartsWith("mcr.microsoft.com/dotnet/sdk:", StringComparison.Ordinal)))
@@ -194,6 +194,31 @@ public sealed class DockerfileTests
             ports.Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture)).Where(p => !exposed.Contains(p)).Select(p => $"EXPOSE {p} is missing"),
             $"{path}: exposed ports");
         Assert.True(runtime.Instructions.Any(i => i.Keyword == "HEALTHCHECK"), $"{path}: the image should carry a HEALTHCHECK for plain docker run");
+    }
+
+    [Theory]
+    [InlineData("docker/Dockerfile.worker", "src/Gateway", "TorchSharp")]
+    [InlineData("docker/Dockerfile.gateway", "src/Node", "Grpc.AspNetCore")]
+    public void Each_image_carries_only_its_own_process(string path, string otherProcess, string ownPackage)
+    {
+        var dockerfile = Dockerfile.Load(Path.Combine(Deployment.Root, path));
+        var (_, publish) = Single(dockerfile, "publish", path);
+        var closure = ProjectFiles.Closure(Deployment.Root, publish.Project!);
+        var problems = new List<string>();
+        problems.AddRange(closure.Where(p => p.StartsWith(otherProcess + "/", StringComparison.Ordinal))
+            .Select(p => $"{publish.Project} builds {p}: the other process's code must not be in this image"));
+        problems.AddRange(dockerfile.Copies().Where(c => c.From is null).SelectMany(c => c.Sources)
+            .Where(s => s.Trim('/') == "src" || s.Trim('/').StartsWith(otherProcess, StringComparison.Ordinal))
+            .Select(s => $"COPY {s}: copies {otherProcess}'s sources into this image"));
+        var packages = closure.SelectMany(p => ProjectFiles.PackageReferences(Deployment.Root, p)).ToHashSet(StringComparer.Ordinal);
+        if (!packages.Contains(ownPackage))
+        {
+            problems.Add($"{publish.Project}'s projects reference no {ownPackage}: the check looks at the wrong projects");
+        }
+
+        string[] foreign = path.EndsWith("worker", StringComparison.Ordinal) ? ["Grpc.AspNetCore", "Npgsql", "Microsoft.Data.Sqlite"] : ["TorchSharp", "libtorch-cpu-linux-x64"];
+        problems.AddRange(foreign.Where(packages.Contains).Select(p => $"{publish.Project}'s projects reference {p}, which belongs to the other process"));
+        Deployment.AssertNone(problems, $"{path}: what the image carries");
     }
 
     [Fact]

@@ -112,6 +112,10 @@ public static class ProjectFiles
         return found;
     }
 
+    /// <summary>The packages a project references itself (its PackageReference items, whatever their condition).</summary>
+    public static IEnumerable<string> PackageReferences(string root, string project) =>
+        Load(root, project).Descendants("PackageReference").Select(r => (string?)r.Attribute("Include")).OfType<string>();
+
     public static string AssemblyName(string root, string project) =>
         Load(root, project).Descendants("AssemblyName").Select(e => e.Value.Trim()).FirstOrDefault()
             ?? Path.GetFileNameWithoutExtension(project);

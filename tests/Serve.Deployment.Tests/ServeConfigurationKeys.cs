@@ -4,16 +4,13 @@ namespace Serve.Deployment.Tests;
 
 /// <summary>
 /// The configuration keys Serve reads, as environment variable names. This list mirrors GatewayOptions and
-/// ArchiveTrustOptions (src/Gateway/Hosting), ServeClusterOptions (src/Actors/Hosting), NodeOptions
-/// (src/Node/Hosting) and Serve:Role (src/Node/Program.cs): when a key is added or renamed there, change it here too.
+/// ArchiveTrustOptions (src/Gateway/Hosting), ServeClusterOptions (src/Actors/Hosting) and NodeOptions
+/// (src/Node/Hosting): when a key is added or renamed there, change it here too.
 /// </summary>
 public static partial class ServeConfigurationKeys
 {
     public static readonly HashSet<string> Known = new(StringComparer.OrdinalIgnoreCase)
     {
-        // Serve.Node: standalone (default) or worker.
-        "Serve__Role",
-
         // GatewayOptions (section Serve).
         "Serve__InferenceAddress",
         "Serve__ManagementAddress",

@@ -1,3 +1,4 @@
+using Serve.Actors.Configuration;
 using GrpcCode = Grpc.Core.StatusCode;
 using System.Net;
 using Microsoft.Extensions.Configuration;

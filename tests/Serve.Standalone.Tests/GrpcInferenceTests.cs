@@ -10,7 +10,7 @@ using Grpc.Reflection.V1Alpha;
 using Serve.Gateway.Grpc.Oip;
 using Serve.Gateway.Grpc.TorchServe;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>
 /// TorchServe's and the Open Inference Protocol's gRPC inference services, health and reflection, against

@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>A start-up model whose file is not TorchScript: the failure is visible and others keep serving.</summary>
 public sealed class FailingModelTests : IClassFixture<FailingModelTests.Factory>

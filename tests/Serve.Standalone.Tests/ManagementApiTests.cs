@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>TorchServe's management API against the real standalone server, with the model API enabled.</summary>
 public sealed class ManagementApiTests(ManagementApiTests.Factory serve) : IClassFixture<ManagementApiTests.Factory>

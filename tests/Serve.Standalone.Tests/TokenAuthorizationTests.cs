@@ -9,7 +9,7 @@ using Serve.Gateway.Grpc.TorchServe;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Security;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>Token authorization, on by default, against the real standalone server in memory: hostile callers first.</summary>
 public sealed class TokenAuthorizationTests(TokenAuthorizationTests.Factory serve) : IClassFixture<TokenAuthorizationTests.Factory>, IAsyncLifetime

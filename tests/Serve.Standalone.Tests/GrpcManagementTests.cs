@@ -4,7 +4,7 @@ using Grpc.Core;
 using Serve.Gateway.Grpc.Management;
 using Serve.Gateway.Grpc.Oip;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>
 /// TorchServe's gRPC management service (the HTTP management API's rules, the same JSON in msg) and

@@ -5,7 +5,7 @@ using Grpc.Core;
 using Serve.Gateway.Grpc.TorchServe;
 using Serve.Gateway.Grpc.Oip;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>
 /// Inputs bind to the model's inputs by name over every protocol, and every output comes back under its

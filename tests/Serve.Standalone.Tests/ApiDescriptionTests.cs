@@ -11,7 +11,7 @@ using Microsoft.OpenApi.Readers;
 using Microsoft.OpenApi.Validations;
 using Serve.Gateway.Hosting;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>
 /// TorchServe's API description (<c>OPTIONS /</c>, <c>GET /api-description</c>) on each listener: a valid

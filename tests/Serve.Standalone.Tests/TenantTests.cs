@@ -5,7 +5,7 @@ using Serve.Gateway.Grpc.Oip;
 using Serve.Gateway.Grpc.TorchServe;
 using Serve.Gateway.Security;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>Tenants from configuration: their keys, rate and concurrency quotas through the gateway, and their usage.</summary>
 public sealed class TenantTests(TenantTests.Factory serve) : IClassFixture<TenantTests.Factory>, IAsyncLifetime

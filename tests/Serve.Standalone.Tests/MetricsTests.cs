@@ -1,3 +1,4 @@
+using Serve.Actors.Configuration;
 using System.Globalization;
 using System.Net;
 using System.Text.RegularExpressions;
@@ -13,7 +14,7 @@ using Serve.Gateway.Security;
 using GrpcCode = Grpc.Core.StatusCode;
 using RpcException = Grpc.Core.RpcException;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>
 /// <c>GET /metrics</c> on the metrics listener, end to end through the real server: TorchServe's per-model

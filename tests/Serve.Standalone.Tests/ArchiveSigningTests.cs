@@ -1,3 +1,4 @@
+using Serve.Actors.Configuration;
 using System.IO.Compression;
 using System.Net;
 using System.Text;
@@ -5,7 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Serve.Archive;
 using Serve.Gateway.Hosting;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>
 /// A server that accepts only archives signed by its trusted key (Serve:Archives): signed archives register

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>The Open Inference Protocol's REST API against the real standalone server, in memory.</summary>
 public sealed class OipApiTests(ServeFactory serve) : IClassFixture<ServeFactory>, IAsyncLifetime

@@ -1,6 +1,6 @@
-using Serve.Gateway.Hosting;
+using Serve.Actors.Configuration;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Actors.Tests;
 
 public sealed class TorchServeConfigTests
 {

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Serve.Gateway.Hosting;
+namespace Serve.Actors.Configuration;
 
 /// <summary>What reading a TorchServe config.properties gave: Serve's settings, and the keys it did not apply, with why.</summary>
 public sealed record TorchServeConfigResult(

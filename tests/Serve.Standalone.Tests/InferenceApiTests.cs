@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>TorchServe's inference API against the real standalone server, in memory.</summary>
 public sealed class InferenceApiTests(ServeFactory serve) : IClassFixture<ServeFactory>, IAsyncLifetime

@@ -5,7 +5,7 @@ using System.Text.Json;
 using Serve.Archive;
 using Serve.Gateway.Management;
 
-namespace Serve.Gateway.Tests;
+namespace Serve.Standalone.Tests;
 
 /// <summary>
 /// TorchServe model archives through the management API and at start-up: settings precedence, unpacked

@@ -1,4 +1,6 @@
-namespace Serve.Gateway.Hosting;
+using Microsoft.Extensions.Configuration;
+
+namespace Serve.Actors.Configuration;
 
 /// <summary>Command-line switches (TorchServe's where they exist) and the configuration keys they set.</summary>
 public static class CommandLine
@@ -14,7 +16,6 @@ public static class CommandLine
         ["--metrics-address"] = "Serve:MetricsAddress",
         ["--grpc-inference-address"] = "Serve:GrpcInferenceAddress",
         ["--grpc-management-address"] = "Serve:GrpcManagementAddress",
-        ["--role"] = "Serve:Role",
         ["--cluster-host"] = "Serve:Cluster:Hostname",
         ["--cluster-port"] = "Serve:Cluster:Port",
         ["--seed"] = "Serve:Cluster:Seeds:0",
