@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using Serve.Actors.Protocol;
 using Serve.Archive;
@@ -12,62 +13,132 @@ namespace Serve.Archiver;
 /// </summary>
 public static class ArchiverCommand
 {
-    private const string Usage = """
-        usage: serve-archiver --model-name NAME --serialized-file MODEL.pt --handler HANDLER
-                              [--version 1.0] [--config-file model-config.yaml] [--extra-files a.json,b.txt]
-                              [--export-path DIR] [--archive-format default|no-archive] [-f|--force]
-                              [--sign-key KEY.pem]
-               serve-archiver keygen --out PREFIX [--algorithm ALGORITHM]
-
-        Makes NAME.mar (TorchServe's archive layout) in the export path (default: the current directory).
-        --serialized-file  a TorchScript file written by torch.jit.save (.pt, .pth, .ts)
-        --handler          a built-in handler: HANDLERS
-        --archive-format   default: a .mar zip; no-archive: a directory NAME with the same layout
-        --sign-key         sign the archive (MAR-INF/SIGNATURE.json) with this private key (PEM: ECDSA P-256 or
-                           P-384, or Ed25519); servers that trust its public key (Serve:Archives:TrustedKeys) verify it
-
-        keygen writes a new key pair: PREFIX.key.pem (the private key, readable by its owner only; keep it
-        with the signer) and PREFIX.pub.pem (the public key, for servers). ALGORITHM: ALGORITHMS.
-        """;
-
     public static int Run(string[] args, TextWriter output, TextWriter errors, bool interactive)
     {
-        if (args.Length == 0 || args.Contains("-h") || args.Contains("--help"))
+        var command = Command(errors, interactive);
+        var configuration = new InvocationConfiguration { Output = output, Error = errors };
+        if (args.Length == 0)
         {
-            output.WriteLine(Usage.Replace("HANDLERS", string.Join(", ", BuiltInHandlers.All), StringComparison.Ordinal)
-                .Replace("ALGORITHMS", string.Join(", ", SignatureAlgorithms.All) + $" (default {SignatureAlgorithms.EcdsaP256})", StringComparison.Ordinal));
-            return args.Length == 0 ? 2 : 0;
+            command.Parse(["--help"]).Invoke(configuration);
+            return 2;
         }
 
-        try
+        var parsed = command.Parse(args);
+        if (parsed.Errors.Count > 0)
         {
-            if (args[0] == "keygen")
+            foreach (var error in parsed.Errors)
             {
-                KeyGen(Parse(args[1..], KeyGenOptions), output);
-                return 0;
+                errors.WriteLine($"serve-archiver: {error.Message} (see --help)");
             }
 
-            var options = Parse(args, Known);
-            var contents = Check(options);
+            return 1;
+        }
+
+        return parsed.Invoke(configuration);
+    }
+
+    /// <summary>torch-model-archiver's options (and its short names), plus Serve's --sign-key and keygen.</summary>
+    private static RootCommand Command(TextWriter errors, bool interactive)
+    {
+        var modelName = new Option<string>("--model-name") { Description = "the model's name", Required = true };
+        var version = new Option<string>("--version", "-v") { Description = "the model's version", DefaultValueFactory = _ => "1.0" };
+        var serializedFile = new Option<string>("--serialized-file")
+        {
+            Description = $"a TorchScript file written by torch.jit.save ({string.Join(", ", ModelArchive.ModelFileExtensions)})",
+            Required = true,
+        };
+        var handler = new Option<string>("--handler") { Description = $"a built-in handler: {string.Join(", ", BuiltInHandlers.All)}", Required = true };
+        var configFile = new Option<string?>("--config-file", "-c") { Description = "a model-config.yaml (TorchServe's keys)" };
+        var extraFiles = new Option<string?>("--extra-files") { Description = "more files, comma-separated (e.g. index_to_name.json)" };
+        var exportPath = new Option<string>("--export-path") { Description = "where to write the archive", DefaultValueFactory = _ => "." };
+        var archiveFormat = new Option<string>("--archive-format")
+        {
+            Description = "default: a .mar zip; no-archive: a directory NAME with the same layout",
+            DefaultValueFactory = _ => "default",
+        };
+        var force = new Option<bool>("--force", "-f") { Description = "replace an existing archive" };
+        var signKey = new Option<string?>("--sign-key")
+        {
+            Description = "sign the archive (MAR-INF/SIGNATURE.json) with this private key (PEM: ECDSA P-256 or P-384, or "
+                          + "Ed25519); servers that trust its public key (Serve:Archives:TrustedKeys) verify it",
+        };
+        // Taken so that they can be refused with the reason, not as unknown options.
+        var modelFile = new Option<string?>("--model-file") { Description = "refused: Serve never runs Python from an archive" };
+        var requirementsFile = new Option<string?>("--requirements-file", "-r") { Description = "refused: Serve installs no Python packages" };
+        var runtime = new Option<string?>("--runtime") { Description = "accepted for torch-model-archiver's scripts; Serve has one runtime" };
+
+        var root = new RootCommand("Makes NAME.mar (TorchServe's archive layout) from a TorchScript file and a built-in handler.");
+        foreach (var builtIn in root.Options.OfType<VersionOption>().ToList())
+        {
+            root.Options.Remove(builtIn); // -v / --version is the model's version, as in torch-model-archiver
+        }
+
+        Option[] options = [modelName, version, serializedFile, handler, configFile, extraFiles, exportPath, archiveFormat, force, signKey,
+            modelFile, requirementsFile, runtime];
+        foreach (var option in options)
+        {
+            root.Options.Add(option);
+        }
+
+        root.SetAction(parsed => Failing(errors, () =>
+        {
+            if (parsed.GetValue(modelFile) is { } eager)
+            {
+                throw new ArchiveException($"--model-file {eager}: Serve never runs Python from an archive, so eager models cannot be served; " +
+                                           "export the model with torch.jit.script or torch.jit.trace and pass it as --serialized-file");
+            }
+
+            if (parsed.GetValue(requirementsFile) is not null)
+            {
+                throw new ArchiveException("--requirements-file: Serve installs no Python packages; archives carry no code");
+            }
+
+            var format = parsed.GetValue(archiveFormat)!;
+            var contents = Check(parsed.GetValue(modelName)!, parsed.GetValue(version)!, parsed.GetValue(handler)!,
+                parsed.GetValue(serializedFile)!, format, parsed.GetValue(configFile), parsed.GetValue(extraFiles));
             // Read before anything is written: a bad key fails with no half-made archive.
-            using var signer = options.GetValueOrDefault("--sign-key") is { } key ? SigningKey.Load(key) : null;
-            var target = Path.Combine(options.GetValueOrDefault("--export-path") ?? ".",
-                contents.ModelName + (options.GetValueOrDefault("--archive-format") == "no-archive" ? string.Empty : ".mar"));
-            var force = options.ContainsKey("--force");
+            using var signer = parsed.GetValue(signKey) is { } key ? SigningKey.Load(key) : null;
+            var target = Path.Combine(parsed.GetValue(exportPath)!, contents.ModelName + (format == "no-archive" ? string.Empty : ".mar"));
             var total = new[] { contents.SerializedFile, contents.ConfigFile }.OfType<string>().Concat(contents.ExtraFiles)
                 .Where(File.Exists).Sum(f => new FileInfo(f).Length);
             var progress = new ConsoleProgress(errors, Path.GetFileName(target), total, interactive);
-            if (options.GetValueOrDefault("--archive-format") == "no-archive")
+            if (format == "no-archive")
             {
-                ArchiveWriter.WriteDirectory(target, contents, progress, force, signer);
+                ArchiveWriter.WriteDirectory(target, contents, progress, parsed.GetValue(force), signer);
             }
             else
             {
-                ArchiveWriter.Write(target, contents, progress, force, signer);
+                ArchiveWriter.Write(target, contents, progress, parsed.GetValue(force), signer);
             }
 
             progress.Done();
-            output.WriteLine(Path.GetFullPath(target));
+            parsed.InvocationConfiguration.Output.WriteLine(Path.GetFullPath(target));
+        }));
+
+        var keyOut = new Option<string>("--out")
+        {
+            Description = "writes PREFIX.key.pem (the private key, readable by its owner only) and PREFIX.pub.pem (the public key, for servers)",
+            Required = true,
+            HelpName = "PREFIX",
+        };
+        var algorithm = new Option<string>("--algorithm")
+        {
+            Description = $"{string.Join(", ", SignatureAlgorithms.All)}",
+            DefaultValueFactory = _ => SignatureAlgorithms.EcdsaP256,
+        };
+        var keygen = new Command("keygen", "Writes a new key pair for signing archives.") { keyOut, algorithm };
+        keygen.SetAction(parsed => Failing(errors, () =>
+            KeyGen(parsed.GetValue(keyOut)!, parsed.GetValue(algorithm)!, parsed.InvocationConfiguration.Output)));
+        root.Subcommands.Add(keygen);
+        return root;
+    }
+
+    /// <summary>Runs <paramref name="work"/>: 0, or 1 with the reason when the archive or key cannot be made.</summary>
+    private static int Failing(TextWriter errors, Action work)
+    {
+        try
+        {
+            work();
             return 0;
         }
         catch (Exception error) when (error is ArchiveException or IOException or UnauthorizedAccessException)
@@ -77,98 +148,46 @@ public static class ArchiverCommand
         }
     }
 
-    private static readonly string[] Known =
-    [
-        "--model-name", "--version", "--serialized-file", "--handler", "--config-file", "--extra-files", "--export-path",
-        "--archive-format", "--model-file", "--requirements-file", "--runtime", "--sign-key",
-    ];
-
-    private static readonly string[] KeyGenOptions = ["--out", "--algorithm"];
-
-    private static Dictionary<string, string> Parse(string[] args, string[] known)
-    {
-        var options = new Dictionary<string, string>(StringComparer.Ordinal);
-        for (var i = 0; i < args.Length; i++)
-        {
-            var name = args[i] switch { "-v" => "--version", "-f" => "--force", "-c" => "--config-file", var other => other };
-            if (name == "--force")
-            {
-                options[name] = "true";
-                continue;
-            }
-
-            if (!known.Contains(name))
-            {
-                throw new ArchiveException($"unknown option '{args[i]}' (see --help)");
-            }
-
-            if (i + 1 >= args.Length)
-            {
-                throw new ArchiveException($"{name} needs a value");
-            }
-
-            options[name] = args[++i];
-        }
-
-        return options;
-    }
-
     /// <summary>The archive's contents, or why Serve would refuse it.</summary>
-    private static ArchiveContents Check(Dictionary<string, string> options)
+    private static ArchiveContents Check(string name, string version, string handler, string model, string format, string? configFile,
+        string? extraFiles)
     {
-        if (options.GetValueOrDefault("--model-file") is { } eager)
-        {
-            throw new ArchiveException($"--model-file {eager}: Serve never runs Python from an archive, so eager models cannot be served; " +
-                                       "export the model with torch.jit.script or torch.jit.trace and pass it as --serialized-file");
-        }
-
-        if (options.ContainsKey("--requirements-file"))
-        {
-            throw new ArchiveException("--requirements-file: Serve installs no Python packages; archives carry no code");
-        }
-
-        var name = Required(options, "--model-name");
         if (!ModelNames.IsValid(name))
         {
             throw new ArchiveException($"--model-name '{name}' is invalid: use {ModelNames.Rule}");
         }
 
-        var version = options.GetValueOrDefault("--version") ?? "1.0";
         if (!ModelNames.IsValid(version))
         {
             throw new ArchiveException($"--version '{version}' is invalid: use {ModelNames.Rule}");
         }
 
-        var handler = Required(options, "--handler");
         if (BuiltInHandlers.Problem(handler) is { } problem)
         {
             throw new ArchiveException($"--handler: {problem}");
         }
 
-        var model = Required(options, "--serialized-file");
         if (!ModelArchive.ModelFileExtensions.Contains(Path.GetExtension(model), StringComparer.OrdinalIgnoreCase))
         {
             throw new ArchiveException($"--serialized-file {model} is not TorchScript ({string.Join(", ", ModelArchive.ModelFileExtensions)} written by torch.jit.save)");
         }
 
-        if (options.GetValueOrDefault("--archive-format") is { } format && format is not ("default" or "no-archive"))
+        if (format is not ("default" or "no-archive"))
         {
             throw new ArchiveException($"--archive-format must be default or no-archive, not '{format}'");
         }
 
-        var extra = (options.GetValueOrDefault("--extra-files") ?? string.Empty)
-            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        return new ArchiveContents(name, version, model, handler, options.GetValueOrDefault("--config-file"), extra);
+        var extra = (extraFiles ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return new ArchiveContents(name, version, model, handler, configFile, extra);
     }
 
     /// <summary>
     /// Writes a new key pair, never over an existing file; the private key is created owner-only (0600), so it
     /// is never readable by others, not even for a moment.
     /// </summary>
-    private static void KeyGen(Dictionary<string, string> options, TextWriter output)
+    private static void KeyGen(string prefix, string algorithm, TextWriter output)
     {
-        var prefix = Required(options, "--out");
-        using var key = SigningKey.Create(options.GetValueOrDefault("--algorithm") ?? SignatureAlgorithms.EcdsaP256);
+        using var key = SigningKey.Create(algorithm);
         var (privateFile, publicFile) = (prefix + ".key.pem", prefix + ".pub.pem");
         foreach (var file in new[] { privateFile, publicFile }.Where(f => File.Exists(f) || Directory.Exists(f)))
         {
@@ -190,9 +209,6 @@ public static class ArchiverCommand
         output.WriteLine($"{Path.GetFullPath(privateFile)}: private key ({key.Algorithm}), for serve-archiver --sign-key; keep it secret");
         output.WriteLine($"{Path.GetFullPath(publicFile)}: public key {key.Id}, for servers' Serve:Archives:TrustedKeys");
     }
-
-    private static string Required(Dictionary<string, string> options, string name) =>
-        options.GetValueOrDefault(name) ?? throw new ArchiveException($"{name} is required (see --help)");
 
     /// <summary>Bytes archived so far: a line redrawn in place on a terminal, every 10% otherwise.</summary>
     private sealed class ConsoleProgress(TextWriter errors, string target, long total, bool interactive) : IProgress<long>

@@ -80,7 +80,7 @@ public sealed class ArchiverCommandTests : IDisposable
     [InlineData("--model-name", "../escape", "--model-name '../escape' is invalid")]
     [InlineData("--archive-format", "tgz", "--archive-format must be default or no-archive, not 'tgz'")]
     [InlineData("--extra-files", "missing.json", "missing.json does not exist")]
-    [InlineData("--colour", "blue", "unknown option '--colour'")]
+    [InlineData("--colour", "blue", "Unrecognized command or argument '--colour'")]
     public void Refuses_what_serve_would_refuse_and_writes_nothing(string option, string value, string message)
     {
         var args = Valid().ToList();
@@ -183,7 +183,29 @@ public sealed class ArchiverCommandTests : IDisposable
     {
         var (code, output, _) = Archive("--help");
         Assert.Equal(0, code);
-        Assert.Contains("--handler          a built-in handler: tensor, image_classifier, text_classifier, object_detector, image_segmenter", output, StringComparison.Ordinal);
+        Assert.Contains("--handler", output, StringComparison.Ordinal);
+        Assert.Contains("a built-in handler: tensor, image_classifier, text_classifier, object_detector, image_segmenter", output, StringComparison.Ordinal);
+        Assert.Contains("keygen", output, StringComparison.Ordinal);
         Assert.Equal(2, Archive().Code);
+    }
+
+    [Fact]
+    public void A_missing_option_is_named_and_nothing_is_written()
+    {
+        var args = Valid().ToList();
+        args.RemoveRange(args.IndexOf("--handler"), 2);
+        var (code, output, errors) = Archive([.. args]);
+        Assert.Equal(1, code);
+        Assert.Empty(output);
+        Assert.Contains("Option '--handler' is required", errors, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(_work, "*.mar*"));
+    }
+
+    [Fact]
+    public void The_archiver_depends_on_the_archive_library_alone()
+    {
+        var references = typeof(ArchiverCommand).Assembly.GetReferencedAssemblies().Select(a => a.Name!).ToList();
+        Assert.Contains("Serve.Archive", references);
+        Assert.DoesNotContain(references, name => name.StartsWith("Akka", StringComparison.Ordinal) || name == "Serve.Actors");
     }
 }
