@@ -159,6 +159,77 @@ public sealed class GatewayEdgeTests(GatewayFactory gateway) : IClassFixture<Gat
     }
 
     [Fact]
+    public async Task Every_protocol_words_a_too_large_answer_the_same()
+    {
+        gateway.Replicas.Answer = (_, _) => Task.FromResult<InferenceReply>(new InferenceSucceeded("r",
+            new TensorOutput([new NamedTensor("y", TensorDataType.UINT8, [150_000], new byte[150_000])]),
+            new InferenceTiming(1, 1, 1, "echo/1.0/0", "cpu:0")));
+        const string expected = "more than max_response_size (100000 bytes)";
+        using var client = gateway.Inference();
+
+        using var rest = await client.PostAsync("/v2/models/echo/infer",
+            Json.Body("""{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}"""), Token);
+        Assert.Equal((HttpStatusCode)507, rest.StatusCode);
+        Assert.Contains(expected, (await Json.ReadAsync(rest)).GetProperty("error").GetString());
+
+        var oip = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.GrpcInference());
+        var request = new ModelInferRequest { ModelName = "echo" };
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor
+        {
+            Name = "x", Datatype = "FP32", Shape = { 1 }, Contents = new InferTensorContents { Fp32Contents = { 1 } },
+        });
+        var grpc = await Assert.ThrowsAsync<RpcException>(() => oip.ModelInferAsync(request, cancellationToken: Token).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, grpc.StatusCode);
+        Assert.StartsWith("The response is ", grpc.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains(expected, grpc.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_version_the_lookup_resolved_is_the_one_the_replica_is_asked_for()
+    {
+        using var client = gateway.Inference();
+        using var byDefault = await client.PostAsync("/predictions/echo", Json.Body("[1]"), Token);
+        Assert.Equal(HttpStatusCode.OK, byDefault.StatusCode);
+        Assert.Equal(("echo", "1.0"), (gateway.Replicas.Last.Model, gateway.Replicas.Last.Version));
+
+        using var named = await client.PostAsync("/predictions/echo/1.0", Json.Body("[1]"), Token);
+        Assert.Equal(HttpStatusCode.OK, named.StatusCode);
+        Assert.Equal("1.0", gateway.Replicas.Last.Version);
+    }
+
+    [Fact]
+    public async Task An_unknown_version_gets_torchserves_message_in_every_protocol_and_no_replica_is_asked()
+    {
+        const string expected = "Model version: 9.9 does not exist for model: echo";
+        var before = gateway.Replicas.Calls.Count;
+        using var client = gateway.Inference();
+
+        using var http = await client.PostAsync("/predictions/echo/9.9", Json.Body("[1]"), Token);
+        Assert.Equal((HttpStatusCode.NotFound, expected), (http.StatusCode, (await Json.ReadAsync(http)).GetProperty("message").GetString()));
+
+        using var rest = await client.PostAsync("/v2/models/echo/versions/9.9/infer",
+            Json.Body("""{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}"""), Token);
+        Assert.Equal((HttpStatusCode.NotFound, expected), (rest.StatusCode, (await Json.ReadAsync(rest)).GetProperty("error").GetString()));
+
+        var predictions = new InferenceAPIsService.InferenceAPIsServiceClient(gateway.GrpcInference());
+        var torchServe = await Assert.ThrowsAsync<RpcException>(() => predictions.PredictionsAsync(new PredictionsRequest
+        {
+            ModelName = "echo", ModelVersion = "9.9", Input = { ["data"] = ByteString.CopyFromUtf8("[1]") },
+        }, cancellationToken: Token).ResponseAsync);
+        Assert.Equal((StatusCode.NotFound, expected), (torchServe.StatusCode, torchServe.Status.Detail));
+
+        var oip = new GRPCInferenceService.GRPCInferenceServiceClient(gateway.GrpcInference());
+        var request = new ModelInferRequest { ModelName = "echo", ModelVersion = "9.9" };
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor
+        {
+            Name = "x", Datatype = "FP32", Shape = { 1 }, Contents = new InferTensorContents { Fp32Contents = { 1 } },
+        });
+        var kserve = await Assert.ThrowsAsync<RpcException>(() => oip.ModelInferAsync(request, cancellationToken: Token).ResponseAsync);
+        Assert.Equal((StatusCode.NotFound, expected), (kserve.StatusCode, kserve.Status.Detail));
+        Assert.Equal(before, gateway.Replicas.Calls.Count);
+    }
+
+    [Fact]
     public async Task An_unknown_model_is_refused_before_any_replica_is_asked()
     {
         var before = gateway.Replicas.Calls.Count;

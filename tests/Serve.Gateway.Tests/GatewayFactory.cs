@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Serve.Actors.Protocol;
+using Serve.Actors.Registry;
 using Serve.Gateway.Inference;
 
 namespace Serve.Gateway.Tests;
@@ -52,7 +53,8 @@ public class GatewayFactory : InMemoryServer<Program>
 /// </summary>
 public sealed class ScriptedInferenceClient : IInferenceClient
 {
-    public sealed record Call(string Model, string? Version, InferenceInput Input, TenantTag Tenant, DateTimeOffset? Deadline);
+    /// <summary>A request as the gateway sent it: <paramref name="Version"/> is the version its lookup resolved.</summary>
+    public sealed record Call(string Model, string Version, InferenceInput Input, TenantTag Tenant, DateTimeOffset? Deadline);
 
     public ConcurrentQueue<Call> Calls { get; } = new();
 
@@ -60,9 +62,9 @@ public sealed class ScriptedInferenceClient : IInferenceClient
     public Func<Call, CancellationToken, Task<InferenceReply>> Answer { get; set; } = Echo;
 
     public async Task<InferenceReply> InferAsync(
-        string model, string? version, InferenceInput input, TenantTag tenant, DateTimeOffset? deadline, CancellationToken cancellationToken)
+        CatalogEntry model, InferenceInput input, TenantTag tenant, DateTimeOffset? deadline, CancellationToken cancellationToken)
     {
-        var call = new Call(model, version, input, tenant, deadline);
+        var call = new Call(model.Definition.Name, model.Definition.Version, input, tenant, deadline);
         Calls.Enqueue(call);
         return await Answer(call, cancellationToken);
     }
@@ -73,7 +75,7 @@ public sealed class ScriptedInferenceClient : IInferenceClient
             TensorInput tensors => new TensorOutput(tensors.Tensors),
             RawInput raw => new DocumentOutput("application/json", raw.Parts[0].Data),
             _ => throw new InvalidOperationException($"unexpected input {call.Input.GetType().Name}"),
-        }, new InferenceTiming(5, 7, 1, $"{call.Model}/1.0/0", "cpu:0")));
+        }, new InferenceTiming(5, 7, 1, $"{call.Model}/{call.Version}/0", "cpu:0")));
 
     /// <summary>The last request received, for a test that sent one.</summary>
     public Call Last => Calls.Last();

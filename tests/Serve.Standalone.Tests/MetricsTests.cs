@@ -1,9 +1,9 @@
-using Serve.Actors.Configuration;
 using System.Globalization;
 using System.Net;
 using System.Text.RegularExpressions;
 using Google.Protobuf;
 using Microsoft.Extensions.Options;
+using Serve.Actors.Configuration;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Gateway.Apis;
@@ -333,10 +333,10 @@ public sealed class MetricsUnitTests
     public void The_histogram_counts_each_answer_once_in_cumulative_buckets()
     {
         var metrics = Metrics();
-        var catalog = new CatalogView();
-        metrics.RecordInference("t", catalog, "m", "2.0", System.Diagnostics.Stopwatch.GetTimestamp(), Answer(100));
-        metrics.RecordInference("t", catalog, "m", "2.0", System.Diagnostics.Stopwatch.GetTimestamp() - 20 * System.Diagnostics.Stopwatch.Frequency, Answer(200));
-        metrics.RecordInference("t", catalog, "m", "2.0", System.Diagnostics.Stopwatch.GetTimestamp(), new InferenceFailed("r", new ServeError(ServeErrorKind.BadInput, "no")));
+        var model = Entry("m", "2.0");
+        metrics.RecordInference("t", model, System.Diagnostics.Stopwatch.GetTimestamp(), Answer(100));
+        metrics.RecordInference("t", model, System.Diagnostics.Stopwatch.GetTimestamp() - 20 * System.Diagnostics.Stopwatch.Frequency, Answer(200));
+        metrics.RecordInference("t", model, System.Diagnostics.Stopwatch.GetTimestamp(), new InferenceFailed("r", new ServeError(ServeErrorKind.BadInput, "no")));
 
         var scrape = Scrape.Parse(metrics.Render([]));
         (string, string)[] labels = [("model_name", "m"), ("model_version", "2.0")];
@@ -350,18 +350,20 @@ public sealed class MetricsUnitTests
     }
 
     [Fact]
-    public void The_version_is_the_answering_replicas_else_the_one_asked_for_else_default()
+    public void The_version_is_the_answering_replicas_else_the_one_the_request_resolved_to()
     {
         var metrics = Metrics();
         var refused = new InferenceFailed("r", new ServeError(ServeErrorKind.Overloaded, "full"));
-        metrics.RecordInference("t", new CatalogView(), "m", null, System.Diagnostics.Stopwatch.GetTimestamp(), Answer(1));
-        metrics.RecordInference("t", new CatalogView(), "m", null, System.Diagnostics.Stopwatch.GetTimestamp(), refused);
-        metrics.RecordInference("t", new CatalogView(), "m", "3.0", System.Diagnostics.Stopwatch.GetTimestamp(), refused);
+        metrics.RecordInference("t", Entry("m", "1.0"), System.Diagnostics.Stopwatch.GetTimestamp(), Answer(1));
+        metrics.RecordInference("t", Entry("m", "3.0"), System.Diagnostics.Stopwatch.GetTimestamp(), refused);
         var scrape = Scrape.Parse(metrics.Render([]));
         Assert.Equal(1, scrape.Value("ts_inference_requests_total", [("model_version", "2.0")]));
-        Assert.Equal(1, scrape.Value("ts_inference_requests_total", [("model_version", "default")]));
         Assert.Equal(1, scrape.Value("ts_inference_requests_total", [("model_version", "3.0")]));
+        Assert.DoesNotContain(scrape.Samples, s => s.Name == "ts_inference_requests_total" && s.Labels["model_version"] == "1.0");
     }
+
+    private static CatalogEntry Entry(string model, string version) =>
+        new(new ModelDefinition(model, version, new TorchScriptSource("m.pt"), BuiltInHandlers.Tensor, 1, 1, 0, 10, 30, null), true, []);
 
     [Theory]
     [InlineData("legacy", false)]

@@ -189,7 +189,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         else if (_definition is null)
         {
             _log.Warning("Replica {0}: the registry does not know model {1}; stopping", _replica, _replica.Key);
-            FailQueued(new ServeError(ServeErrorKind.NotFound, $"Model not found: {_replica.Model} version {_replica.Version}"));
+            FailQueued(ServeErrors.VersionNotFound(_replica.Model, _replica.Version));
             Context.Parent.Tell(new Passivate(HandOff.Instance));
         }
     }

@@ -6,6 +6,8 @@ namespace Serve.Actors.Registry;
 public sealed record Decision(RegistryEvent[] Events, RegistryResult Result)
 {
     public static Decision Refuse(ServeErrorKind kind, string message) => new([], RegistryResult.Refused(kind, message));
+
+    public static Decision Refuse(ServeError error) => Refuse(error.Kind, error.Message);
 }
 
 /// <summary>
@@ -39,14 +41,14 @@ public sealed class DesiredState
     /// <summary>Changes a tenant's settings (checked by the gateway); its keys stay.</summary>
     public Decision UpdateTenant(UpdateTenant update) => _tenants.TryGetValue(update.Id, out var tenant)
         ? new([new TenantDefined(update.ApplyTo(tenant))], RegistryResult.Done($"Tenant \"{update.Id}\" updated"))
-        : Decision.Refuse(ServeErrorKind.NotFound, $"Tenant not found: {update.Id}");
+        : Decision.Refuse(ServeErrors.TenantNotFound(update.Id));
 
     /// <summary>Adds a key to a tenant, so clients can move to it before the old one is revoked.</summary>
     public Decision AddTenantKey(AddTenantKey add)
     {
         if (!_tenants.TryGetValue(add.Id, out var tenant))
         {
-            return Decision.Refuse(ServeErrorKind.NotFound, $"Tenant not found: {add.Id}");
+            return Decision.Refuse(ServeErrors.TenantNotFound(add.Id));
         }
 
         if (tenant.KeySha256.Length >= MaxKeysPerTenant)
@@ -64,7 +66,7 @@ public sealed class DesiredState
     {
         if (!_tenants.TryGetValue(revoke.Id, out var tenant))
         {
-            return Decision.Refuse(ServeErrorKind.NotFound, $"Tenant not found: {revoke.Id}");
+            return Decision.Refuse(ServeErrors.TenantNotFound(revoke.Id));
         }
 
         var kept = tenant.KeySha256.Where(hash => !string.Equals(TenantDefinition.KeyIdOf(hash), revoke.KeyId, StringComparison.OrdinalIgnoreCase)).ToArray();
@@ -87,7 +89,7 @@ public sealed class DesiredState
     {
         if (!_tenants.ContainsKey(id))
         {
-            return Decision.Refuse(ServeErrorKind.NotFound, $"Tenant not found: {id}");
+            return Decision.Refuse(ServeErrors.TenantNotFound(id));
         }
 
         var owned = _models.Keys.Where(k => _models[k].Owner == id).Select(k => k.ToString()).Order(StringComparer.Ordinal).ToList();
@@ -227,9 +229,9 @@ public sealed class DesiredState
     {
         if (!_models.ContainsKey(new ModelKey(model, version)))
         {
-            return _models.Keys.Any(k => k.Name == model)
-                ? Decision.Refuse(ServeErrorKind.NotFound, $"Model version {version} does not exist for model {model}")
-                : Decision.Refuse(ServeErrorKind.NotFound, $"Model not found: {model}");
+            return Decision.Refuse(_models.Keys.Any(k => k.Name == model)
+                ? ServeErrors.DefaultVersionNotFound(model, version)
+                : ServeErrors.ModelNotFound(model));
         }
 
         var message = $"Default version successfully updated for model \"{model}\" to \"{version}\"";
@@ -323,9 +325,7 @@ public sealed class DesiredState
         Find(new ModelKey(model, version ?? DefaultVersion(model) ?? string.Empty));
 
     private Decision NotFound(string model, string? version) =>
-        version is not null && _models.Keys.Any(k => k.Name == model)
-            ? Decision.Refuse(ServeErrorKind.NotFound, $"Model version: {version} does not exist for model: {model}")
-            : Decision.Refuse(ServeErrorKind.NotFound, $"Model not found: {model}");
+        Decision.Refuse(ServeErrors.NotFound(model, version, modelExists: _models.Keys.Any(k => k.Name == model)));
 
     /// <summary>
     /// The refusal when the owner's models after the change (<paramref name="added"/> in place of

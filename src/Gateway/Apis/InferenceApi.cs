@@ -43,14 +43,7 @@ public static class InferenceApi
         }
 
         var (contentType, body) = PredictionBody(reply.Output);
-
-        if (body.LongLength > bodies.MaxResponseSize)
-        {
-            return ErrorTable.TorchServe(new ServeError(ServeErrorKind.ResourceExhausted,
-                $"The response is {body.LongLength} bytes, more than max_response_size ({bodies.MaxResponseSize} bytes)"));
-        }
-
-        return Results.Bytes(body, contentType);
+        return bodies.RefuseResponse(body.LongLength) is { } tooLarge ? ErrorTable.TorchServe(tooLarge) : Results.Bytes(body, contentType);
     }
 
     /// <summary>What TorchServe's APIs (HTTP and gRPC) answer: a handler's document as it is, tensors as nested lists.</summary>

@@ -8,9 +8,10 @@ using Serve.Gateway.Security;
 namespace Serve.Gateway.Apis;
 
 /// <summary>
-/// The steps every inference endpoint takes, whatever its protocol: refuse an unknown model before
-/// reading the body, read and check the input, run it on a replica, add the response headers. Each
-/// protocol brings its own input reader and its own error body.
+/// The steps every HTTP inference endpoint takes, whatever its protocol: find the model once for the
+/// calling tenant (refusing an unknown one before reading the body), read and check the input, run it on a
+/// replica, record it, add the response headers. Each protocol brings its own input reader and its own
+/// error body. gRPC's twin is <see cref="Grpc.GrpcInference"/>.
 /// </summary>
 public static class InferenceCall
 {
@@ -22,7 +23,8 @@ public static class InferenceCall
         InputReader readInput, Func<ServeError, IResult> renderError)
     {
         var started = Stopwatch.GetTimestamp();
-        if (ModelLookup.Find(catalog.Current, model, version, out _, TenantContext.Of(context).Id) is { } notFound)
+        var tenant = TenantContext.Of(context);
+        if (ModelLookup.Find(catalog.Current, model, version, out var entry, tenant.Id) is { } notFound)
         {
             return (null, renderError(notFound));
         }
@@ -34,8 +36,8 @@ public static class InferenceCall
             return (null, renderError(problem));
         }
 
-        var reply = await client.InferAsync(model, version, input!, TenantContext.Of(context).Tag, deadline: null, cancellation);
-        context.RequestServices.GetRequiredService<ServeMetrics>().RecordInference(TenantContext.Of(context).Id, catalog, model, version, started, reply);
+        var reply = await client.InferAsync(entry!, input!, tenant.Tag, deadline: null, cancellation);
+        context.RequestServices.GetRequiredService<ServeMetrics>().RecordInference(tenant.Id, entry!, started, reply);
         ResponseHeaders.Add(context.Response, reply);
         if (reply is InferenceFailed { Error.Kind: ServeErrorKind.QuotaExceeded })
         {

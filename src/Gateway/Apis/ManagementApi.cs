@@ -243,7 +243,7 @@ public sealed record RegisterParameters(
         var full = options.ModelStore is null ? null : Path.Combine(options.ModelStore, fileName);
         if (full is null || (!File.Exists(full) && !Directory.Exists(full)))
         {
-            return (null, new ServeError(ServeErrorKind.NotFound, $"Model not found at: {Url}"));
+            return (null, ServeErrors.ModelFileNotFound(Url ?? fileName));
         }
 
         DefinedModel model;

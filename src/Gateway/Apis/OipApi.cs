@@ -131,10 +131,9 @@ public static class OipApi
 
         var jsonBytes = buffer.WrittenCount;
         var total = jsonBytes + binary.Sum(o => o.Data.LongLength);
-        if (total > bodies.MaxResponseSize)
+        if (bodies.RefuseResponse(total) is { } tooLarge)
         {
-            return ErrorTable.Oip(new ServeError(ServeErrorKind.ResourceExhausted,
-                $"The response is {total} bytes, more than max_response_size ({bodies.MaxResponseSize} bytes)"));
+            return ErrorTable.Oip(tooLarge);
         }
 
         if (binary.Count == 0)

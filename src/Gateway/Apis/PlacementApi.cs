@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Gateway.Hosting;
+using Serve.Gateway.Inference;
 using Serve.Gateway.Management;
 
 namespace Serve.Gateway.Apis;
@@ -43,14 +44,12 @@ public static class PlacementApi
             return ErrorTable.TorchServe(new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)));
         }
 
-        if (catalog.Current.Find(model, version) is not { } entry || entry.Definition.Version != version)
+        if (ModelLookup.Find(catalog.Current, model, version, out var entry) is { } notFound)
         {
-            return ErrorTable.TorchServe(new ServeError(ServeErrorKind.NotFound, catalog.Current.VersionsOf(model).Count == 0
-                ? $"Model not found: {model}"
-                : $"Model version: {version} does not exist for model: {model}"));
+            return ErrorTable.TorchServe(notFound);
         }
 
-        var definition = entry.Definition;
+        var definition = entry!.Definition;
         var result = await client.SendAsync(new ChangePlacement(model, version, given.Nodes, given.Devices,
             given.Spread is { } spread ? (spread ? 1 : 0) : -1, given.DeviceMemoryMb ?? -1), cancellation);
         if (result.Error is not null || !ManagementApi.BoolQuery(request, "synchronous", fallback: false))

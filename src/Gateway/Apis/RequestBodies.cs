@@ -12,6 +12,12 @@ public sealed partial class RequestBodies(IOptions<GatewayOptions> options)
 
     public long MaxResponseSize { get; } = options.Value.MaxResponseSize;
 
+    /// <summary>
+    /// Why a rendered answer of <paramref name="bytes"/> may not be sent (TorchServe's max_response_size), or
+    /// null; every protocol asks this once, of the bytes it would send.
+    /// </summary>
+    public ServeError? RefuseResponse(long bytes) => bytes > MaxResponseSize ? ServeErrors.ResponseTooLarge(bytes, MaxResponseSize) : null;
+
     /// <summary>The whole body, or an error saying why not.</summary>
     public async Task<(byte[]? Body, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
     {

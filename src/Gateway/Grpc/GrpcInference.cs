@@ -11,7 +11,7 @@ using Serve.Gateway.Security;
 namespace Serve.Gateway.Grpc;
 
 /// <summary>
-/// The steps every gRPC inference call takes, whatever its service: check the model name, run the input
+/// The steps every gRPC inference call takes, whatever its service: find the model once, run the input
 /// on a replica within the call's deadline and cancellation, and turn a failure into the error table's
 /// status code. Unary calls also get the HTTP API's tracing headers as response metadata.
 /// </summary>
@@ -23,31 +23,30 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
     public static string? Optional(string value) => string.IsNullOrEmpty(value) ? null : value;
 
     /// <summary>
-    /// Why <paramref name="model"/> cannot be asked (no name, unknown model or version), checked before the
-    /// input is read, as the HTTP APIs do; null when it can.
+    /// The call's one lookup: finds <paramref name="model"/> as the calling tenant sees it, before the input
+    /// is read, as the HTTP APIs do; null when found, else why it cannot be asked (no name, unknown model or version).
     /// </summary>
-    public ServeError? Refuse(string model, string version, ServerCallContext context) => string.IsNullOrEmpty(model)
-        ? new ServeError(ServeErrorKind.BadInput, "Parameter model_name is required.")
-        : ModelLookup.Find(catalog.Current, model, Optional(version), out _, TenantOf(context));
+    public ServeError? Lookup(string model, string version, ServerCallContext context, out CatalogEntry? entry)
+    {
+        entry = null;
+        return string.IsNullOrEmpty(model)
+            ? new ServeError(ServeErrorKind.BadInput, "Parameter model_name is required.")
+            : ModelLookup.Find(catalog.Current, model, Optional(version), out entry, TenantOf(context));
+    }
 
     /// <summary>The calling tenant's id, as token authorization found it.</summary>
     public static string TenantOf(ServerCallContext context) => TenantContext.Of(context.GetHttpContext()).Id;
 
     /// <summary>The reply, or why not as a <see cref="ServeError"/> (never throws for a model's or a client's fault).</summary>
     public async Task<(InferenceSucceeded? Reply, ServeError? Error)> TryRunAsync(
-        string model, string version, InferenceInput input, ServerCallContext context, bool sendHeaders)
+        CatalogEntry model, InferenceInput input, ServerCallContext context, bool sendHeaders)
     {
         var started = Stopwatch.GetTimestamp();
-        if (Refuse(model, version, context) is { } refused)
-        {
-            return (null, refused);
-        }
-
         // gRPC sends no deadline as DateTime.MaxValue.
         DateTimeOffset? deadline = context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(context.Deadline.ToUniversalTime());
-        var reply = await client.InferAsync(model, Optional(version), input,
-            TenantContext.Of(context.GetHttpContext()).Tag, deadline, context.CancellationToken);
-        metrics.RecordInference(TenantOf(context), catalog, model, Optional(version), started, reply);
+        var tenant = TenantContext.Of(context.GetHttpContext());
+        var reply = await client.InferAsync(model, input, tenant.Tag, deadline, context.CancellationToken);
+        metrics.RecordInference(tenant.Id, model, started, reply);
         if (sendHeaders)
         {
             await context.WriteResponseHeadersAsync(Headers(reply));
@@ -62,9 +61,9 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
     }
 
     /// <summary>Like <see cref="TryRunAsync"/>, a failure thrown as the call's status.</summary>
-    public async Task<InferenceSucceeded> RunAsync(string model, string version, InferenceInput input, ServerCallContext context)
+    public async Task<InferenceSucceeded> RunAsync(CatalogEntry model, InferenceInput input, ServerCallContext context)
     {
-        var (reply, error) = await TryRunAsync(model, version, input, context, sendHeaders: true);
+        var (reply, error) = await TryRunAsync(model, input, context, sendHeaders: true);
         return reply ?? throw ErrorTable.Rpc(error!);
     }
 

@@ -12,11 +12,9 @@ namespace Serve.Gateway.Grpc;
 /// The Open Inference Protocol's gRPC service (<c>inference.GRPCInferenceService</c>): the same answers as the
 /// REST API, with tensors as typed contents or raw bytes. Raw inputs get raw outputs.
 /// </summary>
-public sealed class OipInferenceService(GrpcInference inference, IOptions<GatewayOptions> options)
+public sealed class OipInferenceService(GrpcInference inference, RequestBodies bodies)
     : GRPCInferenceService.GRPCInferenceServiceBase
 {
-    private readonly long _maxResponseSize = options.Value.MaxResponseSize;
-
     public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) =>
         Task.FromResult(new ServerLiveResponse { Live = true });
 
@@ -53,7 +51,7 @@ public sealed class OipInferenceService(GrpcInference inference, IOptions<Gatewa
 
     public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
-        if (inference.Refuse(request.ModelName, request.ModelVersion, context) is { } refused)
+        if (inference.Lookup(request.ModelName, request.ModelVersion, context, out var model) is { } refused)
         {
             throw ErrorTable.Rpc(refused);
         }
@@ -69,13 +67,11 @@ public sealed class OipInferenceService(GrpcInference inference, IOptions<Gatewa
         }
 
         string[]? requested = request.Outputs.Count == 0 ? null : [.. request.Outputs.Select(o => o.Name)];
-        var reply = await inference.RunAsync(request.ModelName, request.ModelVersion, new TensorInput(inputs, requested), context);
+        var reply = await inference.RunAsync(model!, new TensorInput(inputs, requested), context);
         var outputs = OipApi.OutputTensors(reply.Output);
-        var size = outputs.Sum(o => o.Data.LongLength);
-        if (size > _maxResponseSize)
+        if (bodies.RefuseResponse(outputs.Sum(o => o.Data.LongLength)) is { } tooLarge)
         {
-            throw ErrorTable.Rpc(new ServeError(ServeErrorKind.ResourceExhausted,
-                $"The outputs are {size} bytes, more than max_response_size ({_maxResponseSize} bytes)"));
+            throw ErrorTable.Rpc(tooLarge);
         }
 
         var response = new ModelInferResponse

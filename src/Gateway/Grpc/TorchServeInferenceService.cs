@@ -19,15 +19,13 @@ namespace Serve.Gateway.Grpc;
 /// prediction holds the bytes the HTTP API would answer. Failures carry the error table's precise code
 /// where TorchServe says INTERNAL.
 /// </summary>
-public sealed class TorchServeInferenceService(GrpcInference inference, IOptions<GatewayOptions> options, KeyCheck keys, TenantQuotas quotas)
+public sealed class TorchServeInferenceService(GrpcInference inference, RequestBodies bodies, KeyCheck keys, TenantQuotas quotas)
     : InferenceAPIsService.InferenceAPIsServiceBase
 {
     /// <summary>Requests of one StreamPredictions2 stream running at once; answers still go back in request order.</summary>
     public const int StreamWindow = 16;
 
     private const string SequencePrefix = "serve-seq-";
-
-    private readonly long _maxResponseSize = options.Value.MaxResponseSize;
 
     public override Task<TorchServeHealthResponse> Ping(Empty request, ServerCallContext context) =>
         Task.FromResult(new TorchServeHealthResponse
@@ -129,7 +127,7 @@ public sealed class TorchServeInferenceService(GrpcInference inference, IOptions
     private async Task<(PredictionResponse? Response, ServeError? Error)> AnswerAsync(
         PredictionsRequest request, ServerCallContext context, bool sendHeaders)
     {
-        if (inference.Refuse(request.ModelName, request.ModelVersion, context) is { } refused)
+        if (inference.Lookup(request.ModelName, request.ModelVersion, context, out var model) is { } refused)
         {
             return (null, refused);
         }
@@ -140,17 +138,16 @@ public sealed class TorchServeInferenceService(GrpcInference inference, IOptions
         }
 
         var input = new RawInput([.. request.Input.Select(i => new PayloadPart(i.Key, null, i.Value.ToByteArray()))]);
-        var (reply, error) = await inference.TryRunAsync(request.ModelName, request.ModelVersion, input, context, sendHeaders);
+        var (reply, error) = await inference.TryRunAsync(model!, input, context, sendHeaders);
         if (reply is null)
         {
             return (null, error);
         }
 
         var (_, body) = InferenceApi.PredictionBody(reply.Output);
-        if (body.LongLength > _maxResponseSize)
+        if (bodies.RefuseResponse(body.LongLength) is { } tooLarge)
         {
-            return (null, new ServeError(ServeErrorKind.ResourceExhausted,
-                $"The response is {body.LongLength} bytes, more than max_response_size ({_maxResponseSize} bytes)"));
+            return (null, tooLarge);
         }
 
         var response = new PredictionResponse { Prediction = UnsafeByteOperations.UnsafeWrap(body) };

@@ -1,4 +1,5 @@
 using Serve.Actors.Protocol;
+using Serve.Actors.Registry;
 
 namespace Serve.Gateway.Inference;
 
@@ -6,10 +7,12 @@ namespace Serve.Gateway.Inference;
 public interface IInferenceClient
 {
     /// <summary>
-    /// Runs one request on a replica of <paramref name="model"/> (its default version when <paramref name="version"/>
-    /// is null), within the model's response timeout or the client's <paramref name="deadline"/>, whichever comes first.
+    /// Runs one request on a replica of <paramref name="model"/>, within the model's response timeout or the
+    /// client's <paramref name="deadline"/>, whichever comes first.
     /// </summary>
+    /// <param name="model">The model version, as the endpoint's one lookup found it for the calling tenant
+    /// (<see cref="ModelLookup.Find"/>): nothing after the edge resolves a name again.</param>
     /// <param name="tenant">Whose request it is: the replica queues it with that tenant's weight and bound.</param>
     Task<InferenceReply> InferAsync(
-        string model, string? version, InferenceInput input, TenantTag tenant, DateTimeOffset? deadline, CancellationToken cancellationToken);
+        CatalogEntry model, InferenceInput input, TenantTag tenant, DateTimeOffset? deadline, CancellationToken cancellationToken);
 }

@@ -15,7 +15,7 @@ public static class ModelLookup
         entry = null;
         if (!catalog.Received)
         {
-            return new ServeError(ServeErrorKind.Unavailable, "The cluster is starting: the model catalog has not arrived yet; retry shortly");
+            return ServeErrors.CatalogNotArrived;
         }
 
         entry = catalog.Find(model, version);
@@ -25,9 +25,6 @@ public static class ModelLookup
         }
 
         entry = null;
-        var visible = catalog.VersionsOf(model).Any(e => e.Definition.VisibleTo(tenant));
-        return new ServeError(ServeErrorKind.NotFound, !visible || string.IsNullOrEmpty(version)
-            ? $"Model not found: {model}"
-            : $"Model version: {version} does not exist for model: {model}");
+        return ServeErrors.NotFound(model, version, modelExists: catalog.VersionsOf(model).Any(e => e.Definition.VisibleTo(tenant)));
     }
 }

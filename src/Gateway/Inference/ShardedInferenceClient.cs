@@ -45,15 +45,10 @@ public sealed class ShardedInferenceClient : IInferenceClient
     }
 
     public async Task<InferenceReply> InferAsync(
-        string model, string? version, InferenceInput input, TenantTag tenant, DateTimeOffset? deadline, CancellationToken cancellationToken)
+        CatalogEntry model, InferenceInput input, TenantTag tenant, DateTimeOffset? deadline, CancellationToken cancellationToken)
     {
         var requestId = Guid.NewGuid().ToString("N");
-        if (ModelLookup.Find(_catalog.Current, model, version, out var entry) is { } notFound)
-        {
-            return new InferenceFailed(requestId, notFound);
-        }
-
-        var definition = entry!.Definition;
+        var definition = model.Definition;
         var modelDeadline = _time.GetUtcNow() + TimeSpan.FromSeconds(definition.ResponseTimeoutSeconds);
         var clientDeadlineFirst = deadline < modelDeadline;
         var effectiveDeadline = clientDeadlineFirst ? deadline!.Value : modelDeadline;
@@ -62,7 +57,8 @@ public sealed class ShardedInferenceClient : IInferenceClient
         for (var attempt = 0; attempt < MaxAttempts; attempt++)
         {
             var state = _catalog.Current;
-            var current = state.Find(definition.Name, definition.Version) ?? entry;
+            // The same version, with its replicas as they are now (a retry must see the one that just failed).
+            var current = state.Find(definition.Name, definition.Version) ?? model;
             var choice = ReplicaSelector.Choose(current, state.UnavailableNodes,
                 i => _outstanding.GetValueOrDefault(new ReplicaId(definition.Name, definition.Version, i)), tried, Random.Shared);
             if (choice.Index is not { } index)
@@ -87,8 +83,8 @@ public sealed class ShardedInferenceClient : IInferenceClient
         }
 
         return reply ?? new InferenceFailed(requestId, new ServeError(ServeErrorKind.DeadlineExceeded, clientDeadlineFirst
-            ? $"The request's deadline passed before model \"{model}\" answered"
-            : $"Model \"{model}\" did not answer within its response timeout of {definition.ResponseTimeoutSeconds} s"));
+            ? $"The request's deadline passed before model \"{definition.Name}\" answered"
+            : $"Model \"{definition.Name}\" did not answer within its response timeout of {definition.ResponseTimeoutSeconds} s"));
     }
 
     private async Task<InferenceReply> AskReplica(

@@ -65,7 +65,7 @@ public sealed class ManagementOperations(
         var versions = state.VersionsOf(model);
         if (versions.Count == 0)
         {
-            return ManagementOutcome.Failed(new ServeError(ServeErrorKind.NotFound, $"Model not found: {model}"));
+            return ManagementOutcome.Failed(ServeErrors.ModelNotFound(model));
         }
 
         IEnumerable<CatalogEntry> chosen = version switch

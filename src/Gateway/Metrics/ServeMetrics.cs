@@ -34,17 +34,17 @@ public sealed class ServeMetrics(TenantQuotas quotas, IOptions<GatewayOptions> o
 
     /// <summary>
     /// Records one inference reply: for the calling tenant (its <see cref="TenantUsage"/>) and for the model
-    /// version that answered it (the replica says which; a refusal counts for the version the catalog resolves
-    /// the request to). Called where each protocol handles the reply; <paramref name="startedTimestamp"/> is
-    /// <see cref="Stopwatch.GetTimestamp"/> when the call began.
+    /// version that answered it (the replica says which; a refusal counts for the version the request was
+    /// resolved to). Called once per request by the shared inference path; <paramref name="startedTimestamp"/>
+    /// is <see cref="Stopwatch.GetTimestamp"/> when the call began.
     /// </summary>
-    public void RecordInference(string tenant, CatalogView catalog, string model, string? version, long startedTimestamp, InferenceReply reply)
+    public void RecordInference(string tenant, CatalogEntry model, long startedTimestamp, InferenceReply reply)
     {
         quotas.UsageOf(tenant).Record(reply);
-        var resolved = reply is InferenceSucceeded { Timing.Replica: var replica } && ReplicaId.TryParse(replica, out var answered)
+        var version = reply is InferenceSucceeded { Timing.Replica: var replica } && ReplicaId.TryParse(replica, out var answered)
             ? answered.Version
-            : catalog.Current.Find(model, version)?.Definition.Version ?? (string.IsNullOrEmpty(version) ? "default" : version);
-        var series = _models.GetOrAdd((model, resolved), _ => new ModelSeries());
+            : model.Definition.Version;
+        var series = _models.GetOrAdd((model.Definition.Name, version), _ => new ModelSeries());
         Interlocked.Increment(ref series.Requests);
         if (reply is InferenceSucceeded { Timing: var timing })
         {
