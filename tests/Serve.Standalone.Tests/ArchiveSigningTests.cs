@@ -17,7 +17,7 @@ public sealed class ArchiveSigningTests(ArchiveSigningTests.Factory serve) : ICl
 {
     public sealed class Factory : ServeFactory
     {
-        public string TrustedKeyFile => Path.Combine(ModelStore, "trusted.pub.pem");
+        public string TrustedKeyFile => Path.Combine(StorePath, "trusted.pub.pem");
 
         protected override IEnumerable<KeyValuePair<string, string?>> Settings() =>
         [

@@ -24,11 +24,11 @@ public class ServeFactory : InMemoryServer<StandaloneHost>
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        Directory.CreateDirectory(ModelStore);
-        TestModels.WriteLinRelu(Path.Combine(ModelStore, "linrelu.pt"));
-        TorchScriptWriter.Identity(Path.Combine(ModelStore, "identity.pt"));
-        TorchScriptWriter.AddSub(Path.Combine(ModelStore, "addsub.pt"));
-        File.WriteAllBytes(Path.Combine(ModelStore, "garbage.pt"), [.. Enumerable.Range(0, 4096).Select(i => (byte)(i * 31 % 251))]);
+        Directory.CreateDirectory(StorePath);
+        TestModels.WriteLinRelu(Path.Combine(StorePath, "linrelu.pt"));
+        TorchScriptWriter.Identity(Path.Combine(StorePath, "identity.pt"));
+        TorchScriptWriter.AddSub(Path.Combine(StorePath, "addsub.pt"));
+        File.WriteAllBytes(Path.Combine(StorePath, "garbage.pt"), [.. Enumerable.Range(0, 4096).Select(i => (byte)(i * 31 % 251))]);
         builder.UseSetting("Serve:Node:RestartBackoffMin", "00:00:00.050");
         builder.UseSetting("Serve:Node:RestartBackoffMax", "00:00:00.100");
         builder.UseSetting("Serve:Node:MaxConsecutiveFailures", "2");

@@ -23,8 +23,23 @@ namespace Serve.InMemory;
 public abstract class InMemoryServer<TEntryPoint> : WebApplicationFactory<TEntryPoint>
     where TEntryPoint : class
 {
-    /// <summary>A directory of its own for the model store and the data directory; removed with the server.</summary>
-    public string ModelStore { get; } = Path.Combine(Path.GetTempPath(), "serve-in-memory-" + Guid.NewGuid().ToString("N"));
+    private readonly string _store = Path.Combine(Path.GetTempPath(), "serve-in-memory-" + Guid.NewGuid().ToString("N"));
+
+    /// <summary>The model store's path, without starting the server: for use while the server is being built.</summary>
+    protected string StorePath => _store;
+
+    /// <summary>
+    /// A directory of its own for the model store and the data directory, removed with the server. Reading it
+    /// starts the server, which writes the store, so a test that reads a file there first finds it.
+    /// </summary>
+    public string ModelStore
+    {
+        get
+        {
+            _ = Server;
+            return _store;
+        }
+    }
 
     /// <summary>Settings beside the ones every in-memory server gets.</summary>
     protected abstract IEnumerable<KeyValuePair<string, string?>> Settings();
@@ -41,11 +56,11 @@ public abstract class InMemoryServer<TEntryPoint> : WebApplicationFactory<TEntry
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        Directory.CreateDirectory(ModelStore);
-        PrepareModelStore(ModelStore);
+        Directory.CreateDirectory(_store);
+        PrepareModelStore(_store);
         builder.UseSetting("Serve:Cluster:Port", "0");
-        builder.UseSetting("Serve:ModelStore", ModelStore);
-        builder.UseSetting("Serve:DataDirectory", Path.Combine(ModelStore, "data"));
+        builder.UseSetting("Serve:ModelStore", _store);
+        builder.UseSetting("Serve:DataDirectory", Path.Combine(_store, "data"));
         foreach (var (key, value) in Settings())
         {
             builder.UseSetting(key, value);
@@ -112,9 +127,9 @@ public abstract class InMemoryServer<TEntryPoint> : WebApplicationFactory<TEntry
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        if (disposing && Directory.Exists(ModelStore))
+        if (disposing && Directory.Exists(_store))
         {
-            Directory.Delete(ModelStore, recursive: true);
+            Directory.Delete(_store, recursive: true);
         }
     }
 
