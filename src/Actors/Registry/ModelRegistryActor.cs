@@ -17,6 +17,9 @@ public sealed record RegistrySettings(
     /// <summary>How long planning waits after a new worker reports, so workers starting together are planned together.</summary>
     public TimeSpan NewWorkerSettle { get; init; } = TimeSpan.FromMilliseconds(300);
 
+    /// <summary>The clock the settle and inventory waits are measured on (a fake one in tests).</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
     public static RegistrySettings Default { get; } =
         new(TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(20), SnapshotEvery: 100, TimeSpan.FromSeconds(2));
 }
@@ -54,11 +57,11 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 
     // Worker members that are joining or up, and since when: placement waits (briefly) for their devices, so
     // a cluster that starts does not pile every replica on the first worker to report and then move them.
-    private readonly Dictionary<string, DateTime> _workersUp = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DateTimeOffset> _workersUp = new(StringComparer.Ordinal);
 
     // Workers that start together report a few milliseconds apart, possibly before this registry has heard
     // they are members: placement waits this long after a new worker reports, for the others.
-    private DateTime _settledAfter = DateTime.MinValue;
+    private DateTimeOffset _settledAfter = DateTimeOffset.MinValue;
     private Dictionary<ModelKey, ModelPlan> _plans = [];
 
     // False until the first plan: the catalog says so, and readers keep a planned catalog from an earlier
@@ -299,8 +302,9 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
     /// </summary>
     private void Replan()
     {
-        if (DateTime.UtcNow < _settledAfter
-            || _workersUp.Any(w => !_nodes.ContainsKey(w.Key) && DateTime.UtcNow - w.Value < InventoryWait))
+        var now = _settings.Time.GetUtcNow();
+        if (now < _settledAfter
+            || _workersUp.Any(w => !_nodes.ContainsKey(w.Key) && now - w.Value < InventoryWait))
         {
             Timers.StartSingleTimer(ReplanTimer, ReplanTick.Instance, TimeSpan.FromMilliseconds(200));
             _replanPending = true;
@@ -408,7 +412,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
     {
         if (member.HasRole(ServeRoles.Worker) && member.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up)
         {
-            _workersUp.TryAdd(member.Address.ToString(), DateTime.UtcNow);
+            _workersUp.TryAdd(member.Address.ToString(), _settings.Time.GetUtcNow());
             _removed.Remove(member.Address.ToString());
         }
     }
@@ -425,7 +429,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         _nodes[inventory.Address] = inventory;
         if (previous is null)
         {
-            _settledAfter = DateTime.UtcNow + _settings.NewWorkerSettle;
+            _settledAfter = _settings.Time.GetUtcNow() + _settings.NewWorkerSettle;
         }
 
         var adopted = AdoptHosted(inventory);
