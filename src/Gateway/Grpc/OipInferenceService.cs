@@ -1,10 +1,8 @@
 using Grpc.Core;
-using Microsoft.Extensions.Options;
 using Serve.Actors.Protocol;
 using Serve.Actors.Tensors;
 using Serve.Gateway.Apis;
 using Serve.Gateway.Grpc.Oip;
-using Serve.Gateway.Hosting;
 
 namespace Serve.Gateway.Grpc;
 

@@ -4,11 +4,9 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
-using Microsoft.Extensions.Options;
 using Serve.Actors.Protocol;
 using Serve.Gateway.Apis;
 using Serve.Gateway.Grpc.TorchServe;
-using Serve.Gateway.Hosting;
 using Serve.Gateway.Security;
 
 namespace Serve.Gateway.Grpc;
