@@ -80,7 +80,7 @@ public static class ArchiverCommand
             root.Options.Add(option);
         }
 
-        root.SetAction(parsed => Failing(errors, () =>
+        root.SetAction(parsed => ExitCode(errors, () =>
         {
             if (parsed.GetValue(modelFile) is { } eager)
             {
@@ -123,18 +123,18 @@ public static class ArchiverCommand
         };
         var algorithm = new Option<string>("--algorithm")
         {
-            Description = $"{string.Join(", ", SignatureAlgorithms.All)}",
+            Description = string.Join(", ", SignatureAlgorithms.All),
             DefaultValueFactory = _ => SignatureAlgorithms.EcdsaP256,
         };
         var keygen = new Command("keygen", "Writes a new key pair for signing archives.") { keyOut, algorithm };
-        keygen.SetAction(parsed => Failing(errors, () =>
+        keygen.SetAction(parsed => ExitCode(errors, () =>
             KeyGen(parsed.GetValue(keyOut)!, parsed.GetValue(algorithm)!, parsed.InvocationConfiguration.Output)));
         root.Subcommands.Add(keygen);
         return root;
     }
 
     /// <summary>Runs <paramref name="work"/>: 0, or 1 with the reason when the archive or key cannot be made.</summary>
-    private static int Failing(TextWriter errors, Action work)
+    private static int ExitCode(TextWriter errors, Action work)
     {
         try
         {

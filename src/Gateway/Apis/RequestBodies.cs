@@ -5,7 +5,10 @@ using Serve.Gateway.Hosting;
 
 namespace Serve.Gateway.Apis;
 
-/// <summary>Reads request bodies within max_request_size, refusing larger ones before reading them.</summary>
+/// <summary>
+/// Reads request bodies within max_request_size, refusing larger ones before reading them, and holds the one
+/// rule for max_response_size (<see cref="RefuseResponse"/>).
+/// </summary>
 public sealed partial class RequestBodies(IOptions<GatewayOptions> options)
 {
     private readonly long _maxRequestSize = options.Value.MaxRequestSize;
