@@ -244,17 +244,21 @@ public sealed class GatewayEdgeTests(GatewayFactory gateway) : IClassFixture<Gat
     [Fact]
     public async Task A_client_that_goes_away_cancels_the_replicas_call()
     {
+        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         gateway.Replicas.Answer = async (_, cancellation) =>
         {
             await using var registration = cancellation.Register(() => cancelled.TrySetResult());
+            reached.TrySetResult();
             await Task.Delay(Timeout.Infinite, cancellation);
             throw new InvalidOperationException("unreachable");
         };
         using var client = gateway.Inference();
         using var abandon = CancellationTokenSource.CreateLinkedTokenSource(Token);
         var request = client.PostAsync("/predictions/echo", new StringContent("[1]", Encoding.UTF8, "application/json"), abandon.Token);
-        await Waiting.UntilAsync(() => gateway.Replicas.Calls.Any(c => c.Model == "echo" && !cancelled.Task.IsCompleted), TimeSpan.FromSeconds(10), "the call to reach the replica");
+        // This call, not an earlier test's call to the same model: the replica's answer has started.
+        await reached.Task.WaitAsync(TimeSpan.FromSeconds(10), Token);
+        Assert.False(cancelled.Task.IsCompleted);
 
         await abandon.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => request);
