@@ -1,39 +1,27 @@
-using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Event;
 using Serve.Actors.Batching;
-using Serve.Actors.Hosting;
 using Serve.Actors.Protocol;
 
 namespace Serve.Actors.Models;
 
-/// <param name="MaxReplyBytes">
-/// The largest answer a replica sends: a bigger one would not fit in a frame between nodes (Akka.Remote
-/// drops it silently), so it is answered with an error instead.
-/// </param>
-public sealed record ModelActorSettings(RestartBackoff Backoff, TimeSpan StatusInterval, TimeSpan ResolveRetryInterval, long MaxReplyBytes)
-{
-    public static ModelActorSettings Default { get; } = new(
-        RestartBackoff.Default, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2), new ServeClusterOptions().MaximumPayloadBytes);
-
-    /// <summary>
-    /// Serve tenants' queues by weighted round robin and share a full queue between them; false: one
-    /// FIFO queue across tenants, as before (for comparison). See <see cref="FairQueue{T}"/>.
-    /// </summary>
-    public bool FairScheduling { get; init; } = true;
-}
-
 /// <summary>
 /// One replica of one model version: a sharded entity bound to one device of the node that hosts it.
-/// It queues requests per tenant (bounded by job_queue_size and each tenant's queue limit, served fairly
-/// by <see cref="FairQueue{T}"/>), forms batches (batch_size, max_batch_delay) and hands
-/// them to the device through <see cref="ILoadedModel"/>; results come back as messages, so the mailbox
-/// never waits on the device. Load or execution failures restart the model with exponential backoff; a
-/// crash loop ends in <see cref="ReplicaState.Failed"/>. Every state change is reported to the registry.
+/// A shell over two plain objects: <see cref="ReplicaQueue"/> (admission per tenant, bounded by
+/// job_queue_size and each tenant's queue limit, served fairly; decoding ahead; batches) and
+/// <see cref="ReplicaLifecycle"/> (loading, restarts with exponential backoff until a crash loop ends in
+/// <see cref="ReplicaState.Failed"/>, hand-off). Its behaviours say what it does with a request in each
+/// state: queue it while loading, queue and run it when ready, refuse it while down or handing off. Loads
+/// and batches run off the mailbox and come back as messages; every state change is reported to the
+/// registry.
 /// </summary>
+/// <remarks>
+/// Longer than Serve's files usually are because it is only wiring: four behaviours and the handlers of
+/// fourteen messages. Every decision it acts on is made, and unit-tested, in the objects above.
+/// </remarks>
 [SuppressMessage("Design", "CA1001", Justification = "Actors release resources in PostStop, not Dispose.")]
 public sealed class ModelActor : ReceiveActor, IWithTimers
 {
@@ -49,29 +37,14 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     private readonly LocalReplicas? _local;
     private readonly string _nodeAddress;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly FairQueue<Pending> _queue;
-    private readonly Dictionary<string, Pending> _queuedById = new(StringComparer.Ordinal);
-
-    // Queued requests whose decoding has started (at most one batch of them, see PrepareAhead).
-    private readonly HashSet<Pending> _preparedAhead = [];
+    private readonly ReplicaQueue _queue;
+    private readonly ReplicaLifecycle _lifecycle;
     private readonly CancellationTokenSource _lifetime = new();
 
-    private ModelDefinition? _definition;
-    private ILoadedModel? _model;
-    private ReplicaState _state = ReplicaState.Starting;
-    private DateTime _stateSinceUtc = DateTime.UtcNow;
-    // Identifies the current load; compared by reference, so completions from an earlier load, or from
-    // before an actor restart, never pass for the current one.
-    private object _generation = new();
-    private int _consecutiveFailures;
-    private int _restarts;
-    private string? _lastError;
-    private List<Pending>? _runningBatch;
+    private readonly ModelSlot _model = new();
+    private List<QueuedRequest>? _runningBatch;
     private Task<ILoadedModel>? _loading;
-    private ILoadedModel? _retiring;
     private ModelSignature? _reportedSignature;
-    private bool _handingOff;
-    private string? _plannedDevice;
 
     public ModelActor(ReplicaId replica, IInferenceBackend backend, IActorRef registry, ModelActorSettings settings, LocalReplicas? local)
     {
@@ -80,37 +53,10 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         _registry = registry;
         _settings = settings;
         _local = local;
-        _queue = new FairQueue<Pending>(settings.FairScheduling);
+        _queue = new ReplicaQueue(replica, settings.FairScheduling, settings.Time);
+        _lifecycle = new ReplicaLifecycle(replica, settings.Backoff, settings.Time);
         _nodeAddress = Cluster.Get(Context.System).SelfAddress.ToString();
-
-        Receive<EnsureReplica>(m =>
-        {
-            _plannedDevice = m.Device ?? _plannedDevice;
-            Adopt(m.Definition);
-        });
-        Receive<ModelResolved>(OnResolved);
-        Receive<InferenceRequest>(Enqueue);
-        Receive<CancelInference>(CancelQueued);
-        Receive<Loaded>(OnLoaded);
-        Receive<LoadFailed>(OnLoadFailed);
-        Receive<BatchCompleted>(OnBatchCompleted);
-        Receive<BatchCrashed>(OnBatchCrashed);
-        Receive<BatchDelayElapsed>(_ => TryDispatch());
-        Receive<RetryLoad>(m =>
-        {
-            if (ReferenceEquals(m.Generation, _generation) && _state == ReplicaState.Restarting)
-            {
-                StartLoad();
-            }
-        });
-        Receive<ResolveTick>(_ => _registry.Tell(new ResolveModel(_replica.Key)));
-        Receive<ReportStatusTick>(_ => ReportStatus());
-        Receive<HandOff>(_ => BeginHandOff());
-        Receive<StopReplica>(_ =>
-        {
-            _log.Info("Replica {0}: no longer wanted (scaled down or unregistered); stopping", _replica);
-            Context.Parent.Tell(new Passivate(HandOff.Instance));
-        });
+        Become(Queuing);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -132,26 +78,106 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     {
         _local?.Remove(_replica, Self);
         _lifetime.Cancel();
-        var reason = $"replica {_replica} stopped (moved to another node or removed); retry the request";
-        FailQueued(new ServeError(ServeErrorKind.Unavailable, reason));
+        var stopped = ServeErrors.ReplicaStopped(_replica);
+        Answer(_queue.Drain(stopped));
         if (_runningBatch is not null)
         {
-            Reply(_runningBatch, new ServeError(ServeErrorKind.Unavailable, reason));
+            Answer(_runningBatch, stopped);
         }
 
-        DisposeModel();
-        DisposeRetiring();
+        _model.FreeAll();
 
         // A load still in flight finishes into nothing: free what it loaded.
         _loading?.ContinueWith(
             load => load.Result.DisposeAsync().AsTask(),
             CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
-        _state = ReplicaState.Stopped;
+        _lifecycle.Stopped();
         ReportStatus();
         _lifetime.Dispose();
     }
 
-    private void Adopt(ModelDefinition definition)
+    // Behaviours. Each registers what it does differently first, then the handlers every state shares
+    // (the first handler registered for a message wins).
+
+    /// <summary>Starting or Loading: requests wait in the queue for the model.</summary>
+    private void Queuing()
+    {
+        Receive<InferenceRequest>(request => Admit(request));
+        Shared();
+    }
+
+    /// <summary>Ready: requests are queued and batches go to the device.</summary>
+    private void Serving()
+    {
+        Receive<InferenceRequest>(request =>
+        {
+            Admit(request);
+            TryDispatch();
+        });
+        Receive<BatchDelayElapsed>(_ => TryDispatch());
+        Shared();
+    }
+
+    /// <summary>Restarting, Failed or Rejected: requests are refused with the reason; a due restart loads again.</summary>
+    private void Refusing()
+    {
+        Receive<RetryLoad>(retry =>
+        {
+            if (_lifecycle.RetryIsDue(retry.Generation))
+            {
+                StartLoad();
+            }
+        });
+        Shared();
+    }
+
+    /// <summary>Moving away: the running batch finishes, then the actor stops. New definitions and loads are ignored.</summary>
+    private void HandingOff()
+    {
+        Receive<EnsureReplica>(_ => { });
+        Receive<ModelResolved>(_ => { });
+        Receive<HandOff>(_ => { });
+        Shared();
+    }
+
+    private void Shared()
+    {
+        Receive<EnsureReplica>(ensure => OnDefinition(ensure.Definition, ensure.Device));
+        Receive<ModelResolved>(OnResolved);
+        Receive<InferenceRequest>(request =>
+            Sender.Tell(new InferenceFailed(request.RequestId, ServeErrors.ReplicaUnavailable(_replica, _lifecycle.RefusalReason ?? "is not ready"))));
+        Receive<CancelInference>(OnCancel);
+        Receive<Loaded>(OnLoaded);
+        Receive<LoadFailed>(OnLoadFailed);
+        Receive<BatchCompleted>(OnBatchCompleted);
+        Receive<BatchCrashed>(OnBatchCrashed);
+        Receive<ResolveTick>(_ => _registry.Tell(new ResolveModel(_replica.Key)));
+        Receive<ReportStatusTick>(_ => ReportStatus());
+        Receive<HandOff>(_ => BeginHandOff());
+        Receive<StopReplica>(_ =>
+        {
+            _log.Info("Replica {0}: no longer wanted (scaled down or unregistered); stopping", _replica);
+            Context.Parent.Tell(new Passivate(HandOff.Instance));
+        });
+
+        // Timers set in another state, now moot.
+        Receive<BatchDelayElapsed>(_ => { });
+        Receive<RetryLoad>(_ => { });
+    }
+
+    /// <summary>Takes the behaviour of the state the lifecycle is in now, and reports that state.</summary>
+    private void BecomeCurrentState()
+    {
+        Become(_lifecycle.HandingOff ? HandingOff : _lifecycle.State switch
+        {
+            ReplicaState.Starting or ReplicaState.Loading => Queuing,
+            ReplicaState.Ready => Serving,
+            _ => Refusing,
+        });
+        ReportStatus();
+    }
+
+    private void OnDefinition(ModelDefinition definition, string? plannedDevice)
     {
         if (definition.Key != _replica.Key)
         {
@@ -159,24 +185,20 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var previous = _definition;
-        _definition = definition;
         Timers.Cancel(ResolveTimer);
-        if (previous is null)
+        switch (_lifecycle.Adopt(definition, plannedDevice))
         {
-            StartLoad();
-        }
-        else if (!SameModel(previous, definition))
-        {
-            _log.Info("Replica {0}: model definition changed, reloading", _replica);
-            _consecutiveFailures = 0;
-            DisposeModel();
-            StartLoad();
-        }
-        else
-        {
-            // Only serving settings changed (batching, queue size, timeout): they apply from the next batch.
-            TryDispatch();
+            case DefinitionChange.FirstLoad:
+                StartLoad();
+                break;
+            case DefinitionChange.Reload:
+                _log.Info("Replica {0}: model definition changed, reloading", _replica);
+                _model.Release(batchRunning: _runningBatch is not null);
+                StartLoad();
+                break;
+            default:
+                TryDispatch();
+                break;
         }
     }
 
@@ -184,25 +206,22 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
     {
         if (resolved.Definition is not null)
         {
-            Adopt(resolved.Definition);
+            OnDefinition(resolved.Definition, null);
         }
-        else if (_definition is null)
+        else if (_lifecycle.Definition is null)
         {
             _log.Warning("Replica {0}: the registry does not know model {1}; stopping", _replica, _replica.Key);
-            FailQueued(ServeErrors.VersionNotFound(_replica.Model, _replica.Version));
+            Answer(_queue.Drain(ServeErrors.VersionNotFound(_replica.Model, _replica.Version)));
             Context.Parent.Tell(new Passivate(HandOff.Instance));
         }
     }
 
-    private static bool SameModel(ModelDefinition a, ModelDefinition b) =>
-        a.Source == b.Source && a.Handler == b.Handler && a.LabelsPath == b.LabelsPath && a.VocabPath == b.VocabPath;
-
     private void StartLoad()
     {
-        var generation = _generation = new object();
-        SetState(ReplicaState.Loading);
-        _log.Info("Replica {0}: loading {1}", _replica, _definition!.Source);
-        _loading = _backend.LoadAsync(_replica, _definition, _plannedDevice, _lifetime.Token);
+        var generation = _lifecycle.BeginLoad();
+        BecomeCurrentState();
+        _log.Info("Replica {0}: loading {1}", _replica, _lifecycle.Definition!.Source);
+        _loading = _backend.LoadAsync(_replica, _lifecycle.Definition, _lifecycle.PlannedDevice, _lifetime.Token);
         _loading.PipeTo(
             Self,
             success: model => new Loaded(generation, model),
@@ -211,255 +230,145 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
     private void OnLoaded(Loaded loaded)
     {
-        if (ReferenceEquals(loaded.Generation, _generation))
+        var current = _lifecycle.IsCurrent(loaded.Generation);
+        if (current)
         {
             _loading = null;
         }
 
-        if (!ReferenceEquals(loaded.Generation, _generation) || _handingOff)
+        if (!current || _lifecycle.HandingOff)
         {
             _ = loaded.Model.DisposeAsync().AsTask();
             return;
         }
 
-        _model = loaded.Model;
-        _log.Info("Replica {0}: ready on {1}", _replica, _model.Device);
-        SetState(ReplicaState.Ready);
+        _model.Install(loaded.Model);
+        _log.Info("Replica {0}: ready on {1}", _replica, loaded.Model.Device);
+        _lifecycle.Loaded();
+        BecomeCurrentState();
         TryDispatch();
     }
 
     private void OnLoadFailed(LoadFailed failed)
     {
-        if (ReferenceEquals(failed.Generation, _generation))
+        if (!_lifecycle.IsCurrent(failed.Generation))
         {
-            _loading = null;
-            if (failed.Error is ModelLoadException { Rejected: true })
-            {
-                Reject($"model file refused: {Describe(failed.Error)}");
-                return;
-            }
-
-            Fail($"loading failed: {Describe(failed.Error)}");
+            return;
         }
+
+        _loading = null;
+        if (_lifecycle.HandingOff)
+        {
+            return;
+        }
+
+        if (failed.Error is ModelLoadException { Rejected: true })
+        {
+            Reject($"model file refused: {Describe(failed.Error)}");
+            return;
+        }
+
+        Fail($"loading failed: {Describe(failed.Error)}");
     }
 
     private void Fail(string cause)
     {
-        _consecutiveFailures++;
-        _lastError = cause;
-        DisposeModel();
-        FailQueued(new ServeError(ServeErrorKind.Unavailable, $"Model \"{_replica.Model}\" replica {_replica.Index} {cause}"));
-        if (_settings.Backoff.GivesUpAfter(_consecutiveFailures))
+        _model.Release(batchRunning: _runningBatch is not null);
+        var retryAfter = _lifecycle.Fail(cause);
+        Answer(_queue.Drain(ServeErrors.ReplicaUnavailable(_replica, cause)));
+        if (retryAfter is { } delay)
+        {
+            _log.Error("Replica {0}: {1}. Restarting in {2}", _replica, cause, delay);
+            Timers.StartSingleTimer(RetryTimer, new RetryLoad(_lifecycle.Generation), delay);
+        }
+        else
         {
             _log.Error("Replica {0}: {1}. Failed {2} times in a row; not retrying until its definition changes",
-                _replica, cause, _consecutiveFailures);
-            SetState(ReplicaState.Failed);
-            return;
+                _replica, cause, _lifecycle.ConsecutiveFailures);
         }
 
-        var delay = _settings.Backoff.DelayAfter(_consecutiveFailures);
-        _log.Error("Replica {0}: {1}. Restarting in {2}", _replica, cause, delay);
-        _restarts++;
-        SetState(ReplicaState.Restarting);
-        Timers.StartSingleTimer(RetryTimer, new RetryLoad(_generation), delay);
+        BecomeCurrentState();
     }
 
-    /// <summary>The model file cannot be used: no backoff, no retry, until the definition changes.</summary>
     private void Reject(string cause)
     {
-        _lastError = cause;
-        DisposeModel();
-        FailQueued(new ServeError(ServeErrorKind.Unavailable, $"Model \"{_replica.Model}\" replica {_replica.Index} {cause}"));
+        _model.Release(batchRunning: _runningBatch is not null);
+        _lifecycle.Reject(cause);
+        Answer(_queue.Drain(ServeErrors.ReplicaUnavailable(_replica, cause)));
         _log.Error("Replica {0}: {1}. Not retrying until its definition changes", _replica, cause);
-        SetState(ReplicaState.Rejected);
+        BecomeCurrentState();
     }
 
-    private void Enqueue(InferenceRequest request)
+    private void Admit(InferenceRequest request)
     {
-        if (_state is ReplicaState.Failed or ReplicaState.Rejected or ReplicaState.Restarting || _handingOff)
+        var capacity = _lifecycle.Definition?.JobQueueSize ?? ModelDefinition.DefaultJobQueueSize;
+        var admission = _queue.Admit(request, Sender, capacity);
+        if (admission.Refusal is { } refusal)
         {
-            var why = _handingOff ? "is moving to another node" : $"is {_state.ToString().ToLowerInvariant()}: {_lastError}";
-            Sender.Tell(new InferenceFailed(request.RequestId,
-                new ServeError(ServeErrorKind.Unavailable, $"Model \"{_replica.Model}\" replica {_replica.Index} {why}")));
-            return;
+            Sender.Tell(new InferenceFailed(request.RequestId, refusal));
         }
 
-        var capacity = _definition?.JobQueueSize ?? ModelDefinition.DefaultJobQueueSize;
-        var tenant = request.Tenant;
-        var admission = _queue.Admit(tenant.Id, tenant.Weight, tenant.QueueLimit, capacity);
-        switch (admission.Outcome)
+        if (admission.PushedOut is { } pushedOut)
         {
-            case AdmissionOutcome.TenantFull:
-                Sender.Tell(new InferenceFailed(request.RequestId, new ServeError(ServeErrorKind.QuotaExceeded,
-                    $"Tenant \"{tenant.Id}\" has {_queue.CountOf(tenant.Id)} requests queued for model \"{_replica.Model}\" version {_replica.Version} (its queue limit); try again later")));
-                return;
-            case AdmissionOutcome.QueueFull:
-                Sender.Tell(new InferenceFailed(request.RequestId, new ServeError(ServeErrorKind.Overloaded,
-                    $"Model \"{_replica.Model}\" version {_replica.Version} has {capacity} requests queued (job_queue_size); try again later")));
-                return;
-        }
-
-        if (request.Timeout <= TimeSpan.Zero)
-        {
-            Sender.Tell(new InferenceFailed(request.RequestId, DeadlinePassed()));
-            return;
-        }
-
-        if (admission.PushOut is { } pushed)
-        {
-            PushOut(pushed, capacity);
-        }
-
-        var arrived = Stopwatch.GetTimestamp();
-        var deadline = arrived + (long)(request.Timeout.TotalSeconds * Stopwatch.Frequency);
-        var pending = new Pending(request, Sender, arrived, deadline);
-        _queue.Enqueue(tenant.Id, tenant.Weight, pending);
-        _queuedById.TryAdd(request.RequestId, pending);
-        TryDispatch();
-    }
-
-    /// <summary>
-    /// Starts decoding the oldest queued requests, at most one batch of them, so decoding overlaps the
-    /// batch on the device while a burst of large inputs (images) holds at most two batches decoded per
-    /// replica: the one running and the next. The others wait as the bytes they came in and are decoded as
-    /// their turn nears, or when they are dispatched.
-    /// </summary>
-    private void PrepareAhead()
-    {
-        if (_state != ReplicaState.Ready || _model is null || _definition is null)
-        {
-            return;
-        }
-
-        var room = _definition.BatchSize - _preparedAhead.Count;
-        foreach (var pending in _queue.Items)
-        {
-            if (room <= 0)
-            {
-                return;
-            }
-
-            if (pending.Prepared is null)
-            {
-                pending.Prepared = _model.Prepare(pending.Request.Input);
-                _preparedAhead.Add(pending);
-                room--;
-            }
+            Answer([pushedOut]);
         }
     }
 
-    /// <summary>The queue is full and another tenant is owed room: refuse the newest request of the one most over its share.</summary>
-    private void PushOut(Pending pending, int capacity)
+    private void OnCancel(CancelInference cancel)
     {
-        var tenant = pending.Request.Tenant.Id;
-        var held = _queue.CountOf(tenant);
-        _queue.Remove(pending);
-        Forget(pending);
-        pending.ReplyTo.Tell(new InferenceFailed(pending.Request.RequestId, new ServeError(ServeErrorKind.QuotaExceeded,
-            $"Tenant \"{tenant}\" has {held} requests queued for model \"{_replica.Model}\" version {_replica.Version}, more than its share of the full queue ({capacity}, job_queue_size) while other tenants wait; try again later")));
-    }
-
-    private void CancelQueued(CancelInference cancel)
-    {
-        if (_queuedById.Remove(cancel.RequestId, out var pending) && _queue.Remove(pending))
+        if (_queue.Cancel(cancel.RequestId) is { } cancelled)
         {
-            _preparedAhead.Remove(pending);
-            pending.ReplyTo.Tell(new InferenceFailed(cancel.RequestId,
-                new ServeError(ServeErrorKind.Cancelled, "The client cancelled the request before it ran")));
-        }
-    }
-
-    /// <summary>
-    /// Forgets a request that left the queue: drops its id from the index, unless the id now names another
-    /// request (ids may repeat), and its place among the requests decoding ahead.
-    /// </summary>
-    private void Forget(Pending pending)
-    {
-        _preparedAhead.Remove(pending);
-        var id = pending.Request.RequestId;
-        if (_queuedById.TryGetValue(id, out var indexed) && ReferenceEquals(indexed, pending))
-        {
-            _queuedById.Remove(id);
+            cancelled.ReplyTo.Tell(new InferenceFailed(cancel.RequestId, ServeErrors.CancelledBeforeRun));
         }
     }
 
     /// <summary>Dispatches what the batching policy says is due, then starts decoding what comes next.</summary>
     private void TryDispatch()
     {
-        DispatchDue();
-        PrepareAhead();
-    }
-
-    private void DispatchDue()
-    {
-        if (_state != ReplicaState.Ready || _model is null || _definition is null)
+        if (_lifecycle.State != ReplicaState.Ready || _lifecycle.HandingOff || _model.Current is not { } model
+            || _lifecycle.Definition is not { } definition)
         {
             return;
         }
 
         while (true)
         {
-            var oldestWaited = _queue.Oldest is { } oldest
-                ? Stopwatch.GetElapsedTime(oldest.ArrivedTimestamp)
-                : TimeSpan.Zero;
-            var decision = BatchingPolicy.Decide(_queue.Count, oldestWaited, _runningBatch is not null,
-                _definition.BatchSize, TimeSpan.FromMilliseconds(_definition.MaxBatchDelayMs));
-            switch (decision.Action)
+            var decision = _queue.Decide(_runningBatch is not null, definition.BatchSize, TimeSpan.FromMilliseconds(definition.MaxBatchDelayMs));
+            if (decision.Action == BatchAction.Wait && !Timers.IsTimerActive(BatchTimer))
             {
-                case BatchAction.Wait:
-                    if (!Timers.IsTimerActive(BatchTimer))
-                    {
-                        Timers.StartSingleTimer(BatchTimer, BatchDelayElapsed.Instance, decision.Wait);
-                    }
-
-                    return;
-                case BatchAction.Dispatch:
-                    Timers.Cancel(BatchTimer);
-                    if (Dispatch(decision.Count))
-                    {
-                        return;
-                    }
-
-                    // Every request taken had expired; decide again with what is left.
-                    continue;
-                default:
-                    return;
+                Timers.StartSingleTimer(BatchTimer, BatchDelayElapsed.Instance, decision.Wait);
             }
+
+            if (decision.Action != BatchAction.Dispatch)
+            {
+                break;
+            }
+
+            Timers.Cancel(BatchTimer);
+            var taken = _queue.Take(decision.Count);
+            Answer(taken.Expired);
+            if (taken.Requests.Count > 0)
+            {
+                Run(model, taken.Requests);
+                break;
+            }
+
+            // Every request taken had expired; decide again with what is left.
         }
+
+        _queue.PrepareAhead(definition.BatchSize, model.Prepare);
     }
 
-    private bool Dispatch(int count)
+    private void Run(ILoadedModel model, List<QueuedRequest> batch)
     {
-        var now = Stopwatch.GetTimestamp();
-        var batch = new List<Pending>(count);
-        // In fair order, so a batch may mix tenants.
-        while (batch.Count < count && _queue.TryDequeue(out var pending))
-        {
-            Forget(pending);
-            if (pending.DeadlineTimestamp <= now)
-            {
-                pending.ReplyTo.Tell(new InferenceFailed(pending.Request.RequestId, DeadlinePassed()));
-                continue;
-            }
-
-            batch.Add(pending);
-        }
-
-        if (batch.Count == 0)
-        {
-            return false;
-        }
-
         _runningBatch = batch;
-        var generation = _generation;
-        var dispatched = Stopwatch.GetTimestamp();
-        var model = _model!;
-        var inputs = batch.Select(p => p.Prepared ?? model.Prepare(p.Request.Input)).ToArray();
+        var generation = _lifecycle.Generation;
+        var dispatched = _settings.Time.GetTimestamp();
+        var inputs = batch.Select(queued => queued.Prepared ?? model.Prepare(queued.Request.Input)).ToArray();
         model.InferAsync(inputs, _lifetime.Token).PipeTo(
             Self,
             success: result => new BatchCompleted(generation, batch, result, dispatched),
             failure: error => new BatchCrashed(generation, batch, error));
-        return true;
     }
 
     private void OnBatchCompleted(BatchCompleted completed)
@@ -478,39 +387,25 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         }
 
         _runningBatch = null;
-        DisposeRetiring();
-
-        _consecutiveFailures = 0;
-        var device = _model?.Device ?? string.Empty;
+        _model.BatchEnded();
+        _lifecycle.Served();
+        var device = _model.Current?.Device ?? string.Empty;
         for (var i = 0; i < outcomes.Count; i++)
         {
-            var pending = completed.Batch[i];
-            var requestId = pending.Request.RequestId;
-            object reply = outcomes[i] switch
-            {
-                InferenceOutcome.Success s when SizeOf(s.Output) > _settings.MaxReplyBytes => new InferenceFailed(requestId,
-                    new ServeError(ServeErrorKind.ResourceExhausted,
-                        $"The answer is {SizeOf(s.Output)} bytes, more than the {_settings.MaxReplyBytes} a message between nodes can carry (Serve:Cluster:MaximumFrameSizeBytes)")),
-                InferenceOutcome.Success s => new InferenceSucceeded(requestId, s.Output, new InferenceTiming(
-                    QueueMicros: (long)Stopwatch.GetElapsedTime(pending.ArrivedTimestamp, completed.DispatchedTimestamp).TotalMicroseconds,
-                    DeviceMicros: (long)completed.Result.DeviceTime.TotalMicroseconds,
-                    BatchSize: completed.Batch.Count,
-                    Replica: _replica.EntityId,
-                    Device: device)),
-                InferenceOutcome.Failure f => new InferenceFailed(requestId, f.Error),
-                _ => new InferenceFailed(requestId, new ServeError(ServeErrorKind.Internal, "unknown outcome")),
-            };
-            pending.ReplyTo.Tell(reply);
+            var queued = completed.Batch[i];
+            var queueWait = _settings.Time.GetElapsedTime(queued.ArrivedTimestamp, completed.DispatchedTimestamp);
+            queued.ReplyTo.Tell(BatchReplies.For(
+                queued, outcomes[i], queueWait, completed.Result, completed.Batch.Count, _replica, device, _settings.MaxReplyBytes));
         }
 
-        if (_handingOff)
+        if (_lifecycle.HandingOff)
         {
             Context.Stop(Self);
             return;
         }
 
         // A model may learn its signature from its first forward pass (TorchScript does not declare it).
-        if (_model is not null && _model.Signature != _reportedSignature)
+        if (_model.Current is { } model && model.Signature != _reportedSignature)
         {
             ReportStatus();
         }
@@ -526,17 +421,16 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         }
 
         _runningBatch = null;
-        DisposeRetiring();
+        _model.BatchEnded();
         var cause = Describe(crashed.Error);
-        var kind = crashed.Error is OperationCanceledException ? ServeErrorKind.Unavailable : ServeErrorKind.ModelFailed;
-        Reply(crashed.Batch, new ServeError(kind, $"Model \"{_replica.Model}\" failed while running: {cause}"));
-        if (_handingOff)
+        Answer(crashed.Batch, ServeErrors.FailedWhileRunning(_replica.Model, cause, crashed.Error is OperationCanceledException));
+        if (_lifecycle.HandingOff)
         {
             Context.Stop(Self);
             return;
         }
 
-        if (ReferenceEquals(crashed.Generation, _generation))
+        if (_lifecycle.IsCurrent(crashed.Generation))
         {
             Fail($"failed while running: {cause}");
         }
@@ -544,96 +438,43 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
 
     private void BeginHandOff()
     {
-        _handingOff = true;
+        _lifecycle.BeginHandOff();
         _local?.Remove(_replica, Self);
         if (_runningBatch is null)
         {
             Context.Stop(Self);
-        }
-    }
-
-    private void FailQueued(ServeError error)
-    {
-        foreach (var pending in _queue.Items)
-        {
-            pending.ReplyTo.Tell(new InferenceFailed(pending.Request.RequestId, error));
-        }
-
-        _queue.Clear();
-        _queuedById.Clear();
-        _preparedAhead.Clear();
-    }
-
-    private static void Reply(IEnumerable<Pending> batch, ServeError error)
-    {
-        foreach (var pending in batch)
-        {
-            pending.ReplyTo.Tell(new InferenceFailed(pending.Request.RequestId, error));
-        }
-    }
-
-    private ServeError DeadlinePassed() => new(ServeErrorKind.DeadlineExceeded,
-        $"The request's deadline passed while it waited for model \"{_replica.Model}\"");
-
-    /// <summary>
-    /// Lets go of the model. While a batch of it is still decoding or running it is retired instead and
-    /// freed when that batch ends, so a reload never pulls the model out from under a batch.
-    /// </summary>
-    private void DisposeModel()
-    {
-        if (_model is null)
-        {
             return;
         }
 
-        var model = _model;
-        _model = null;
-        if (_runningBatch is null)
-        {
-            _ = model.DisposeAsync().AsTask();
-            return;
-        }
-
-        DisposeRetiring();
-        _retiring = model;
+        BecomeCurrentState();
     }
 
-    private void DisposeRetiring()
+    private static void Answer(IEnumerable<Refused> refused)
     {
-        if (_retiring is not null)
+        foreach (var (queued, error) in refused)
         {
-            _ = _retiring.DisposeAsync().AsTask();
-            _retiring = null;
+            queued.ReplyTo.Tell(new InferenceFailed(queued.Request.RequestId, error));
         }
     }
 
-    private void SetState(ReplicaState state)
+    private static void Answer(IEnumerable<QueuedRequest> batch, ServeError error)
     {
-        if (_state != state)
+        foreach (var queued in batch)
         {
-            _state = state;
-            _stateSinceUtc = DateTime.UtcNow;
+            queued.ReplyTo.Tell(new InferenceFailed(queued.Request.RequestId, error));
         }
-
-        ReportStatus();
     }
 
     private void ReportStatus()
     {
-        _reportedSignature = _model?.Signature;
-        _registry.Tell(new ReplicaStatusReport(new ReplicaStatus(_replica, _state, _nodeAddress,
-            _model?.Device ?? string.Empty, _reportedSignature, _restarts, _lastError, _stateSinceUtc)
+        var model = _model.Current;
+        _reportedSignature = model?.Signature;
+        _registry.Tell(new ReplicaStatusReport(new ReplicaStatus(_replica, _lifecycle.State, _nodeAddress,
+            model?.Device ?? string.Empty, _reportedSignature, _lifecycle.Restarts, _lifecycle.LastError, _lifecycle.SinceUtc)
         {
-            MemoryBytes = _model?.MemoryBytes ?? -1,
+            MemoryBytes = model?.MemoryBytes ?? -1,
         }));
     }
-
-    private static long SizeOf(InferenceOutput output) => output switch
-    {
-        DocumentOutput document => document.Body.LongLength,
-        TensorOutput tensors => tensors.Tensors.Sum(t => t.Data.LongLength),
-        _ => 0,
-    };
 
     private static string Describe(Exception error)
     {
@@ -643,30 +484,15 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         return firstLines.Length > 500 ? firstLines[..500] + "..." : firstLines;
     }
 
-    /// <summary>A queued request; compared by reference (the same request may be sent twice).</summary>
-    private sealed class Pending(InferenceRequest request, IActorRef replyTo, long arrivedTimestamp, long deadlineTimestamp)
-    {
-        public InferenceRequest Request { get; } = request;
-
-        public IActorRef ReplyTo { get; } = replyTo;
-
-        public long ArrivedTimestamp { get; } = arrivedTimestamp;
-
-        public long DeadlineTimestamp { get; } = deadlineTimestamp;
-
-        /// <summary>Its decoding, once started (<see cref="PrepareAhead"/> or dispatch).</summary>
-        public IPreparedInput? Prepared { get; set; }
-    }
-
     private sealed record Loaded(object Generation, ILoadedModel Model);
 
     private sealed record LoadFailed(object Generation, Exception Error);
 
     private sealed record RetryLoad(object Generation);
 
-    private sealed record BatchCompleted(object Generation, List<Pending> Batch, BatchResult Result, long DispatchedTimestamp);
+    private sealed record BatchCompleted(object Generation, List<QueuedRequest> Batch, BatchResult Result, long DispatchedTimestamp);
 
-    private sealed record BatchCrashed(object Generation, List<Pending> Batch, Exception Error);
+    private sealed record BatchCrashed(object Generation, List<QueuedRequest> Batch, Exception Error);
 
     private sealed record BatchDelayElapsed
     {

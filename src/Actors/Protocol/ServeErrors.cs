@@ -1,8 +1,8 @@
 namespace Serve.Actors.Protocol;
 
 /// <summary>
-/// The error messages that more than one place raises, written once so that every API, protocol and node says
-/// the same thing. The texts are TorchServe's where TorchServe has one (clients match on them).
+/// Serve's error messages, written once so that every API, protocol and node says the same thing. The texts are
+/// TorchServe's where TorchServe has one (clients match on them).
 /// </summary>
 public static class ServeErrors
 {
@@ -33,4 +33,37 @@ public static class ServeErrors
     /// <summary>A rendered answer over TorchServe's max_response_size, in whatever protocol it was rendered.</summary>
     public static ServeError ResponseTooLarge(long bytes, long limit) =>
         new(ServeErrorKind.ResourceExhausted, $"The response is {bytes} bytes, more than max_response_size ({limit} bytes)");
+
+    // A replica's answers when a request does not run.
+
+    /// <summary>The replica cannot take requests now; <paramref name="why"/> reads after "replica N".</summary>
+    public static ServeError ReplicaUnavailable(ReplicaId replica, string why) =>
+        new(ServeErrorKind.Unavailable, $"Model \"{replica.Model}\" replica {replica.Index} {why}");
+
+    public static ServeError ReplicaStopped(ReplicaId replica) => new(ServeErrorKind.Unavailable,
+        $"replica {replica} stopped (moved to another node or removed); retry the request");
+
+    public static ServeError TenantQueueFull(string tenant, int held, ReplicaId replica) => new(ServeErrorKind.QuotaExceeded,
+        $"Tenant \"{tenant}\" has {held} requests queued for model \"{replica.Model}\" version {replica.Version} (its queue limit); try again later");
+
+    public static ServeError QueueFull(ReplicaId replica, int capacity) => new(ServeErrorKind.Overloaded,
+        $"Model \"{replica.Model}\" version {replica.Version} has {capacity} requests queued (job_queue_size); try again later");
+
+    /// <summary>The queue was full and another tenant was owed room: the newest request of the tenant most over its share leaves.</summary>
+    public static ServeError PushedOut(string tenant, int held, ReplicaId replica, int capacity) => new(ServeErrorKind.QuotaExceeded,
+        $"Tenant \"{tenant}\" has {held} requests queued for model \"{replica.Model}\" version {replica.Version}, more than its share of the full queue ({capacity}, job_queue_size) while other tenants wait; try again later");
+
+    public static ServeError DeadlinePassed(string model) => new(ServeErrorKind.DeadlineExceeded,
+        $"The request's deadline passed while it waited for model \"{model}\"");
+
+    public static ServeError CancelledBeforeRun { get; } =
+        new(ServeErrorKind.Cancelled, "The client cancelled the request before it ran");
+
+    /// <summary>The model's batch threw; a cancelled batch (the replica stopping) is Unavailable, anything else ModelFailed.</summary>
+    public static ServeError FailedWhileRunning(string model, string cause, bool cancelled) =>
+        new(cancelled ? ServeErrorKind.Unavailable : ServeErrorKind.ModelFailed, $"Model \"{model}\" failed while running: {cause}");
+
+    /// <summary>A replica's answer too large for a frame between nodes (Akka.Remote would drop it silently).</summary>
+    public static ServeError ReplyTooLarge(long bytes, long limit) => new(ServeErrorKind.ResourceExhausted,
+        $"The answer is {bytes} bytes, more than the {limit} a message between nodes can carry (Serve:Cluster:MaximumFrameSizeBytes)");
 }
