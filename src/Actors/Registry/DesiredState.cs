@@ -294,6 +294,14 @@ public sealed class DesiredState
         Tenants = [.. _tenants.Values],
     };
 
+    /// <summary>A copy to try changes on (validation, trial placement) without touching this one.</summary>
+    public DesiredState Copy()
+    {
+        var copy = new DesiredState();
+        copy.Restore(ToSnapshot());
+        return copy;
+    }
+
     public void Restore(RegistrySnapshot snapshot)
     {
         _models.Clear();

@@ -4,7 +4,6 @@ using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Event;
 using Akka.Persistence;
 using Serve.Actors.Hosting;
-using Serve.Actors.Placement;
 using Serve.Actors.Protocol;
 
 namespace Serve.Actors.Registry;
@@ -25,13 +24,14 @@ public sealed record RegistrySettings(
 }
 
 /// <summary>
-/// The cluster's one registry (a cluster singleton on the gateway role). It persists the desired state
-/// (<see cref="DesiredState"/>: model versions, their settings and replica counts, default versions) as
-/// events in the journal, so a cluster restarted from nothing comes back to it, and keeps the observed state
-/// (each replica's status, each worker's devices) in memory. It plans where every replica goes with
-/// <see cref="PlacementPlanner"/> (the allocation strategy follows the plan), wakes the planned replicas
-/// through the shard region on a timer, retires replaced replicas once their replacements serve, stops
-/// replicas that are no longer wanted, and publishes the catalog to every node.
+/// The cluster's one registry (a cluster singleton on the gateway role): a shell over three plain objects.
+/// <see cref="DesiredState"/> (model versions, their settings and replica counts, default versions,
+/// tenants) is persisted as events in the journal, so a cluster restarted from nothing comes back to it;
+/// <see cref="ObservedState"/> (each replica's status, each worker's devices) is kept in memory;
+/// <see cref="PlanBook"/> says where every replica goes (the allocation strategy follows the plan). The
+/// actor persists, sends the plan's commands through the shard region (waking planned replicas on a timer,
+/// stopping unwanted ones, retiring replaced ones once their replacements serve), and publishes the
+/// catalog (<see cref="CatalogProjection"/>) to every node.
 /// </summary>
 public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 {
@@ -42,47 +42,24 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
     private const string DebounceTimer = "debounce";
     private const string ReplanTimer = "replan";
 
-    /// <summary>How long placement waits for a worker that is up to report its devices.</summary>
-    private static readonly TimeSpan InventoryWait = TimeSpan.FromSeconds(10);
-
     private readonly IActorRef _replicaRegion;
     private readonly RegistrySettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly IActorRef _mediator = DistributedPubSub.Get(Context.System).Mediator;
     private readonly string _incarnation = Guid.NewGuid().ToString("N");
     private readonly DesiredState _desired = new();
-    private readonly Dictionary<ReplicaId, ReplicaStatus> _statuses = [];
-    private readonly Dictionary<string, NodeInventory> _nodes = new(StringComparer.Ordinal);
-    private readonly HashSet<ReplicaId> _retiring = [];
-
-    // Worker members that are joining or up, and since when: placement waits (briefly) for their devices, so
-    // a cluster that starts does not pile every replica on the first worker to report and then move them.
-    private readonly Dictionary<string, DateTimeOffset> _workersUp = new(StringComparer.Ordinal);
-
-    // Workers that start together report a few milliseconds apart, possibly before this registry has heard
-    // they are members: placement waits this long after a new worker reports, for the others.
-    private DateTimeOffset _settledAfter = DateTimeOffset.MinValue;
-    private Dictionary<ModelKey, ModelPlan> _plans = [];
-
-    // False until the first plan: the catalog says so, and readers keep a planned catalog from an earlier
-    // registry meanwhile (it still routes to the replicas that keep running).
-    private bool _planned;
+    private readonly ObservedState _observed;
+    private readonly PlanBook _plans = new();
 
     // True while Replan waits (a worker settles): the plan is older than the desired state.
     private bool _replanPending;
-
-    // One past the highest replica index used per model version in this incarnation: an index given up
-    // (scaled down, retired) is not taken again while sharding may still keep its shard on another node.
-    private readonly Dictionary<ModelKey, int> _nextIndex = [];
-
-    // Nodes that left the cluster (until one joins again at the same address).
-    private readonly HashSet<string> _removed = new(StringComparer.Ordinal);
     private long _revision;
 
     public ModelRegistryActor(IActorRef replicaRegion, RegistrySettings settings)
     {
         _replicaRegion = replicaRegion;
         _settings = settings;
+        _observed = new ObservedState(settings);
 
         Recover<RegistryEvent>(e => _desired.Apply(e));
         Recover<SnapshotOffer>(offer =>
@@ -170,8 +147,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         var registered = new List<string>();
         var problems = new List<string>();
         var events = new List<RegistryEvent>();
-        var pending = new DesiredState();
-        pending.Restore(_desired.ToSnapshot());
+        var pending = _desired.Copy();
         foreach (var definition in register.Models)
         {
             var decision = pending.Register(definition, fromConfiguration: true);
@@ -238,28 +214,19 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             ModelVersionPlaced p => p.Key,
             _ => null,
         }).OfType<ModelKey>().ToHashSet();
-        if (changed.Count == 0 || _nodes.Count == 0)
+        if (changed.Count == 0 || _observed.Nodes.Count == 0)
         {
             return null;
         }
 
-        var trial = new DesiredState();
-        trial.Restore(_desired.ToSnapshot());
+        var trial = _desired.Copy();
         foreach (var change in events)
         {
             trial.Apply(change);
         }
 
-        // Refused: a change that leaves more wanted replicas without a place than before, or placement rules
-        // that some replica cannot follow. A scale down never is.
-        var plans = PlacementPlanner.Plan([.. trial.Models], [.. _nodes.Values], CurrentAssignments(), _nextIndex);
-        return changed.Select(key =>
-        {
-            var after = plans.GetValueOrDefault(key);
-            var shortfallBefore = _plans.GetValueOrDefault(key)?.Shortfall ?? 0;
-            var placementChanged = events.OfType<ModelVersionPlaced>().Any(p => p.Key == key);
-            return after?.Unplaced is { } why && (after.Shortfall > shortfallBefore || placementChanged) ? why : null;
-        }).OfType<string>().FirstOrDefault();
+        var placed = events.OfType<ModelVersionPlaced>().Select(p => p.Key).ToHashSet();
+        return _plans.WhyNoRoom(trial, changed, placed, _observed.Nodes);
     }
 
     /// <summary>Persists the events, applies each, acts on the cluster, then answers.</summary>
@@ -290,120 +257,69 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    private Dictionary<ModelKey, ReplicaAssignment[]> CurrentAssignments() =>
-        _plans.ToDictionary(p => p.Key, p => p.Value.Assignments);
-
-    private ReplicaAssignment? AssignmentOf(ReplicaId replica) =>
-        _plans.GetValueOrDefault(replica.Key)?.Assignments.FirstOrDefault(a => a.Index == replica.Index);
-
     /// <summary>
     /// Plans placement again and acts on the difference: wakes newly placed replicas (on their planned
     /// device), stops replicas no longer planned, and retires replaced ones whose replacements serve.
+    /// Waits while workers are still reporting (<see cref="ObservedState.PlacementMustWait"/>).
     /// </summary>
     private void Replan()
     {
-        var now = _settings.Time.GetUtcNow();
-        if (now < _settledAfter
-            || _workersUp.Any(w => !_nodes.ContainsKey(w.Key) && now - w.Value < InventoryWait))
+        if (_observed.PlacementMustWait)
         {
             Timers.StartSingleTimer(ReplanTimer, ReplanTick.Instance, TimeSpan.FromMilliseconds(200));
             _replanPending = true;
             return;
         }
 
-        var before = _plans;
-        var firstPlan = !_planned;
         var wasPending = _replanPending;
         _replanPending = false;
-        _plans = PlacementPlanner.Plan([.. _desired.Models], [.. _nodes.Values], CurrentAssignments(), _nextIndex);
-        _planned = true;
-        foreach (var assignment in _plans.SelectMany(p => p.Value.Assignments.Select(a => new ReplicaId(p.Key.Name, p.Key.Version, a.Index))))
+        var change = _plans.Replan(_desired, _observed.Nodes);
+        foreach (var why in change.NewlyUnplaced)
         {
-            NoteIndex(assignment);
+            _log.Warning("Placement: {0}", why);
         }
 
-        foreach (var (key, plan) in before)
+        Stop(change.Stop);
+        foreach (var wake in change.Wake)
         {
-            var kept = _plans.GetValueOrDefault(key)?.Assignments.Select(a => a.Index).ToHashSet() ?? [];
-            foreach (var gone in plan.Assignments.Where(a => !kept.Contains(a.Index)))
-            {
-                var replica = new ReplicaId(key.Name, key.Version, gone.Index);
-                _replicaRegion.Tell(new StopReplica(replica));
-                _statuses.Remove(replica);
-                _retiring.Remove(replica);
-            }
-        }
-
-        var changed = firstPlan || wasPending || before.Count != _plans.Count;
-        foreach (var (key, plan) in _plans)
-        {
-            var previous = before.GetValueOrDefault(key);
-            if (plan.Unplaced is { } why && why != previous?.Unplaced)
-            {
-                _log.Warning("Placement: {0}", why);
-            }
-
-            changed |= previous is null || previous.Unplaced != plan.Unplaced || !previous.Assignments.SequenceEqual(plan.Assignments);
-            var definition = _desired.Find(key)!;
-            foreach (var added in plan.Active.Where(a => previous?.Assignments.Contains(a) != true))
-            {
-                _replicaRegion.Tell(new EnsureReplica(new ReplicaId(key.Name, key.Version, added.Index), definition, added.Device));
-            }
+            _replicaRegion.Tell(wake);
         }
 
         RetireReplaced();
-        if (changed)
+        if (change.Changed || wasPending)
         {
             Changed();
+        }
+    }
+
+    /// <summary>Stops replicas the plan dropped; what they last reported is forgotten with them.</summary>
+    private void Stop(IEnumerable<StopReplica> stops)
+    {
+        foreach (var stop in stops)
+        {
+            _replicaRegion.Tell(stop);
+            _observed.Forget(stop.Replica);
         }
     }
 
     /// <summary>Replaced replicas stop once every active replica of their model version serves (after a grace period).</summary>
     private void RetireReplaced()
     {
-        foreach (var (key, plan) in _plans)
+        foreach (var replica in _plans.DueToRetire(_observed))
         {
-            var replaced = plan.Assignments.Where(a => a.Retiring).ToList();
-            if (replaced.Count == 0 || !plan.Active.All(a => IsServing(key, a)))
-            {
-                continue;
-            }
-
-            foreach (var assignment in replaced)
-            {
-                var replica = new ReplicaId(key.Name, key.Version, assignment.Index);
-                if (_retiring.Add(replica))
-                {
-                    Timers.StartSingleTimer($"retire:{replica}", new RetireReplica(replica), _settings.RetireGrace);
-                }
-            }
+            Timers.StartSingleTimer($"retire:{replica}", new RetireReplica(replica), _settings.RetireGrace);
         }
     }
 
-    private void NoteIndex(ReplicaId replica) =>
-        _nextIndex[replica.Key] = Math.Max(_nextIndex.GetValueOrDefault(replica.Key), replica.Index + 1);
-
-    private bool IsServing(ModelKey key, ReplicaAssignment assignment) =>
-        _statuses.GetValueOrDefault(new ReplicaId(key.Name, key.Version, assignment.Index)) is { State: ReplicaState.Ready } status
-        && status.NodeAddress == assignment.NodeAddress;
-
     private void Retire(ReplicaId replica)
     {
-        _retiring.Remove(replica);
-        if (_plans.GetValueOrDefault(replica.Key) is not { } plan || AssignmentOf(replica) is not { Retiring: true })
+        if (_plans.Retire(replica, _observed) is not { } stop)
         {
             return;
         }
 
-        if (!plan.Active.All(a => IsServing(replica.Key, a)))
-        {
-            return; // the replacement stopped serving during the grace period: the old one stays for now
-        }
-
         _log.Info("Placement: replica {0} retires; its replacement serves", replica);
-        _replicaRegion.Tell(new StopReplica(replica));
-        _statuses.Remove(replica);
-        _plans[replica.Key] = plan with { Assignments = [.. plan.Assignments.Where(a => a.Index != replica.Index)] };
+        Stop([stop]);
         Replan();
         Changed();
     }
@@ -412,67 +328,35 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
     {
         if (member.HasRole(ServeRoles.Worker) && member.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up)
         {
-            _workersUp.TryAdd(member.Address.ToString(), _settings.Time.GetUtcNow());
-            _removed.Remove(member.Address.ToString());
+            _observed.WorkerArriving(member.Address.ToString());
         }
     }
 
     private void OnInventory(NodeInventory inventory)
     {
-        // A report that arrives after its node left must not bring the node back.
-        if (_removed.Contains(inventory.Address))
+        var change = _observed.Report(inventory);
+        if (change == InventoryChange.Ignored)
         {
             return;
         }
 
-        var previous = _nodes.GetValueOrDefault(inventory.Address);
-        _nodes[inventory.Address] = inventory;
-        if (previous is null)
+        var devicesChanged = change is InventoryChange.Arrived or InventoryChange.DevicesChanged;
+        if (devicesChanged)
         {
-            _settledAfter = _settings.Time.GetUtcNow() + _settings.NewWorkerSettle;
+            _log.Info("Worker {0} ({1}) has {2}", inventory.Name, inventory.Address,
+                string.Join(", ", inventory.Devices.Select(d => $"{d.Name} ({d.TotalMemoryMb} MB)")));
         }
 
-        var adopted = AdoptHosted(inventory);
-        if (previous is null || !previous.SameDevices(inventory) || adopted)
+        var adopted = _plans.AdoptHosted(inventory, _desired);
+        if (devicesChanged || adopted)
         {
-            if (previous is null || !previous.SameDevices(inventory))
-            {
-                _log.Info("Worker {0} ({1}) has {2}", inventory.Name, inventory.Address,
-                    string.Join(", ", inventory.Devices.Select(d => $"{d.Name} ({d.TotalMemoryMb} MB)")));
-            }
-
             Replan();
             Changed();
         }
-        else if (!previous.Devices.SequenceEqual(inventory.Devices))
+        else if (change == InventoryChange.UseChanged)
         {
-            Changed(); // the measured use changed
+            Changed();
         }
-    }
-
-    /// <summary>
-    /// Replicas a worker holds that the plan does not know (they ran before this registry took over) are
-    /// adopted where they run while their model version needs them; true when any was.
-    /// </summary>
-    private bool AdoptHosted(NodeInventory inventory)
-    {
-        var adopted = false;
-        foreach (var hosted in inventory.Hosted)
-        {
-            if (_desired.Find(hosted.Replica.Key) is not { } definition || AssignmentOf(hosted.Replica) is not null
-                || (_plans.GetValueOrDefault(hosted.Replica.Key)?.Active.Count() ?? 0) >= definition.Replicas)
-            {
-                continue;
-            }
-
-            var plan = _plans.GetValueOrDefault(hosted.Replica.Key) ?? new ModelPlan([], null);
-            var where = new ReplicaAssignment(hosted.Replica.Index, inventory.Address, hosted.Device, Retiring: false);
-            _plans[hosted.Replica.Key] = plan with { Assignments = [.. plan.Assignments.Append(where).OrderBy(a => a.Index)] };
-            NoteIndex(hosted.Replica);
-            adopted = true;
-        }
-
-        return adopted;
     }
 
     private void UpdateStatus(ReplicaStatus status)
@@ -483,14 +367,13 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             return;
         }
 
-        var assignment = AssignmentOf(status.Replica);
+        var assignment = _plans.AssignmentOf(status.Replica);
         if (assignment is null)
         {
             // A replica this registry did not place: one that runs from before this registry took over is
             // adopted while its model version needs replicas; otherwise (scaled down or replaced while its
             // node was away) it stops.
-            var active = _plans.GetValueOrDefault(status.Replica.Key)?.Active.Count() ?? 0;
-            if (status.State == ReplicaState.Stopped || active >= definition.Replicas)
+            if (status.State == ReplicaState.Stopped || _plans.ActiveCount(status.Replica.Key) >= definition.Replicas)
             {
                 StopUnwanted(status);
                 return;
@@ -511,18 +394,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
             Adopt(status);
         }
 
-        if (status.State == ReplicaState.Stopped)
-        {
-            // A stopped replica says so from the node it left; a newer report from its new node wins.
-            if (_statuses.TryGetValue(status.Replica, out var current) && current.NodeAddress != status.NodeAddress)
-            {
-                return;
-            }
-        }
-
-        var previous = _statuses.GetValueOrDefault(status.Replica);
-        _statuses[status.Replica] = status;
-        if (previous is null || MeaningfullyDifferent(previous, status))
+        if (_observed.Record(status))
         {
             Changed();
             RetireReplaced();
@@ -539,38 +411,16 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 
     private void Adopt(ReplicaStatus status)
     {
-        var key = status.Replica.Key;
-        var plan = _plans.GetValueOrDefault(key) ?? new ModelPlan([], null);
-        var where = new ReplicaAssignment(status.Replica.Index, status.NodeAddress, status.Device, Retiring: false);
-        _plans[key] = plan with { Assignments = [.. plan.Assignments.Where(a => a.Index != where.Index).Append(where).OrderBy(a => a.Index)] };
-        _statuses[status.Replica] = status;
-        NoteIndex(status.Replica);
+        _plans.Adopt(status.Replica, status.NodeAddress, status.Device);
+        _observed.Record(status);
         Replan();
     }
 
-    private static bool MeaningfullyDifferent(ReplicaStatus a, ReplicaStatus b) =>
-        a.State != b.State || a.NodeAddress != b.NodeAddress || a.Device != b.Device
-        || a.Restarts != b.Restarts || a.LastError != b.LastError || a.Signature != b.Signature;
-
     private void ForgetNode(string address)
     {
-        var gone = _statuses.Where(s => s.Value.NodeAddress == address).Select(s => s.Key).ToList();
-        foreach (var replica in gone)
-        {
-            _statuses.Remove(replica);
-        }
-
-        var hadDevices = _nodes.Remove(address);
-        _workersUp.Remove(address);
-        _removed.Add(address);
-        var placed = 0;
-        foreach (var (key, plan) in _plans.ToList())
-        {
-            placed += plan.Assignments.Count(a => a.NodeAddress == address);
-            _plans[key] = plan with { Assignments = [.. plan.Assignments.Where(a => a.NodeAddress != address)] };
-        }
-
-        if (gone.Count > 0 || placed > 0 || hadDevices)
+        var known = _observed.ForgetNode(address);
+        var placed = _plans.ForgetNode(address);
+        if (known || placed > 0)
         {
             _log.Info("Node {0} left; its {1} replica(s) will be placed again", address, placed);
             Replan();
@@ -579,20 +429,11 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    /// <summary>Wakes every placed, active replica (sharding starts it again wherever its shard lives).</summary>
     private void Reconcile()
     {
-        foreach (var (key, plan) in _plans)
+        foreach (var wake in _plans.WakeAll(_desired))
         {
-            if (_desired.Find(key) is not { } definition)
-            {
-                continue;
-            }
-
-            foreach (var assignment in plan.Active)
-            {
-                _replicaRegion.Tell(new EnsureReplica(new ReplicaId(key.Name, key.Version, assignment.Index), definition, assignment.Device));
-            }
+            _replicaRegion.Tell(wake);
         }
     }
 
@@ -607,32 +448,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 
     private void PublishCatalog() => _mediator.Tell(new Publish(CatalogTopic, Snapshot()));
 
-    private CatalogSnapshot Snapshot()
-    {
-        var entries = _desired.Models
-            .OrderBy(d => d.Name, StringComparer.Ordinal)
-            .ThenBy(d => d.Version, StringComparer.Ordinal)
-            .Select(d =>
-            {
-                var plan = _plans.GetValueOrDefault(d.Key) ?? new ModelPlan([], null);
-                return new CatalogEntry(
-                    d,
-                    _desired.IsDefault(d),
-                    [.. plan.Assignments.Select(a => _statuses.GetValueOrDefault(new ReplicaId(d.Name, d.Version, a.Index))).OfType<ReplicaStatus>()])
-                {
-                    Assignments = plan.Assignments,
-                    Unplaced = plan.Unplaced,
-                };
-            })
-            .ToArray();
-        return new CatalogSnapshot(_incarnation, _revision, entries)
-        {
-            Nodes = [.. _nodes.Values.OrderBy(n => n.Address, StringComparer.Ordinal)],
-            Planned = _planned,
-            ReplanPending = _replanPending,
-            Tenants = [.. _desired.Tenants],
-        };
-    }
+    private CatalogSnapshot Snapshot() => CatalogProjection.Project(_incarnation, _revision, _desired, _plans, _observed, _replanPending);
 
     private sealed record RetireReplica(ReplicaId Replica);
 
