@@ -65,6 +65,26 @@ public sealed class GatewayEdgeTests(GatewayFactory gateway) : IClassFixture<Gat
         Assert.Equal("[7]", outputs[1].GetProperty("data").GetRawText());
     }
 
+    [Theory]
+    [InlineData(false, "[[[1.5,-2]],[7]]")]
+    [InlineData(true, """{"outputs":[{"name":"output__0","datatype":"FP32","shape":[1,2],"data":[1.5,-2]},{"name":"output__1","datatype":"INT64","shape":[1],"data":[7]}]}""")]
+    public async Task Tensors_on_torchserves_endpoint_come_back_as_nested_lists_or_named_outputs_when_the_inputs_were_named(bool named, string expected)
+    {
+        using var client = gateway.Inference();
+        var tensors = new TensorOutput([Floats("output__0", [1, 2], 1.5f, -2f), new NamedTensor("output__1", TensorDataType.INT64, [1], BitConverter.GetBytes(7L))])
+        {
+            NamedInputs = named,
+        };
+        gateway.Replicas.Answer = (_, _) => Task.FromResult<InferenceReply>(
+            new InferenceSucceeded("r", tensors, new InferenceTiming(1, 2, 1, "echo/1.0/0", "cpu:0")));
+
+        using var response = await client.PostAsync("/predictions/echo", Json.Body("[1]"), Token);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(expected, await response.Content.ReadAsStringAsync(Token));
+    }
+
     [Fact]
     public async Task A_torchserve_body_and_form_fields_reach_the_replica_as_named_parts_and_a_document_comes_back_as_it_is()
     {

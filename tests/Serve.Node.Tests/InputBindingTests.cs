@@ -49,13 +49,13 @@ public sealed class InputBindingTests(TorchFixture torch, ITestOutputHelper outp
     public async Task An_open_inference_protocol_body_on_the_torchserve_endpoint_binds_by_name_too()
     {
         await using var model = await torch.LoadAsync(TorchFixture.TorchScript("addsub", "addsub.pt"));
-        var json = Document(await RunOneAsync(model, Json("""
+        var output = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, Json("""
             {"inputs": [{"name": "y", "shape": [1], "datatype": "FP32", "data": [1]},
                         {"name": "x", "shape": [1], "datatype": "FP32", "data": [10]}]}
-            """)));
+            """))));
 
-        Assert.Equal("output__1", json.GetProperty("outputs")[1].GetProperty("name").GetString());
-        Assert.Equal(9f, json.GetProperty("outputs")[1].GetProperty("data")[0].GetSingle());
+        Assert.Equal("output__1", output.Tensors[1].Name);
+        Assert.Equal([9f], Floats(output.Tensors[1]));
     }
 
     [Theory]

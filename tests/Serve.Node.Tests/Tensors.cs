@@ -23,6 +23,9 @@ public static class Tensors
     public static float[] Floats(NamedTensor tensor) =>
         [.. Enumerable.Range(0, tensor.Data.Length / 4).Select(i => BinaryPrimitives.ReadSingleLittleEndian(tensor.Data.AsSpan(i * 4)))];
 
+    public static long[] Int64s(NamedTensor tensor) =>
+        [.. Enumerable.Range(0, tensor.Data.Length / 8).Select(i => BinaryPrimitives.ReadInt64LittleEndian(tensor.Data.AsSpan(i * 8)))];
+
     public static RawInput Json(string json) => RawInput.FromBody("application/json", Encoding.UTF8.GetBytes(json));
 
     public static float[] Ones(int count) => [.. Enumerable.Repeat(1f, count)];

@@ -23,30 +23,31 @@ public sealed class TorchScriptModelTests(TorchFixture torch) : IClassFixture<To
     }
 
     [Fact]
-    public async Task Nested_json_lists_in_give_nested_json_lists_out()
+    public async Task Nested_json_lists_in_give_tensors_shaped_by_the_nesting_out()
     {
         await using var model = await torch.LoadAsync(TorchFixture.TorchScript("linrelu", "linrelu.pt"));
-        var json = Document(await RunOneAsync(model, Json("[[1,1,1,1,1,1,1,1,1,1],[2,2,2,2,2,2,2,2,2,2]]")));
+        var output = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, Json("[[1,1,1,1,1,1,1,1,1,1],[1,1,1,1,1,1,1,1,1,1]]"))));
 
-        Assert.Equal(JsonValueKind.Array, json.ValueKind);
-        Assert.Equal(TestModels.LinReluOfOnes, json[0].EnumerateArray().Select(v => v.GetSingle()));
-        Assert.Equal(TestModels.LinReluOfOnes, json[1].EnumerateArray().Select(v => v.GetSingle()));
+        var only = Assert.Single(output.Tensors);
+        Assert.False(output.NamedInputs);
+        Assert.Equal([2L, TestModels.LinReluOfOnes.Length], only.Shape);
+        Assert.Equal([.. TestModels.LinReluOfOnes, .. TestModels.LinReluOfOnes], Floats(only));
     }
 
     [Fact]
-    public async Task An_open_inference_protocol_body_on_the_torchserve_endpoint_is_answered_in_kind()
+    public async Task An_open_inference_protocol_body_on_the_torchserve_endpoint_gives_named_outputs_marked_so()
     {
         await using var model = await torch.LoadAsync(TorchFixture.TorchScript("addsub", "addsub.pt"));
-        var json = Document(await RunOneAsync(model, Json("""
+        var output = Assert.IsType<TensorOutput>(Output(await RunOneAsync(model, Json("""
             {"inputs": [{"name": "x", "shape": [2], "datatype": "INT64", "data": [5, 7]},
                         {"name": "y", "shape": [2], "datatype": "INT64", "data": [1, 2]}]}
-            """)));
+            """))));
 
-        var outputs = json.GetProperty("outputs");
-        Assert.Equal(2, outputs.GetArrayLength());
-        Assert.Equal("INT64", outputs[0].GetProperty("datatype").GetString());
-        Assert.Equal([6L, 9L], outputs[0].GetProperty("data").EnumerateArray().Select(v => v.GetInt64()));
-        Assert.Equal([4L, 5L], outputs[1].GetProperty("data").EnumerateArray().Select(v => v.GetInt64()));
+        Assert.True(output.NamedInputs);
+        Assert.Equal(2, output.Tensors.Length);
+        Assert.Equal(TensorDataType.INT64, output.Tensors[0].DataType);
+        Assert.Equal([6L, 9L], Int64s(output.Tensors[0]));
+        Assert.Equal([4L, 5L], Int64s(output.Tensors[1]));
     }
 
     [Fact]

@@ -36,7 +36,14 @@ public abstract record InferenceOutput;
 public sealed record DocumentOutput(string ContentType, byte[] Body) : InferenceOutput;
 
 /// <summary>Output tensors, rendered by the gateway as the protocol of the request asks.</summary>
-public sealed record TensorOutput(NamedTensor[] Tensors) : InferenceOutput;
+public sealed record TensorOutput(NamedTensor[] Tensors) : InferenceOutput
+{
+    /// <summary>
+    /// True when the request named its input tensors in its body (the Open Inference Protocol's JSON sent to a
+    /// TorchServe endpoint): the gateway answers in kind, with named outputs, instead of TorchServe's nested lists.
+    /// </summary>
+    public bool NamedInputs { get; init; }
+}
 
 /// <summary>
 /// Gateway to replica: run one request within <paramref name="Timeout"/>. The replica starts the clock on

@@ -46,33 +46,47 @@ public static class InferenceApi
         return bodies.RefuseResponse(body.LongLength) is { } tooLarge ? ErrorTable.TorchServe(tooLarge) : Results.Bytes(body, contentType);
     }
 
-    /// <summary>What TorchServe's APIs (HTTP and gRPC) answer: a handler's document as it is, tensors as nested lists.</summary>
+    /// <summary>
+    /// What TorchServe's APIs (HTTP and gRPC) answer: a handler's document as it is; tensors as nested lists, or,
+    /// for a request that named its inputs (an Open Inference Protocol body), as named outputs.
+    /// </summary>
     public static (string ContentType, byte[] Body) PredictionBody(InferenceOutput output) => output switch
     {
         DocumentOutput document => (document.ContentType, document.Body),
-        TensorOutput tensors => ("application/json", NestedLists(tensors.Tensors)),
+        TensorOutput { NamedInputs: true } tensors => ("application/json", Json(writer =>
+        {
+            writer.WriteStartObject();
+            OipJson.WriteOutputs(writer, tensors.Tensors);
+            writer.WriteEndObject();
+        })),
+        TensorOutput tensors => ("application/json", Json(writer => WriteNestedLists(writer, tensors.Tensors))),
         var other => throw new InvalidOperationException($"unexpected output {other.GetType().Name}"),
     };
 
-    private static byte[] NestedLists(NamedTensor[] tensors)
+    /// <summary>TorchServe's tensor answer: one output as its nested list, several as a list of them.</summary>
+    private static void WriteNestedLists(Utf8JsonWriter writer, NamedTensor[] tensors)
+    {
+        if (tensors.Length == 1)
+        {
+            TensorJson.WriteData(writer, tensors[0], nested: true);
+            return;
+        }
+
+        writer.WriteStartArray();
+        foreach (var tensor in tensors)
+        {
+            TensorJson.WriteData(writer, tensor, nested: true);
+        }
+
+        writer.WriteEndArray();
+    }
+
+    private static byte[] Json(Action<Utf8JsonWriter> write)
     {
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer))
         {
-            if (tensors.Length == 1)
-            {
-                TensorJson.WriteData(writer, tensors[0], nested: true);
-            }
-            else
-            {
-                writer.WriteStartArray();
-                foreach (var tensor in tensors)
-                {
-                    TensorJson.WriteData(writer, tensor, nested: true);
-                }
-
-                writer.WriteEndArray();
-            }
+            write(writer);
         }
 
         return buffer.WrittenSpan.ToArray();

@@ -3,17 +3,17 @@ using static TorchSharp.torch;
 
 namespace Serve.Node.Handlers;
 
-/// <summary>How the handler will answer: as tensors (Open Inference Protocol) or as a finished document.</summary>
+/// <summary>
+/// How the handler will answer: with tensors, which the gateway renders in the protocol the request came
+/// in, or with a finished document. Handlers never render a protocol themselves.
+/// </summary>
 public enum ResponseStyle
 {
-    /// <summary>Tensors for the gateway to render (the Open Inference Protocol's infer endpoint).</summary>
+    /// <summary>Tensors, as the request's protocol renders them (nested lists on TorchServe's endpoints).</summary>
     Tensors,
 
-    /// <summary>TorchServe style: JSON nested lists, one per output.</summary>
-    NestedJson,
-
-    /// <summary>An Open Inference Protocol JSON body sent to a TorchServe endpoint: answered in kind.</summary>
-    OipJson,
+    /// <summary>Tensors for a request that named its inputs in its body (<see cref="TensorOutput.NamedInputs"/>).</summary>
+    NamedTensors,
 
     /// <summary>A JSON document built by the handler (e.g. the classifier's top-5).</summary>
     Document,

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using Serve.Actors.Protocol;
 using Serve.Actors.Tensors;
@@ -10,7 +9,8 @@ namespace Serve.Node.Handlers;
 /// <summary>
 /// The <c>tensor</c> handler: tensors in, tensors out. Takes Open Inference Protocol tensors, a JSON nested
 /// list (one FP32 input, shape from the nesting), <c>{"data": nested list}</c>, or an Open Inference
-/// Protocol body (<c>{"inputs": [...]}</c>) on TorchServe's endpoint, and answers in the same form.
+/// Protocol body (<c>{"inputs": [...]}</c>) on TorchServe's endpoint, and answers with tensors: the gateway
+/// renders them in the form the request came in.
 /// </summary>
 public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IModelHandler
 {
@@ -67,32 +67,7 @@ public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IMo
         var selected = request.RequestedOutputs is { Length: > 0 } wanted
             ? outputs.Where(o => wanted.Contains(o.Name)).ToArray()
             : outputs;
-        return request.Style switch
-        {
-            ResponseStyle.Tensors => new TensorOutput(selected),
-            ResponseStyle.OipJson => Json(writer =>
-            {
-                writer.WriteStartObject();
-                OipJson.WriteOutputs(writer, selected);
-                writer.WriteEndObject();
-            }),
-            _ => Json(writer =>
-            {
-                if (selected.Length == 1)
-                {
-                    TensorJson.WriteData(writer, selected[0], nested: true);
-                    return;
-                }
-
-                writer.WriteStartArray();
-                foreach (var output in selected)
-                {
-                    TensorJson.WriteData(writer, output, nested: true);
-                }
-
-                writer.WriteEndArray();
-            }),
-        };
+        return new TensorOutput(selected) { NamedInputs = request.Style == ResponseStyle.NamedTensors };
     }
 
     private PreparedRequest PrepareJson(RawInput raw)
@@ -122,7 +97,7 @@ public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IMo
                 if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("inputs", out _))
                 {
                     var request = OipJson.ReadRequest(root, limits);
-                    return new PreparedRequest(Bind(request.Inputs), ResponseStyle.OipJson, request.RequestedOutputs);
+                    return new PreparedRequest(Bind(request.Inputs), ResponseStyle.NamedTensors, request.RequestedOutputs);
                 }
 
                 if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("data", out var data))
@@ -149,18 +124,7 @@ public sealed class TensorHandler(TorchModule module, TensorLimits limits) : IMo
                 + $"({string.Join(", ", Signature.Inputs.Select(i => $"'{i.Name}'"))})");
         }
 
-        return new PreparedRequest([TensorJson.ReadNested(only.Name, TensorDataType.FP32, data, limits)], ResponseStyle.NestedJson, null);
-    }
-
-    private static DocumentOutput Json(Action<Utf8JsonWriter> write)
-    {
-        var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            write(writer);
-        }
-
-        return new DocumentOutput("application/json", buffer.WrittenSpan.ToArray());
+        return new PreparedRequest([TensorJson.ReadNested(only.Name, TensorDataType.FP32, data, limits)], ResponseStyle.Tensors, null);
     }
 }
 
