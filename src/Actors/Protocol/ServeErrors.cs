@@ -66,4 +66,36 @@ public static class ServeErrors
     /// <summary>A replica's answer too large for a frame between nodes (Akka.Remote would drop it silently).</summary>
     public static ServeError ReplyTooLarge(long bytes, long limit) => new(ServeErrorKind.ResourceExhausted,
         $"The answer is {bytes} bytes, more than the {limit} a message between nodes can carry (Serve:Cluster:MaximumFrameSizeBytes)");
+
+    // The gateway's answers when no replica answered.
+
+    /// <summary>TorchServe's answer for a model version scaled to no workers.</summary>
+    public static ServeError NoWorkers(ModelKey model) => new(ServeErrorKind.Unavailable,
+        $"Model \"{model.Name}\" Version {model.Version} has no worker to serve inference request. Please use scale workers API to add workers.");
+
+    public static ServeError NoReplicaPlaced(ModelKey model, string? unplaced) => new(ServeErrorKind.Unavailable,
+        $"Model \"{model.Name}\" Version {model.Version} has no replica placed yet: {unplaced ?? "the registry is placing them"}");
+
+    public static ServeError NoReplicaCanServe(ModelKey model, string why) => new(ServeErrorKind.Unavailable,
+        $"Model \"{model.Name}\" Version {model.Version} has no replica that can serve now: {why}");
+
+    /// <summary>A decoded request larger than a message to another node can carry (Akka.Remote would drop it silently).</summary>
+    public static ServeError PayloadTooLargeForFrame(long bytes, long limit) => new(ServeErrorKind.PayloadTooLarge,
+        $"The request is {bytes} bytes once decoded (JSON numbers become binary tensors, INT64 and FP64 at 8 bytes each), " +
+        $"more than the {limit} bytes a message to another node can carry (Serve:Cluster:MaximumFrameSizeBytes); " +
+        "send smaller requests, or raise the frame size on every node");
+
+    public static ServeError ClientDeadlinePassed(string model) =>
+        new(ServeErrorKind.DeadlineExceeded, $"The request's deadline passed before model \"{model}\" answered");
+
+    public static ServeError ResponseTimeout(string model, int seconds) =>
+        new(ServeErrorKind.DeadlineExceeded, $"Model \"{model}\" did not answer within its response timeout of {seconds} s");
+
+    public static ServeError ReplicaDidNotAnswer(ReplicaId replica, TimeSpan left) => new(ServeErrorKind.DeadlineExceeded,
+        $"Replica {replica} did not answer within the {left.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)} s left before the request's deadline");
+
+    public static ServeError ClientCancelled { get; } = new(ServeErrorKind.Cancelled, "The client cancelled the request");
+
+    public static ServeError ReplicaGone(ReplicaId replica) => new(ServeErrorKind.Unavailable,
+        $"Replica {replica} stopped, or its node became unreachable or left the cluster");
 }

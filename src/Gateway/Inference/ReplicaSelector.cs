@@ -21,14 +21,12 @@ public static class ReplicaSelector
         var definition = entry.Definition;
         if (definition.Replicas == 0)
         {
-            return new ReplicaChoice(null, new ServeError(ServeErrorKind.Unavailable,
-                $"Model \"{definition.Name}\" Version {definition.Version} has no worker to serve inference request. Please use scale workers API to add workers."));
+            return new ReplicaChoice(null, ServeErrors.NoWorkers(definition.Key));
         }
 
         if (entry.Assignments.Length == 0)
         {
-            return new ReplicaChoice(null, new ServeError(ServeErrorKind.Unavailable,
-                $"Model \"{definition.Name}\" Version {definition.Version} has no replica placed yet: {entry.Unplaced ?? "the registry is placing them"}"));
+            return new ReplicaChoice(null, ServeErrors.NoReplicaPlaced(definition.Key, entry.Unplaced));
         }
 
         var statuses = entry.Replicas.ToDictionary(s => s.Replica.Index);
@@ -65,8 +63,7 @@ public static class ReplicaSelector
                   ?? (indices.Count == 0
                       ? "every replica already failed this request"
                       : "its replicas are on nodes that are unreachable or leaving the cluster");
-        return new ReplicaChoice(null, new ServeError(ServeErrorKind.Unavailable,
-            $"Model \"{definition.Name}\" Version {definition.Version} has no replica that can serve now: {why}"));
+        return new ReplicaChoice(null, ServeErrors.NoReplicaCanServe(definition.Key, why));
     }
 
     private static int LeastOutstanding(List<int> candidates, Func<int, int> outstanding, Random random)

@@ -82,9 +82,9 @@ public sealed class ShardedInferenceClient : IInferenceClient
             }
         }
 
-        return reply ?? new InferenceFailed(requestId, new ServeError(ServeErrorKind.DeadlineExceeded, clientDeadlineFirst
-            ? $"The request's deadline passed before model \"{definition.Name}\" answered"
-            : $"Model \"{definition.Name}\" did not answer within its response timeout of {definition.ResponseTimeoutSeconds} s"));
+        return reply ?? new InferenceFailed(requestId, clientDeadlineFirst
+            ? ServeErrors.ClientDeadlinePassed(definition.Name)
+            : ServeErrors.ResponseTimeout(definition.Name, definition.ResponseTimeoutSeconds));
     }
 
     private async Task<InferenceReply> AskReplica(
@@ -95,10 +95,7 @@ public sealed class ShardedInferenceClient : IInferenceClient
         if (localReplica is null && input.PayloadBytes > _maxPayloadBytes)
         {
             // Akka.Remote would drop the message silently and the caller would wait out its timeout.
-            return new InferenceFailed(requestId, new ServeError(ServeErrorKind.PayloadTooLarge,
-                $"The request is {input.PayloadBytes} bytes once decoded (JSON numbers become binary tensors, INT64 and FP64 at 8 bytes each), " +
-                $"more than the {_maxPayloadBytes} bytes a message to another node can carry (Serve:Cluster:MaximumFrameSizeBytes); " +
-                "send smaller requests, or raise the frame size on every node"));
+            return new InferenceFailed(requestId, ServeErrors.PayloadTooLargeForFrame(input.PayloadBytes, _maxPayloadBytes));
         }
 
         var waitsOn = localReplica is not null ? LocalKey(replica) : node;
@@ -126,17 +123,15 @@ public sealed class ShardedInferenceClient : IInferenceClient
         catch (AskTimeoutException)
         {
             target.Tell(new CancelInference(replica, requestId));
-            return new InferenceFailed(requestId, new ServeError(ServeErrorKind.DeadlineExceeded,
-                $"Replica {replica} did not answer within the {timeout.TotalSeconds:0.###} s left before the request's deadline"));
+            return new InferenceFailed(requestId, ServeErrors.ReplicaDidNotAnswer(replica, timeout));
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            return new InferenceFailed(requestId, new ServeError(ServeErrorKind.Cancelled, "The client cancelled the request"));
+            return new InferenceFailed(requestId, ServeErrors.ClientCancelled);
         }
         catch (OperationCanceledException)
         {
-            return new InferenceFailed(requestId, new ServeError(ServeErrorKind.Unavailable,
-                $"Replica {replica} stopped, or its node became unreachable or left the cluster"));
+            return new InferenceFailed(requestId, ServeErrors.ReplicaGone(replica));
         }
         finally
         {
