@@ -4,6 +4,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Microsoft.Extensions.Options;
+using Serve.Actors.Protocol;
 using Serve.Gateway.Grpc.Oip;
 using Serve.Gateway.Grpc.TorchServe;
 using Serve.Gateway.Hosting;
@@ -58,7 +59,7 @@ public sealed class TokenAuthorizationTests(TokenAuthorizationTests.Factory serv
         Assert.Equal("Bearer", response.Headers.WwwAuthenticate.Single().Scheme);
         var body = await Json.ReadAsync(response);
         Assert.Equal(401, body.GetProperty("code").GetInt32());
-        Assert.Equal(TokenAuthorization.FailureMessage, body.GetProperty("message").GetString());
+        Assert.Equal(ServeErrors.TokenAuthorizationFailed.Message, body.GetProperty("message").GetString());
     }
 
     [Theory]
@@ -81,7 +82,7 @@ public sealed class TokenAuthorizationTests(TokenAuthorizationTests.Factory serv
         var predictions = await Assert.ThrowsAsync<RpcException>(() => new InferenceAPIsService.InferenceAPIsServiceClient(anonymous)
             .PredictionsAsync(new PredictionsRequest { ModelName = "linrelu" }, cancellationToken: Token).ResponseAsync);
         Assert.Equal(StatusCode.Unauthenticated, predictions.StatusCode);
-        Assert.Equal(TokenAuthorization.FailureMessage, predictions.Status.Detail);
+        Assert.Equal(ServeErrors.TokenAuthorizationFailed.Message, predictions.Status.Detail);
 
         var live = await Assert.ThrowsAsync<RpcException>(() => new GRPCInferenceService.GRPCInferenceServiceClient(anonymous)
             .ServerLiveAsync(new ServerLiveRequest(), cancellationToken: Token).ResponseAsync);

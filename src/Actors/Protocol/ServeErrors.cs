@@ -98,4 +98,43 @@ public static class ServeErrors
 
     public static ServeError ReplicaGone(ReplicaId replica) => new(ServeErrorKind.Unavailable,
         $"Replica {replica} stopped, or its node became unreachable or left the cluster");
+
+    // Requests the gateway refuses before any model sees them.
+
+    /// <summary>One message whatever was wrong with the key, so an answer never says which part failed.</summary>
+    public static ServeError TokenAuthorizationFailed { get; } = new(ServeErrorKind.Unauthenticated,
+        "Token authorization failed: the token is missing, wrong or expired. Send " +
+        "'Authorization: Bearer <key>' with the key for this API from the server's key file.");
+
+    public static ServeError InvalidJsonBody(string reason) => new(ServeErrorKind.BadInput, $"The request body is not valid JSON: {reason}");
+
+    /// <summary>TorchServe's wording for a request without a model name (gRPC), also used by the Open Inference Protocol.</summary>
+    public static ServeError ModelNameRequired { get; } = new(ServeErrorKind.BadInput, "Parameter model_name is required.");
+
+    /// <summary>A reply type the gateway does not know: a bug, never a client's fault.</summary>
+    public static ServeError UnexpectedReply(object reply) => new(ServeErrorKind.Internal, $"unexpected reply {reply.GetType().Name}");
+
+    // Management: TorchServe's texts where TorchServe has them.
+
+    public static ServeError ModelApiDisabled { get; } = new(ServeErrorKind.Disabled,
+        "Registering and unregistering models is disabled on this server. Enable it with enable_model_api=true " +
+        "(Serve:EnableModelApi, environment Serve__EnableModelApi=true) if clients of the management API may change the models.");
+
+    public static ServeError UrlRequired { get; } = new(ServeErrorKind.BadInput, "Parameter url is required.");
+
+    public static ServeError RelativePathInUrl(string url) => new(ServeErrorKind.NotFound, $"Relative path is not allowed in url: {url}");
+
+    public static ServeError UrlNotAllowed(string url) => new(ServeErrorKind.NotFound, $"Given URL {url} does not match any allowed URL(s)");
+
+    public static ServeError InvalidRuntime(string runtime) => new(ServeErrorKind.BadInput, $"Invalid RuntimeType value: {runtime}");
+
+    public static ServeError MaxWorkerBelowMinWorker { get; } = new(ServeErrorKind.BadInput, "max_worker cannot be less than min_worker.");
+
+    public static ServeError NotRegistered(ModelKey model, string refusal) =>
+        new(ServeErrorKind.BadInput, $"Model {model.Name} version {model.Version} was not registered: {refusal}");
+
+    public static ServeError FailedToStartWorkers(ModelKey model) =>
+        new(ServeErrorKind.Internal, $"Failed to start workers for model {model.Name} version: {model.Version}");
+
+    public static ServeError TenantExists(string tenant) => new(ServeErrorKind.Conflict, $"Tenant \"{tenant}\" already exists");
 }

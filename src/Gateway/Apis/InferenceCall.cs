@@ -49,7 +49,7 @@ public static class InferenceCall
         {
             InferenceSucceeded succeeded => (succeeded, null),
             InferenceFailed failed => (null, renderError(failed.Error)),
-            _ => (null, renderError(new ServeError(ServeErrorKind.Internal, $"unexpected reply {reply.GetType().Name}"))),
+            _ => (null, renderError(ServeErrors.UnexpectedReply(reply))),
         };
     }
 }

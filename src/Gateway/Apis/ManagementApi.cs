@@ -110,7 +110,7 @@ public sealed record RegisterParameters(
     /// <summary>TorchServe's refusal of a runtime it does not have; null when there is none to refuse.</summary>
     public ServeError? CheckRuntime() => Runtime is null || Runtimes.Contains(Runtime, StringComparer.Ordinal)
         ? null
-        : new ServeError(ServeErrorKind.BadInput, $"Invalid RuntimeType value: {Runtime}");
+        : ServeErrors.InvalidRuntime(Runtime);
 
     public static async Task<(RegisterParameters? Parameters, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellation)
     {
@@ -139,7 +139,7 @@ public sealed record RegisterParameters(
             }
             catch (JsonException error)
             {
-                return (null, new ServeError(ServeErrorKind.BadInput, $"The request body is not valid JSON: {error.Message}"));
+                return (null, ServeErrors.InvalidJsonBody(error.Message));
             }
         }
 
@@ -217,13 +217,13 @@ public sealed record RegisterParameters(
     {
         if (string.IsNullOrWhiteSpace(Url))
         {
-            return new ServeError(ServeErrorKind.BadInput, "Parameter url is required.");
+            return ServeErrors.UrlRequired;
         }
 
         var isUrl = ModelDownloads.IsUrl(Url);
         if (!isUrl && (Url.Contains("..", StringComparison.Ordinal) || Url.Contains('/', StringComparison.Ordinal) || Url.Contains('\\', StringComparison.Ordinal)))
         {
-            return new ServeError(ServeErrorKind.NotFound, $"Relative path is not allowed in url: {Url}");
+            return ServeErrors.RelativePathInUrl(Url);
         }
 
         var path = isUrl && Uri.TryCreate(Url, UriKind.Absolute, out var uri) ? uri.AbsolutePath : Url;

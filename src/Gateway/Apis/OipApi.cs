@@ -94,7 +94,7 @@ public static class OipApi
             }
             catch (JsonException failure)
             {
-                return (null, new ServeError(ServeErrorKind.BadInput, $"The request body is not valid JSON: {failure.Message}"));
+                return (null, ServeErrors.InvalidJsonBody(failure.Message));
             }
             catch (TensorFormatException failure)
             {

@@ -30,7 +30,7 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
     {
         entry = null;
         return string.IsNullOrEmpty(model)
-            ? new ServeError(ServeErrorKind.BadInput, "Parameter model_name is required.")
+            ? ServeErrors.ModelNameRequired
             : ModelLookup.Find(catalog.Current, model, Optional(version), out entry, TenantOf(context));
     }
 
@@ -56,7 +56,7 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
         {
             InferenceSucceeded succeeded => (succeeded, null),
             InferenceFailed failed => (null, failed.Error),
-            _ => (null, new ServeError(ServeErrorKind.Internal, $"unexpected reply {reply.GetType().Name}")),
+            _ => (null, ServeErrors.UnexpectedReply(reply)),
         };
     }
 

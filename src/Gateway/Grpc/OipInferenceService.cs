@@ -83,7 +83,7 @@ public sealed class OipInferenceService(GrpcInference inference, RequestBodies b
     }
 
     private static string RequireName(string name) => string.IsNullOrEmpty(name)
-        ? throw ErrorTable.Rpc(new ServeError(ServeErrorKind.BadInput, "The model's name is required."))
+        ? throw ErrorTable.Rpc(ServeErrors.ModelNameRequired)
         : name;
 
     private static ModelMetadataResponse.Types.TensorMetadata Describe(TensorSpec spec) =>

@@ -93,7 +93,7 @@ public sealed class TorchServeInferenceService(GrpcInference inference, RequestB
         var http = context.GetHttpContext();
         if (keys.TenantOf(http) is not { } tenant)
         {
-            return Failed(request, new ServeError(ServeErrorKind.Unauthenticated, TokenAuthorization.FailureMessage));
+            return Failed(request, ServeErrors.TokenAuthorizationFailed);
         }
 
         var (lease, refusal, _) = quotas.TryAdmit(tenant);

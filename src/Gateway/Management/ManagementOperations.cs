@@ -76,16 +76,14 @@ public sealed class ManagementOperations(
         };
         var entries = chosen.ToList();
         return entries.Count == 0
-            ? ManagementOutcome.Failed(new ServeError(ServeErrorKind.NotFound, $"Model version: {version} does not exist for model: {model}"))
+            ? ManagementOutcome.Failed(ServeErrors.VersionNotFound(model, version ?? string.Empty))
             : ManagementOutcome.Ok(entries.Select(e => DescribeEntry(e, state)).ToArray());
     }
 
     /// <summary>The refusal when the model API is disabled; null when registering and unregistering are allowed.</summary>
     public ManagementOutcome? RefuseModelApi() => _settings.EnableModelApi
         ? null
-        : ManagementOutcome.Failed(new ServeError(ServeErrorKind.Disabled,
-            "Registering and unregistering models is disabled on this server. Enable it with enable_model_api=true " +
-            "(Serve:EnableModelApi, environment Serve__EnableModelApi=true) if clients of the management API may change the models."));
+        : ManagementOutcome.Failed(ServeErrors.ModelApiDisabled);
 
     public async Task<ManagementOutcome> RegisterAsync(RegisterParameters parameters, CancellationToken cancellation)
     {
@@ -161,8 +159,8 @@ public sealed class ManagementOperations(
             downloads.Discard(file);
         }
         return ManagementOutcome.Failed(started.Refusal is { } refusal
-            ? new ServeError(ServeErrorKind.BadInput, $"Model {definition.Name} version {definition.Version} was not registered: {refusal}")
-            : new ServeError(ServeErrorKind.Internal, $"Failed to start workers for model {definition.Name} version: {definition.Version}"));
+            ? ServeErrors.NotRegistered(definition.Key, refusal)
+            : ServeErrors.FailedToStartWorkers(definition.Key));
     }
 
     /// <summary>
@@ -173,7 +171,7 @@ public sealed class ManagementOperations(
     {
         if (max < min)
         {
-            return ManagementOutcome.Failed(new ServeError(ServeErrorKind.BadInput, "max_worker cannot be less than min_worker."));
+            return ManagementOutcome.Failed(ServeErrors.MaxWorkerBelowMinWorker);
         }
 
         // The owner's replica and memory quotas bound the new count.

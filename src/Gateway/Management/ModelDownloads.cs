@@ -46,7 +46,7 @@ public sealed class AllowedUrls
     {
         if (url.Contains("..", StringComparison.Ordinal) || Uri.UnescapeDataString(url).Contains("..", StringComparison.Ordinal))
         {
-            return new ServeError(ServeErrorKind.NotFound, $"Relative path is not allowed in url: {url}");
+            return ServeErrors.RelativePathInUrl(url);
         }
 
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri)
@@ -54,7 +54,7 @@ public sealed class AllowedUrls
             || uri.UserInfo.Length > 0
             || !_patterns.Any(p => Matches(p, url)))
         {
-            return new ServeError(ServeErrorKind.NotFound, $"Given URL {url} does not match any allowed URL(s)");
+            return ServeErrors.UrlNotAllowed(url);
         }
 
         return null;
@@ -223,7 +223,7 @@ public sealed class ModelDownloads(IOptions<GatewayOptions> options) : IDisposab
             uri = location.IsAbsoluteUri ? location : new Uri(uri, location);
             if (uri.IsFile || _allowed.Check(uri.AbsoluteUri) is not null)
             {
-                return (null, new ServeError(ServeErrorKind.NotFound, $"Given URL {uri} (a redirect) does not match any allowed URL(s)"));
+                return (null, ServeErrors.UrlNotAllowed($"{uri} (a redirect)"));
             }
         }
 

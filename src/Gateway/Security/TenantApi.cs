@@ -70,7 +70,7 @@ public static class TenantApi
 
         if (directory.IsConfigured(settings.Id))
         {
-            return ErrorTable.TorchServe(new ServeError(ServeErrorKind.Conflict, $"Tenant \"{settings.Id}\" already exists"));
+            return ErrorTable.TorchServe(ServeErrors.TenantExists(settings.Id));
         }
 
         // The key is shown once, here; the registry keeps only its hash (and refuses an id it already has).

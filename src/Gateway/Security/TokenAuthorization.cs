@@ -19,9 +19,6 @@ public sealed record KeyRequired(KeyKind Kind);
 /// </summary>
 public static class TokenAuthorization
 {
-    public const string FailureMessage = "Token authorization failed: the token is missing, wrong or expired. Send " +
-                                         "'Authorization: Bearer <key>' with the key for this API from the server's key file.";
-
     public static TBuilder WithoutKey<TBuilder>(this TBuilder builder)
         where TBuilder : IEndpointConventionBuilder => builder.WithMetadata(new NoKeyRequired());
 
@@ -82,7 +79,7 @@ public static class TokenAuthorization
     private static Task RefuseAsync(HttpContext context)
     {
         context.Response.Headers.WWWAuthenticate = "Bearer";
-        return ErrorTable.RefuseAsync(context, new ServeError(ServeErrorKind.Unauthenticated, FailureMessage));
+        return ErrorTable.RefuseAsync(context, ServeErrors.TokenAuthorizationFailed);
     }
 }
 
