@@ -42,3 +42,17 @@ public sealed class ClusterTlsOptionsTests
             p => p.Contains("is not a certificate thumbprint", StringComparison.Ordinal));
     }
 }
+
+/// <summary>Sharding's settings come from one place (WithServeCluster's HOCON), for the region and its proxies alike.</summary>
+public sealed class ShardingSettingsTests(ClusterFixture cluster) : IClassFixture<ClusterFixture>
+{
+    [Fact]
+    public void Replicas_are_never_passivated_for_idling_nor_remembered_and_state_lives_in_distributed_data()
+    {
+        var settings = Akka.Cluster.Sharding.ClusterShardingSettings.Create(cluster.System);
+
+        Assert.Equal(TimeSpan.Zero, settings.PassivateIdleEntityAfter);
+        Assert.False(settings.RememberEntities);
+        Assert.Equal(Akka.Cluster.Sharding.StateStoreMode.DData, settings.StateStoreMode);
+    }
+}

@@ -64,6 +64,8 @@ public static class ServeAkkaExtensions
                 $$"""
                 akka.cluster.split-brain-resolver.stable-after = {{(int)options.StableAfter.TotalMilliseconds}}ms
                 akka.cluster.singleton-proxy.log-singleton-identification-failure = off
+                # The one place for sharding's settings: the region (only its role is set in code) and the
+                # proxies read them.
                 akka.cluster.sharding {
                   # Replicas hold loaded models: never stop one for being idle.
                   passivate-idle-entity-after = off
@@ -105,11 +107,8 @@ public static class ServeAkkaExtensions
             system.ActorOf(InventoryReporter.Props(
                 () => registry.TryGet<ModelRegistry>(out var proxy) ? proxy : null, devices, hosted, nodeName), "inventory-reporter");
             var sharding = ClusterSharding.Get(system);
-            var shardingSettings = ClusterShardingSettings.Create(system)
-                .WithRole(ServeRoles.Worker)
-                .WithRememberEntities(false)
-                .WithStateStoreMode(StateStoreMode.DData)
-                .WithPassivateIdleAfter(TimeSpan.Zero);
+            // Everything else about sharding is in the HOCON of WithServeCluster, which proxies read too.
+            var shardingSettings = ClusterShardingSettings.Create(system).WithRole(ServeRoles.Worker);
             var region = await sharding.StartAsync(
                 ReplicaMessageExtractor.TypeName,
                 entityId => ReplicaId.TryParse(entityId, out var replica)
