@@ -75,9 +75,7 @@ public static class TenantApi
 
         // The key is shown once, here; the registry keeps only its hash (and refuses an id it already has).
         var key = ApiKeys.NewKey();
-        var definition = new TenantDefinition(settings.Id, settings.Name ?? settings.Id, [TenantDirectory.Hash(key)], settings.Weight,
-            settings.RequestsPerSecond, settings.Burst, settings.MaxConcurrent, settings.MaxQueued, settings.MaxModels, settings.MaxReplicas,
-            settings.MaxDeviceMemoryMb);
+        var definition = settings.ToDefinition([TenantDirectory.Hash(key)]);
         var result = await client.SendAsync(new DefineTenant(definition), cancellation);
         return result.Error is { } error
             ? ErrorTable.TorchServe(error)

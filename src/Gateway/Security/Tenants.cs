@@ -44,6 +44,29 @@ public sealed class TenantOptions
 
     /// <summary>The registry's quotas, sent with each registration or scale of its models.</summary>
     public Serve.Actors.Protocol.TenantLimits Limits() => new(Id, MaxModels, MaxReplicas, MaxDeviceMemoryMb);
+
+    // The two conversions between a configured tenant's shape and the registry's record of an API tenant
+    // (UpdateTenant is a partial change and the journal has its own versioned schema; each converts beside it).
+
+    /// <summary>The registry's record of these settings, with the SHA-256 of its keys.</summary>
+    public Serve.Actors.Protocol.TenantDefinition ToDefinition(string[] keySha256) => new(
+        Id, Name ?? Id, keySha256, Weight, RequestsPerSecond, Burst, MaxConcurrent, MaxQueued, MaxModels, MaxReplicas, MaxDeviceMemoryMb);
+
+    /// <summary>The settings of a tenant the registry keeps (created through the management API).</summary>
+    public static TenantOptions From(Serve.Actors.Protocol.TenantDefinition tenant) => new()
+    {
+        Id = tenant.Id,
+        Name = tenant.Name,
+        KeySha256 = tenant.KeySha256,
+        Weight = tenant.Weight,
+        RequestsPerSecond = tenant.RequestsPerSecond,
+        Burst = tenant.Burst,
+        MaxConcurrent = tenant.MaxConcurrent,
+        MaxQueued = tenant.MaxQueued,
+        MaxModels = tenant.MaxModels,
+        MaxReplicas = tenant.MaxReplicas,
+        MaxDeviceMemoryMb = tenant.MaxDeviceMemoryMb,
+    };
 }
 
 /// <summary>Who a request runs for; <paramref name="FromApi"/>: created through the management API (else configured).</summary>
@@ -109,12 +132,7 @@ public sealed class TenantDirectory
             return cached;
         }
 
-        Tenant[] tenants = [.. (snapshot.Tenants ?? []).Where(t => !IsConfigured(t.Id)).Select(t => new Tenant(t.Id, t.Name, new TenantOptions
-        {
-            Id = t.Id, Name = t.Name, KeySha256 = t.KeySha256, Weight = t.Weight, RequestsPerSecond = t.RequestsPerSecond, Burst = t.Burst,
-            MaxConcurrent = t.MaxConcurrent, MaxQueued = t.MaxQueued, MaxModels = t.MaxModels, MaxReplicas = t.MaxReplicas,
-            MaxDeviceMemoryMb = t.MaxDeviceMemoryMb,
-        }, FromApi: true))];
+        Tenant[] tenants = [.. (snapshot.Tenants ?? []).Where(t => !IsConfigured(t.Id)).Select(t => new Tenant(t.Id, t.Name, TenantOptions.From(t), FromApi: true))];
         _fromApi = new ApiTenants(snapshot, tenants, ByHash(tenants));
         return _fromApi;
     }
