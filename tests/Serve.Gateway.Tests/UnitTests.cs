@@ -1,11 +1,12 @@
-using Serve.Actors.Configuration;
-using GrpcCode = Grpc.Core.StatusCode;
 using System.Net;
 using Microsoft.Extensions.Configuration;
+using Serve.Actors.Configuration;
 using Serve.Actors.Protocol;
-using Serve.Gateway.Apis;
+using Serve.Gateway.Endpoints;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Inference;
+using Serve.Gateway.Management;
+using GrpcCode = Grpc.Core.StatusCode;
 
 namespace Serve.Gateway.Tests;
 

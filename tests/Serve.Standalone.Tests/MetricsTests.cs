@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 using Serve.Actors.Configuration;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
-using Serve.Gateway.Apis;
+using Serve.Gateway.Endpoints;
 using Serve.Gateway.Grpc.TorchServe;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Metrics;

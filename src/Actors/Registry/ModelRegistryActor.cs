@@ -33,6 +33,10 @@ public sealed record RegistrySettings(
 /// stopping unwanted ones, retiring replaced ones once their replacements serve), and publishes the
 /// catalog (<see cref="CatalogProjection"/>) to every node.
 /// </summary>
+/// <remarks>
+/// Longer than most files here because it wires twenty-five commands, persistence and four timers; the
+/// decisions it acts on are made, and unit-tested, in the objects above.
+/// </remarks>
 public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 {
     public const string CatalogTopic = "serve.catalog";

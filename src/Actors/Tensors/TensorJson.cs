@@ -19,6 +19,10 @@ public sealed record TensorLimits(long MaxElements, int MaxRank)
 /// Tensors as JSON arrays, nested or flat, row-major (the Open Inference Protocol's JSON form and
 /// TorchServe's nested lists). One codec for the gateway and the workers.
 /// </summary>
+/// <remarks>
+/// Longer than most files here because it is one codec: a reader and a writer for each of the fourteen
+/// datatypes, nested and flat, which must stay in step with each other.
+/// </remarks>
 public static class TensorJson
 {
     /// <summary>Reads the <c>data</c> of a tensor whose datatype and shape are declared.</summary>

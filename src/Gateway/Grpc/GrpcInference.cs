@@ -3,7 +3,7 @@ using System.Globalization;
 using Grpc.Core;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
-using Serve.Gateway.Apis;
+using Serve.Gateway.Endpoints;
 using Serve.Gateway.Inference;
 using Serve.Gateway.Metrics;
 using Serve.Gateway.Security;

@@ -1,7 +1,7 @@
 using Grpc.Core;
 using Serve.Actors.Protocol;
 using Serve.Actors.Tensors;
-using Serve.Gateway.Apis;
+using Serve.Gateway.Endpoints;
 using Serve.Gateway.Grpc.Oip;
 
 namespace Serve.Gateway.Grpc;

@@ -5,7 +5,7 @@ using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
 using Serve.Actors.Protocol;
-using Serve.Gateway.Apis;
+using Serve.Gateway.Endpoints;
 using Serve.Gateway.Grpc.TorchServe;
 using Serve.Gateway.Security;
 

@@ -1,5 +1,5 @@
 using Grpc.Core;
-using Serve.Gateway.Apis;
+using Serve.Gateway.Endpoints;
 using Serve.Gateway.Grpc.Management;
 using Serve.Gateway.Management;
 

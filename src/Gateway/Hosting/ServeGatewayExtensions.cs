@@ -8,7 +8,7 @@ using Serve.Actors.Hosting;
 using Serve.Actors.Models;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
-using Serve.Gateway.Apis;
+using Serve.Gateway.Endpoints;
 using Serve.Gateway.Grpc;
 using Serve.Gateway.Inference;
 using Serve.Gateway.Management;

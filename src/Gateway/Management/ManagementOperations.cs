@@ -3,7 +3,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
-using Serve.Gateway.Apis;
+using Serve.Gateway.Endpoints;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Security;
 

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 using Serve.Actors.Protocol;
-using Serve.Gateway.Apis;
+using Serve.Gateway.Endpoints;
 using Serve.Gateway.Hosting;
 
 namespace Serve.Gateway.Security;

@@ -1,8 +1,8 @@
 using System.Text.Json.Nodes;
 using Serve.Actors.Protocol;
-using static Serve.Gateway.Apis.OpenApi;
+using static Serve.Gateway.Endpoints.OpenApi;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// The OpenAPI description of the inference listener: TorchServe's <see cref="InferenceApi"/> and the Open

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Security;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// TorchServe's API description: <c>OPTIONS /</c> and <c>GET /api-description</c> answer, on each listener,

@@ -7,7 +7,7 @@ using Serve.Gateway.Hosting;
 using Serve.Gateway.Inference;
 using Serve.Gateway.Management;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// Serve's own management endpoints (TorchServe has none of these): where a model version's replicas may

@@ -7,7 +7,7 @@ using Serve.Gateway.Hosting;
 using Serve.Gateway.Inference;
 using Serve.Gateway.Security;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>TorchServe's inference API: <c>/ping</c> and <c>/predictions/{model}[/{version}]</c>.</summary>
 public static class InferenceApi

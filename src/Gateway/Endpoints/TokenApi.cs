@@ -1,8 +1,8 @@
 using Serve.Actors.Protocol;
-using Serve.Gateway.Apis;
 using Serve.Gateway.Hosting;
+using Serve.Gateway.Security;
 
-namespace Serve.Gateway.Security;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// TorchServe's key rotation on the management listener: <c>GET /token?type=management|inference</c> with the

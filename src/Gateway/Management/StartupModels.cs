@@ -2,9 +2,9 @@ using System.Globalization;
 using Microsoft.AspNetCore.WebUtilities;
 using Serve.Actors.Protocol;
 using Serve.Archive;
-using Serve.Gateway.Management;
+using Serve.Gateway.Hosting;
 
-namespace Serve.Gateway.Hosting;
+namespace Serve.Gateway.Management;
 
 /// <summary>
 /// Turns the start-up configuration (TorchServe's <c>--model-store</c> and <c>--models</c>, the

@@ -3,7 +3,7 @@ using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Gateway.Inference;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>A model's Open Inference Protocol metadata, the same over REST and gRPC.</summary>
 public sealed record OipModelMetadata(string Name, string[] Versions, string Platform, TensorSpec[] Inputs, TensorSpec[] Outputs);

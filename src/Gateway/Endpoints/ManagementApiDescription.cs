@@ -1,9 +1,9 @@
 using System.Text.Json.Nodes;
 using Serve.Actors.Protocol;
 using Serve.Gateway.Security;
-using static Serve.Gateway.Apis.OpenApi;
+using static Serve.Gateway.Endpoints.OpenApi;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// The OpenAPI description of the management listener: TorchServe's <see cref="ManagementApi"/>, the

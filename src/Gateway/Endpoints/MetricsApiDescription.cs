@@ -1,8 +1,8 @@
 using System.Text.Json.Nodes;
 using Serve.Gateway.Metrics;
-using static Serve.Gateway.Apis.OpenApi;
+using static Serve.Gateway.Endpoints.OpenApi;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// The OpenAPI description of the metrics listener: <see cref="MetricsApi"/>'s <c>GET /metrics</c>, which

@@ -1,12 +1,12 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
-using Serve.Gateway.Apis;
 using Serve.Gateway.Hosting;
+using Serve.Gateway.Metrics;
 using Serve.Gateway.Security;
 using GrpcCode = Grpc.Core.StatusCode;
 
-namespace Serve.Gateway.Metrics;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// TorchServe's metrics API on the metrics listener: <c>GET /metrics[?name[]=a&amp;name[]=b]</c> in

@@ -5,7 +5,7 @@ using Serve.Gateway.Inference;
 using Serve.Gateway.Metrics;
 using Serve.Gateway.Security;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// The steps every HTTP inference endpoint takes, whatever its protocol: find the model once for the

@@ -3,7 +3,7 @@ using System.Text.Json;
 using Grpc.Core;
 using Serve.Actors.Protocol;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// The one table from failure kind to HTTP status, TorchServe error type and gRPC status code, so every

@@ -1,11 +1,11 @@
 using System.Globalization;
 using System.Text.Json;
 using Serve.Actors.Protocol;
-using Serve.Gateway.Apis;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Management;
+using Serve.Gateway.Security;
 
-namespace Serve.Gateway.Security;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// Tenants on the management listener (the management key): <c>GET /tenants</c> lists each tenant's weight,

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Serve.Actors.Protocol;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// Headers on inference responses: TorchServe's <c>x-request-id</c>, and which replica answered and where

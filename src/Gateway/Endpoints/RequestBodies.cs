@@ -3,7 +3,7 @@ using Microsoft.Extensions.Options;
 using Serve.Actors.Protocol;
 using Serve.Gateway.Hosting;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// Reads request bodies within max_request_size, refusing larger ones before reading them, and holds the one

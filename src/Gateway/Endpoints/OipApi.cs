@@ -8,7 +8,7 @@ using Serve.Gateway.Hosting;
 using Serve.Gateway.Inference;
 using Serve.Gateway.Security;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// The Open Inference Protocol (KServe v2) REST API on the inference listener: health, server and model

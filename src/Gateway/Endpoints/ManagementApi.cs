@@ -7,7 +7,7 @@ using Serve.Archive;
 using Serve.Gateway.Hosting;
 using Serve.Gateway.Management;
 
-namespace Serve.Gateway.Apis;
+namespace Serve.Gateway.Endpoints;
 
 /// <summary>
 /// TorchServe's management API on the management listener: register, scale, describe, list, unregister,
