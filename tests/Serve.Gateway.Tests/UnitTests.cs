@@ -25,7 +25,7 @@ public sealed class ReplicaSelectorTests
                 new ReplicaAssignment(i, statuses.FirstOrDefault(s => s.Index == i).Node ?? NodeA, "cpu:0", Retiring: false))],
         };
 
-    private static ReplicaChoice Choose(CatalogEntry entry, Func<int, int>? outstanding = null, IReadOnlySet<string>? unreachable = null,
+    private static Result<int> Choose(CatalogEntry entry, Func<int, int>? outstanding = null, IReadOnlySet<string>? unreachable = null,
         IReadOnlySet<int>? exclude = null) =>
         ReplicaSelector.Choose(entry, unreachable ?? new HashSet<string>(), outstanding ?? (_ => 0), exclude ?? new HashSet<int>(), new Random(1));
 
@@ -33,14 +33,14 @@ public sealed class ReplicaSelectorTests
     public void Picks_the_ready_replica_with_fewest_requests_outstanding()
     {
         var entry = Entry(3, (0, ReplicaState.Ready, NodeA, null), (1, ReplicaState.Ready, NodeB, null), (2, ReplicaState.Loading, NodeB, null));
-        Assert.Equal(1, Choose(entry, i => i == 0 ? 5 : 1).Index);
+        Assert.Equal(1, Choose(entry, i => i == 0 ? 5 : 1).Value);
     }
 
     [Fact]
     public void Never_picks_a_replica_on_an_unreachable_node()
     {
         var entry = Entry(2, (0, ReplicaState.Ready, NodeA, null), (1, ReplicaState.Ready, NodeB, null));
-        Assert.Equal(1, Choose(entry, i => i == 1 ? 100 : 0, new HashSet<string> { NodeA }).Index);
+        Assert.Equal(1, Choose(entry, i => i == 1 ? 100 : 0, new HashSet<string> { NodeA }).Value);
 
         var error = Choose(entry, unreachable: new HashSet<string> { NodeA, NodeB }).Error;
         Assert.Equal(ServeErrorKind.Unavailable, error!.Kind);
@@ -50,8 +50,8 @@ public sealed class ReplicaSelectorTests
     [Fact]
     public void Falls_back_to_a_replica_that_is_still_loading_or_not_yet_reported()
     {
-        Assert.Equal(1, Choose(Entry(2, (0, ReplicaState.Failed, NodeA, "boom"), (1, ReplicaState.Loading, NodeB, null))).Index);
-        Assert.Equal(1, Choose(Entry(2, (0, ReplicaState.Failed, NodeA, "boom"))).Index);
+        Assert.Equal(1, Choose(Entry(2, (0, ReplicaState.Failed, NodeA, "boom"), (1, ReplicaState.Loading, NodeB, null))).Value);
+        Assert.Equal(1, Choose(Entry(2, (0, ReplicaState.Failed, NodeA, "boom"))).Value);
     }
 
     [Fact]
@@ -72,14 +72,14 @@ public sealed class ReplicaSelectorTests
         var moving = Entry(2, (0, ReplicaState.Ready, NodeA, null), (1, ReplicaState.Loading, NodeB, null)) is var entry
             ? entry with { Assignments = [new ReplicaAssignment(0, NodeA, "cpu:0", Retiring: true), new ReplicaAssignment(1, NodeB, "cpu:0", Retiring: false)] }
             : null;
-        Assert.Equal(0, Choose(moving!).Index);
+        Assert.Equal(0, Choose(moving!).Value);
 
         var moved = moving! with
         {
             Replicas = [new ReplicaStatus(new ReplicaId("m", "1.0", 0), ReplicaState.Ready, NodeA, "cpu:0", null, 0, null, DateTime.UtcNow),
                 new ReplicaStatus(new ReplicaId("m", "1.0", 1), ReplicaState.Ready, NodeB, "cpu:0", null, 0, null, DateTime.UtcNow)],
         };
-        Assert.Equal(1, Choose(moved, i => i == 1 ? 50 : 0).Index);
+        Assert.Equal(1, Choose(moved, i => i == 1 ? 50 : 0).Value);
     }
 
     [Fact]
@@ -95,7 +95,7 @@ public sealed class ReplicaSelectorTests
     public void Replicas_already_tried_are_skipped()
     {
         var entry = Entry(2, (0, ReplicaState.Ready, NodeA, null), (1, ReplicaState.Ready, NodeB, null));
-        Assert.Equal(1, Choose(entry, exclude: new HashSet<int> { 0 }).Index);
+        Assert.Equal(1, Choose(entry, exclude: new HashSet<int> { 0 }).Value);
     }
 }
 

@@ -23,7 +23,7 @@ public sealed class BatchRunnerTests(TorchFixture fixture) : IClassFixture<Torch
         }, outputs => outputs);
     }
 
-    private RunResult[] Run(string file, bool batch, PassCounter counter, params NamedTensor[][] requests)
+    private Result<NamedTensor[]>[] Run(string file, bool batch, PassCounter counter, params NamedTensor[][] requests)
     {
         using var module = ModelLoader.Load(new TorchScriptSource(file), Path.Combine(fixture.ModelStore, file), LibTorch.CPU);
         using var scope = LibTorch.NewDisposeScope();
@@ -39,10 +39,10 @@ public sealed class BatchRunnerTests(TorchFixture fixture) : IClassFixture<Torch
             [Fp32("x", [1, 2], 1, 2)], [Fp32("x", [2, 2], 3, 4, 5, 6)], [Fp32("x", [1, 2], 7, 8)]);
 
         Assert.Equal(1, counter.Passes);
-        Assert.Equal([1f, 2f], Floats(Assert.Single(results[0].Outputs!)));
-        Assert.Equal([2L, 2L], results[1].Outputs![0].Shape);
-        Assert.Equal([3f, 4f, 5f, 6f], Floats(results[1].Outputs![0]));
-        Assert.Equal([7f, 8f], Floats(results[2].Outputs![0]));
+        Assert.Equal([1f, 2f], Floats(Assert.Single(results[0].Value!)));
+        Assert.Equal([2L, 2L], results[1].Value![0].Shape);
+        Assert.Equal([3f, 4f, 5f, 6f], Floats(results[1].Value![0]));
+        Assert.Equal([7f, 8f], Floats(results[2].Value![0]));
     }
 
     [Fact]
@@ -64,10 +64,10 @@ public sealed class BatchRunnerTests(TorchFixture fixture) : IClassFixture<Torch
 
         // The two FP32 [1,2] share a pass; the others run alone.
         Assert.Equal(3, counter.Passes);
-        Assert.Equal([1f, 2f], Floats(results[0].Outputs![0]));
-        Assert.Equal([1L, 3L], results[1].Outputs![0].Shape);
-        Assert.Equal(TensorDataType.INT64, results[2].Outputs![0].DataType);
-        Assert.Equal([3f, 4f], Floats(results[3].Outputs![0]));
+        Assert.Equal([1f, 2f], Floats(results[0].Value![0]));
+        Assert.Equal([1L, 3L], results[1].Value![0].Shape);
+        Assert.Equal(TensorDataType.INT64, results[2].Value![0].DataType);
+        Assert.Equal([3f, 4f], Floats(results[3].Value![0]));
     }
 
     [Fact]
@@ -78,8 +78,8 @@ public sealed class BatchRunnerTests(TorchFixture fixture) : IClassFixture<Torch
             [Fp32("input", [1, 10], Ones(10))], [Fp32("input", [1, 3], 1, 2, 3)], [Fp32("input", [1, 10], Ones(10))]);
 
         // The two of shape [1,10] share a pass; [1,3] runs alone and is refused.
-        Assert.Equal(TestModels.LinReluOfOnes, Floats(results[0].Outputs![0]));
-        Assert.Equal(TestModels.LinReluOfOnes, Floats(results[2].Outputs![0]));
+        Assert.Equal(TestModels.LinReluOfOnes, Floats(results[0].Value![0]));
+        Assert.Equal(TestModels.LinReluOfOnes, Floats(results[2].Value![0]));
         Assert.Equal(ServeErrorKind.BadInput, results[1].Error?.Kind);
         Assert.Contains("The model rejected the input", results[1].Error!.Message);
         Assert.Equal(2, counter.Passes);
@@ -103,7 +103,7 @@ public sealed class BatchRunnerTests(TorchFixture fixture) : IClassFixture<Torch
         var results = BatchRunner.Run(module, LibTorch.CPU, [[Fp32("x", [1, 3], 1, 2, 3)], [Fp32("x", [1, 3], 4, 5, 6)]], true, steps, ["output__0"]);
 
         Assert.Equal(3, passes); // the joined pass ([2,3] summed to [3]: not 2 rows), then one each
-        Assert.Equal([1f, 2f, 3f], Floats(results[0].Outputs![0]));
-        Assert.Equal([4f, 5f, 6f], Floats(results[1].Outputs![0]));
+        Assert.Equal([1f, 2f, 3f], Floats(results[0].Value![0]));
+        Assert.Equal([4f, 5f, 6f], Floats(results[1].Value![0]));
     }
 }

@@ -36,7 +36,7 @@ public static class InferenceApi
         string model, string? version, HttpContext context, IInferenceClient client, RequestBodies bodies, CatalogView catalog)
     {
         var (reply, error) = await InferenceCall.RunAsync(context, model, version, catalog, client,
-            async (request, cancellation) => await bodies.ReadTorchServeInputAsync(request, cancellation), ErrorTable.TorchServe);
+            bodies.ReadTorchServeInputAsync, ErrorTable.TorchServe);
         if (reply is null)
         {
             return error!;

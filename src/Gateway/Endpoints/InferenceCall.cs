@@ -15,7 +15,7 @@ namespace Serve.Gateway.Endpoints;
 /// </summary>
 public static class InferenceCall
 {
-    public delegate Task<(InferenceInput? Input, ServeError? Error)> InputReader(HttpRequest request, CancellationToken cancellationToken);
+    public delegate Task<Result<InferenceInput>> InputReader(HttpRequest request, CancellationToken cancellationToken);
 
     /// <summary>The successful reply, or the error response already rendered in the protocol's form.</summary>
     public static async Task<(InferenceSucceeded? Reply, IResult? Error)> RunAsync(

@@ -112,7 +112,7 @@ public sealed record RegisterParameters(
         ? null
         : ServeErrors.InvalidRuntime(Runtime);
 
-    public static async Task<(RegisterParameters? Parameters, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellation)
+    public static async Task<Result<RegisterParameters>> ReadAsync(HttpRequest request, CancellationToken cancellation)
     {
         var values = request.Query.ToDictionary(q => q.Key, q => (string?)q.Value.ToString(), StringComparer.Ordinal);
         if (request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) == true)
@@ -122,7 +122,7 @@ public sealed record RegisterParameters(
                 using var document = await JsonDocument.ParseAsync(request.Body, new JsonDocumentOptions { MaxDepth = 8 }, cancellation);
                 if (document.RootElement.ValueKind != JsonValueKind.Object)
                 {
-                    return (null, new ServeError(ServeErrorKind.BadInput, "The request body must be a JSON object of register parameters"));
+                    return new ServeError(ServeErrorKind.BadInput, "The request body must be a JSON object of register parameters");
                 }
 
                 foreach (var property in document.RootElement.EnumerateObject())
@@ -139,7 +139,7 @@ public sealed record RegisterParameters(
             }
             catch (JsonException error)
             {
-                return (null, ServeErrors.InvalidJsonBody(error.Message));
+                return ServeErrors.InvalidJsonBody(error.Message);
             }
         }
 
@@ -208,8 +208,8 @@ public sealed record RegisterParameters(
         }
 
         return problems.Count > 0
-            ? (null, new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)))
-            : (parameters, null);
+            ? new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems))
+            : parameters;
     }
 
     /// <summary>Why <see cref="Url"/> cannot name a model (checked before anything is fetched); null when it can.</summary>
@@ -238,12 +238,12 @@ public sealed record RegisterParameters(
     }
 
     /// <summary>The definition to register from <paramref name="fileName"/> in the model store, or why not.</summary>
-    public (DefinedModel? Model, ServeError? Error) ToDefinition(string fileName, GatewayOptions options)
+    public Result<DefinedModel> ToDefinition(string fileName, GatewayOptions options)
     {
         var full = options.ModelStore is null ? null : Path.Combine(options.ModelStore, fileName);
         if (full is null || (!File.Exists(full) && !Directory.Exists(full)))
         {
-            return (null, ServeErrors.ModelFileNotFound(Url ?? fileName));
+            return ServeErrors.ModelFileNotFound(Url ?? fileName);
         }
 
         DefinedModel model;
@@ -264,17 +264,17 @@ public sealed record RegisterParameters(
         }
         catch (ArchiveException error)
         {
-            return (null, new ServeError(ServeErrorKind.BadInput, $"{Url}: {error.Message}"));
+            return new ServeError(ServeErrorKind.BadInput, $"{Url}: {error.Message}");
         }
 
         var problems = model.Definition.Validate();
         if (problems.Count > 0)
         {
             model.Discard();
-            return (null, new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems)));
+            return new ServeError(ServeErrorKind.BadInput, string.Join("; ", problems));
         }
 
-        return (model with
+        return model with
         {
             Definition = model.Definition with
             {
@@ -282,6 +282,6 @@ public sealed record RegisterParameters(
                 Owner = Tenant ?? ModelDefinition.AdminTenant,
                 SharedWith = string.Join(',', (SharedWith ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)),
             },
-        }, null);
+        };
     }
 }

@@ -77,28 +77,28 @@ public static class OipApi
             var (body, problem) = await bodies.ReadAsync(request, cancellation);
             if (problem is not null)
             {
-                return (null, problem);
+                return problem;
             }
 
             if (JsonLength(request, body!.Length) is not { } jsonLength)
             {
-                return (null, new ServeError(ServeErrorKind.BadInput,
-                    $"{HeaderLengthHeader} must be a whole number of bytes between 0 and the body's length ({body.Length})"));
+                return new ServeError(ServeErrorKind.BadInput,
+                    $"{HeaderLengthHeader} must be a whole number of bytes between 0 and the body's length ({body.Length})");
             }
 
             try
             {
                 using var document = JsonDocument.Parse(body.AsMemory(0, jsonLength), OipJson.DocumentOptions);
                 parsed = OipJson.ReadRequest(document.RootElement, TensorLimits.Default, body.AsMemory(jsonLength));
-                return (new TensorInput(parsed.Inputs, parsed.RequestedOutputs), null);
+                return new TensorInput(parsed.Inputs, parsed.RequestedOutputs);
             }
             catch (JsonException failure)
             {
-                return (null, ServeErrors.InvalidJsonBody(failure.Message));
+                return ServeErrors.InvalidJsonBody(failure.Message);
             }
             catch (TensorFormatException failure)
             {
-                return (null, new ServeError(ServeErrorKind.BadInput, failure.Message));
+                return new ServeError(ServeErrorKind.BadInput, failure.Message);
             }
         }, ErrorTable.Oip);
         if (succeeded is null)

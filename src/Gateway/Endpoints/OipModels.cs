@@ -22,21 +22,21 @@ public static class OipModels
     public static readonly string ServerVersion =
         typeof(OipModels).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-    public static (OipModelMetadata? Metadata, ServeError? Error) Metadata(CatalogState catalog, string model, string? version, string tenant)
+    public static Result<OipModelMetadata> Metadata(CatalogState catalog, string model, string? version, string tenant)
     {
         if (ModelLookup.Find(catalog, model, version, out var entry, tenant) is { } notFound)
         {
-            return (null, notFound);
+            return notFound;
         }
 
         // Datatypes and shapes are learned from the first forward pass; any replica that has run knows them.
         var signature = entry!.Replicas.Select(r => r.Signature).FirstOrDefault(s => s is not null);
-        return (new OipModelMetadata(
+        return new OipModelMetadata(
             model,
             [.. catalog.VersionsOf(model).Where(e => e.Definition.VisibleTo(tenant)).Select(e => e.Definition.Version)],
             signature?.Platform ?? entry.Definition.Source.Platform,
             signature?.Inputs ?? [],
-            signature?.Outputs ?? []), null);
+            signature?.Outputs ?? []);
     }
 
     /// <summary>The model version that answered (from the replica's id), else the one asked for.</summary>
@@ -44,13 +44,13 @@ public static class OipModels
         ReplicaId.TryParse(reply.Timing.Replica, out var replica) ? replica.Version : asked;
 
     /// <summary>Ready when a replica of that version is ready on a node that can be reached.</summary>
-    public static (bool Ready, ServeError? Error) Ready(CatalogState catalog, string model, string? version, string tenant)
+    public static Result<bool> Ready(CatalogState catalog, string model, string? version, string tenant)
     {
         if (ModelLookup.Find(catalog, model, version, out var entry, tenant) is { } notFound)
         {
-            return (false, notFound);
+            return notFound;
         }
 
-        return (entry!.Replicas.Any(r => r.State == ReplicaState.Ready && catalog.IsAvailable(r)), null);
+        return entry!.Replicas.Any(r => r.State == ReplicaState.Ready && catalog.IsAvailable(r));
     }
 }

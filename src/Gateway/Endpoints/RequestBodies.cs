@@ -22,11 +22,11 @@ public sealed partial class RequestBodies(IOptions<GatewayOptions> options)
     public ServeError? RefuseResponse(long bytes) => bytes > MaxResponseSize ? ServeErrors.ResponseTooLarge(bytes, MaxResponseSize) : null;
 
     /// <summary>The whole body, or an error saying why not.</summary>
-    public async Task<(byte[]? Body, ServeError? Error)> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
+    public async Task<Result<byte[]>> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         if (request.ContentLength > _maxRequestSize)
         {
-            return (null, TooLarge(request.ContentLength.Value));
+            return TooLarge(request.ContentLength.Value);
         }
 
         try
@@ -36,25 +36,25 @@ public sealed partial class RequestBodies(IOptions<GatewayOptions> options)
             await request.Body.CopyToAsync(buffer, cancellationToken);
             if (buffer.Length > _maxRequestSize)
             {
-                return (null, TooLarge(buffer.Length));
+                return TooLarge(buffer.Length);
             }
 
-            return (buffer.ToArray(), null);
+            return buffer.ToArray();
         }
         catch (BadHttpRequestException error) when (error.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return (null, TooLarge(null));
+            return TooLarge(null);
         }
     }
 
     /// <summary>TorchServe's inputs: multipart and form fields become named parts; any other body is one part, <c>body</c>.</summary>
-    public async Task<(RawInput? Input, ServeError? Error)> ReadTorchServeInputAsync(HttpRequest request, CancellationToken cancellationToken)
+    public async Task<Result<InferenceInput>> ReadTorchServeInputAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         if (request.HasFormContentType && !IsUrlEncoded(request))
         {
             if (request.ContentLength > _maxRequestSize)
             {
-                return (null, TooLarge(request.ContentLength.Value));
+                return TooLarge(request.ContentLength.Value);
             }
 
             IFormCollection form;
@@ -64,11 +64,11 @@ public sealed partial class RequestBodies(IOptions<GatewayOptions> options)
             }
             catch (BadHttpRequestException error) when (error.StatusCode == StatusCodes.Status413PayloadTooLarge)
             {
-                return (null, TooLarge(null));
+                return TooLarge(null);
             }
             catch (Exception error) when (error is InvalidDataException or IOException or BadHttpRequestException)
             {
-                return (null, new ServeError(ServeErrorKind.BadInput, $"The form data could not be read: {error.Message}"));
+                return new ServeError(ServeErrorKind.BadInput, $"The form data could not be read: {error.Message}");
             }
 
             var parts = new List<PayloadPart>();
@@ -85,27 +85,27 @@ public sealed partial class RequestBodies(IOptions<GatewayOptions> options)
             }
 
             return parts.Count == 0 || parts.All(p => p.Data.Length == 0)
-                ? (null, EmptyBody())
-                : (new RawInput([.. parts]), null);
+                ? EmptyBody()
+                : new RawInput([.. parts]);
         }
 
         var (body, problem) = await ReadAsync(request, cancellationToken);
         if (problem is not null)
         {
-            return (null, problem);
+            return problem;
         }
 
         if (body!.Length == 0)
         {
-            return (null, EmptyBody());
+            return EmptyBody();
         }
 
         if (IsUrlEncoded(request) && UrlEncodedFields(body) is { } fields)
         {
-            return (new RawInput(fields), null);
+            return new RawInput(fields);
         }
 
-        return (RawInput.FromBody(request.ContentType, body), null);
+        return RawInput.FromBody(request.ContentType, body);
     }
 
     private static bool IsUrlEncoded(HttpRequest request) =>

@@ -38,7 +38,7 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
     public static string TenantOf(ServerCallContext context) => TenantContext.Of(context.GetHttpContext()).Id;
 
     /// <summary>The reply, or why not as a <see cref="ServeError"/> (never throws for a model's or a client's fault).</summary>
-    public async Task<(InferenceSucceeded? Reply, ServeError? Error)> TryRunAsync(
+    public async Task<Result<InferenceSucceeded>> TryRunAsync(
         CatalogEntry model, InferenceInput input, ServerCallContext context, bool sendHeaders)
     {
         var started = Stopwatch.GetTimestamp();
@@ -54,9 +54,9 @@ public sealed class GrpcInference(IInferenceClient client, CatalogView catalog, 
 
         return reply switch
         {
-            InferenceSucceeded succeeded => (succeeded, null),
-            InferenceFailed failed => (null, failed.Error),
-            _ => (null, ServeErrors.UnexpectedReply(reply)),
+            InferenceSucceeded succeeded => succeeded,
+            InferenceFailed failed => failed.Error,
+            _ => ServeErrors.UnexpectedReply(reply),
         };
     }
 

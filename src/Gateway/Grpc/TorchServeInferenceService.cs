@@ -122,30 +122,30 @@ public sealed class TorchServeInferenceService(GrpcInference inference, RequestB
         return failed;
     }
 
-    private async Task<(PredictionResponse? Response, ServeError? Error)> AnswerAsync(
+    private async Task<Result<PredictionResponse>> AnswerAsync(
         PredictionsRequest request, ServerCallContext context, bool sendHeaders)
     {
         if (inference.Lookup(request.ModelName, request.ModelVersion, context, out var model) is { } refused)
         {
-            return (null, refused);
+            return refused;
         }
 
         if (request.Input.Count == 0)
         {
-            return (null, new ServeError(ServeErrorKind.BadInput, "The request has no input: put the model's input in 'input', e.g. under \"data\""));
+            return new ServeError(ServeErrorKind.BadInput, "The request has no input: put the model's input in 'input', e.g. under \"data\"");
         }
 
         var input = new RawInput([.. request.Input.Select(i => new PayloadPart(i.Key, null, i.Value.ToByteArray()))]);
         var (reply, error) = await inference.TryRunAsync(model!, input, context, sendHeaders);
         if (reply is null)
         {
-            return (null, error);
+            return error!;
         }
 
         var (_, body) = InferenceApi.PredictionBody(reply.Output);
         if (bodies.RefuseResponse(body.LongLength) is { } tooLarge)
         {
-            return (null, tooLarge);
+            return tooLarge;
         }
 
         var response = new PredictionResponse { Prediction = UnsafeByteOperations.UnsafeWrap(body) };
@@ -154,7 +154,7 @@ public sealed class TorchServeInferenceService(GrpcInference inference, RequestB
             response.SequenceId = request.SequenceId;
         }
 
-        return (response, null);
+        return response;
     }
 
     /// <summary>ErrorInfo's reason: the failure kind in UPPER_SNAKE_CASE, e.g. BAD_INPUT.</summary>

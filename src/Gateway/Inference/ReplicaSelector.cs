@@ -2,9 +2,6 @@ using Serve.Actors.Protocol;
 
 namespace Serve.Gateway.Inference;
 
-/// <summary>A replica to send to, or why none can take the request.</summary>
-public readonly record struct ReplicaChoice(int? Index, ServeError? Error);
-
 /// <summary>
 /// Picks the replica for a request, as a pure function: a ready, placed (not retiring) replica on a
 /// reachable node with the fewest requests outstanding from this gateway (ties broken at random); failing
@@ -14,19 +11,20 @@ public readonly record struct ReplicaChoice(int? Index, ServeError? Error);
 /// </summary>
 public static class ReplicaSelector
 {
-    public static ReplicaChoice Choose(
+    /// <returns>The index of the replica to send to, or why none can take the request.</returns>
+    public static Result<int> Choose(
         CatalogEntry entry, IReadOnlySet<string> unavailableNodes, Func<int, int> outstanding,
         IReadOnlySet<int> exclude, Random random)
     {
         var definition = entry.Definition;
         if (definition.Replicas == 0)
         {
-            return new ReplicaChoice(null, ServeErrors.NoWorkers(definition.Key));
+            return ServeErrors.NoWorkers(definition.Key);
         }
 
         if (entry.Assignments.Length == 0)
         {
-            return new ReplicaChoice(null, ServeErrors.NoReplicaPlaced(definition.Key, entry.Unplaced));
+            return ServeErrors.NoReplicaPlaced(definition.Key, entry.Unplaced);
         }
 
         var statuses = entry.Replicas.ToDictionary(s => s.Replica.Index);
@@ -39,20 +37,20 @@ public static class ReplicaSelector
         var ready = indices.Where(i => StateOf(i) == ReplicaState.Ready && Reachable(i)).ToList();
         if (ready.Count > 0)
         {
-            return new ReplicaChoice(LeastOutstanding(ready, outstanding, random), null);
+            return LeastOutstanding(ready, outstanding, random);
         }
 
         // A replica being moved serves from its old place until its replacement is ready.
         var stillServing = retiring.Where(i => StateOf(i) == ReplicaState.Ready && Reachable(i)).ToList();
         if (stillServing.Count > 0)
         {
-            return new ReplicaChoice(LeastOutstanding(stillServing, outstanding, random), null);
+            return LeastOutstanding(stillServing, outstanding, random);
         }
 
         var coming = indices.Where(i => StateOf(i) is ReplicaState.Starting or ReplicaState.Loading or ReplicaState.Stopped && Reachable(i)).ToList();
         if (coming.Count > 0)
         {
-            return new ReplicaChoice(LeastOutstanding(coming, outstanding, random), null);
+            return LeastOutstanding(coming, outstanding, random);
         }
 
         var failure = statuses.Values
@@ -63,7 +61,7 @@ public static class ReplicaSelector
                   ?? (indices.Count == 0
                       ? "every replica already failed this request"
                       : "its replicas are on nodes that are unreachable or leaving the cluster");
-        return new ReplicaChoice(null, ServeErrors.NoReplicaCanServe(definition.Key, why));
+        return ServeErrors.NoReplicaCanServe(definition.Key, why);
     }
 
     private static int LeastOutstanding(List<int> candidates, Func<int, int> outstanding, Random random)

@@ -59,11 +59,11 @@ public sealed class ShardedInferenceClient : IInferenceClient
             var state = _catalog.Current;
             // The same version, with its replicas as they are now (a retry must see the one that just failed).
             var current = state.Find(definition.Name, definition.Version) ?? model;
-            var choice = ReplicaSelector.Choose(current, state.UnavailableNodes,
+            var (index, none) = ReplicaSelector.Choose(current, state.UnavailableNodes,
                 i => _outstanding.GetValueOrDefault(new ReplicaId(definition.Name, definition.Version, i)), tried, Random.Shared);
-            if (choice.Index is not { } index)
+            if (none is not null)
             {
-                return reply ?? new InferenceFailed(requestId, choice.Error!);
+                return reply ?? new InferenceFailed(requestId, none);
             }
 
             tried.Add(index);

@@ -98,22 +98,22 @@ public sealed class ModelDownloads(IOptions<GatewayOptions> options) : IDisposab
 
     public static bool IsUrl(string url) => url.Contains("://", StringComparison.Ordinal);
 
-    public async Task<(ModelFile? File, ServeError? Error)> ResolveAsync(string url, CancellationToken cancellation)
+    public async Task<Result<ModelFile>> ResolveAsync(string url, CancellationToken cancellation)
     {
         var settings = options.Value;
         if (!IsUrl(url))
         {
-            return (new ModelFile(url, Downloaded: false), null);
+            return new ModelFile(url, Downloaded: false);
         }
 
         if (_allowed.Check(url) is { } refused)
         {
-            return (null, refused);
+            return refused;
         }
 
         if (settings.ModelStore is null)
         {
-            return (null, new ServeError(ServeErrorKind.BadInput, "No model store is configured (model_store, --model-store) to register models into"));
+            return new ServeError(ServeErrorKind.BadInput, "No model store is configured (model_store, --model-store) to register models into");
         }
 
         var uri = new Uri(url);
@@ -131,27 +131,27 @@ public sealed class ModelDownloads(IOptions<GatewayOptions> options) : IDisposab
 
     public void Dispose() => _http.Dispose();
 
-    private static (ModelFile?, ServeError?) InStore(Uri uri, string modelStore)
+    private static Result<ModelFile> InStore(Uri uri, string modelStore)
     {
         var store = Path.GetFullPath(modelStore);
         var path = Path.GetFullPath(uri.LocalPath);
         return Path.GetDirectoryName(path) == store.TrimEnd(Path.DirectorySeparatorChar)
-            ? (new ModelFile(Path.GetFileName(path), Downloaded: false), null)
-            : (null, new ServeError(ServeErrorKind.NotFound, $"A file URL must name a file directly in the model store: {uri}"));
+            ? new ModelFile(Path.GetFileName(path), Downloaded: false)
+            : new ServeError(ServeErrorKind.NotFound, $"A file URL must name a file directly in the model store: {uri}");
     }
 
-    private async Task<(ModelFile?, ServeError?)> DownloadAsync(Uri uri, GatewayOptions settings, CancellationToken cancellation)
+    private async Task<Result<ModelFile>> DownloadAsync(Uri uri, GatewayOptions settings, CancellationToken cancellation)
     {
         var fileName = Path.GetFileName(Uri.UnescapeDataString(uri.AbsolutePath));
         if (fileName.Length == 0 || fileName.Contains(PartialSuffix, StringComparison.Ordinal) || fileName.StartsWith('.'))
         {
-            return (null, new ServeError(ServeErrorKind.BadInput, $"The URL does not end in a model file name: {uri}"));
+            return new ServeError(ServeErrorKind.BadInput, $"The URL does not end in a model file name: {uri}");
         }
 
         var target = Path.Combine(settings.ModelStore!, fileName);
         if (File.Exists(target))
         {
-            return (null, AlreadyExists(fileName));
+            return AlreadyExists(fileName);
         }
 
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
@@ -163,17 +163,17 @@ public sealed class ModelDownloads(IOptions<GatewayOptions> options) : IDisposab
             using var response = fetched;
             if (refused is not null)
             {
-                return (null, refused);
+                return refused;
             }
 
             if (response is null || !response.IsSuccessStatusCode)
             {
-                return (null, DownloadFailed(uri));
+                return DownloadFailed(uri);
             }
 
             if (response.Content.Headers.ContentLength > settings.MaxDownloadSize)
             {
-                return (null, TooLarge(uri, settings));
+                return TooLarge(uri, settings);
             }
 
             await using (var body = await response.Content.ReadAsStreamAsync(deadline.Token))
@@ -181,7 +181,7 @@ public sealed class ModelDownloads(IOptions<GatewayOptions> options) : IDisposab
             {
                 if (!await CopyAtMostAsync(body, file, settings.MaxDownloadSize, deadline.Token))
                 {
-                    return (null, TooLarge(uri, settings));
+                    return TooLarge(uri, settings);
                 }
             }
 
@@ -192,15 +192,15 @@ public sealed class ModelDownloads(IOptions<GatewayOptions> options) : IDisposab
             }
             catch (IOException) when (File.Exists(target))
             {
-                return (null, AlreadyExists(fileName));
+                return AlreadyExists(fileName);
             }
 
-            return (new ModelFile(fileName, Downloaded: true), null);
+            return new ModelFile(fileName, Downloaded: true);
         }
         catch (Exception error) when (error is HttpRequestException or IOException
                                       || (error is OperationCanceledException && !cancellation.IsCancellationRequested))
         {
-            return (null, DownloadFailed(uri));
+            return DownloadFailed(uri);
         }
         finally
         {

@@ -10,7 +10,6 @@ namespace Serve.Node.Torch;
 public sealed record ModelSteps(Func<Tensor[], Tensor[]> ToModelInputs, Func<Tensor[], Tensor[]> Postprocess);
 
 /// <summary>The outputs of one request, or why it failed.</summary>
-public sealed record RunResult(NamedTensor[]? Outputs, ServeError? Error);
 
 /// <summary>
 /// Runs a batch of prepared requests through a module on its device thread. With batching on (the model's
@@ -22,11 +21,11 @@ public sealed record RunResult(NamedTensor[]? Outputs, ServeError? Error);
 /// </summary>
 public static class BatchRunner
 {
-    public static RunResult[] Run(
+    public static Result<NamedTensor[]>[] Run(
         TorchModule module, Device device, IReadOnlyList<NamedTensor[]> requests, bool batchAlongFirstDim,
         ModelSteps steps, IReadOnlyList<string> outputNames)
     {
-        var results = new RunResult[requests.Count];
+        var results = new Result<NamedTensor[]>[requests.Count];
         var indexed = requests.Select((inputs, index) => (Inputs: inputs, Index: index)).ToList();
         var groups = batchAlongFirstDim
             ? indexed.GroupBy(r => BatchKey(r.Inputs)).Select(g => (Combinable: g.Key is not null, Members: g.ToList()))
@@ -50,7 +49,7 @@ public static class BatchRunner
 
     private static bool TryRunCombined(
         TorchModule module, Device device, List<(NamedTensor[] Inputs, int Index)> members,
-        ModelSteps steps, IReadOnlyList<string> outputNames, RunResult[] results)
+        ModelSteps steps, IReadOnlyList<string> outputNames, Result<NamedTensor[]>[] results)
     {
         using var scope = NewDisposeScope();
         var sizes = members.Select(m => m.Inputs[0].Shape[0]).ToArray();
@@ -81,14 +80,14 @@ public static class BatchRunner
         long offset = 0;
         for (var m = 0; m < members.Count; m++)
         {
-            results[members[m].Index] = new RunResult([.. hostOutputs.Select(o => Slice(o, offset, sizes[m]))], null);
+            results[members[m].Index] = hostOutputs.Select(o => Slice(o, offset, sizes[m])).ToArray();
             offset += sizes[m];
         }
 
         return true;
     }
 
-    private static RunResult RunAlone(
+    private static Result<NamedTensor[]> RunAlone(
         TorchModule module, Device device, NamedTensor[] inputs, ModelSteps steps, IReadOnlyList<string> outputNames)
     {
         using var scope = NewDisposeScope();
@@ -96,22 +95,22 @@ public static class BatchRunner
         {
             var tensors = inputs.Select(t => TensorConversion.ToTorch(t, device)).ToArray();
             var outputs = steps.Postprocess(module.Forward(steps.ToModelInputs(tensors)));
-            return new RunResult([.. outputs.Select((o, i) => TensorConversion.FromTorch(OutputName(outputNames, i), o))], null);
+            return outputs.Select((o, i) => TensorConversion.FromTorch(OutputName(outputNames, i), o)).ToArray();
         }
         catch (ModelInputException error)
         {
-            return new RunResult(null, error.ToServeError());
+            return error.ToServeError();
         }
         catch (ModelOutputException error)
         {
-            return new RunResult(null, new ServeError(ServeErrorKind.ModelFailed, $"The model's output cannot be served: {error.Message}"));
+            return new ServeError(ServeErrorKind.ModelFailed, $"The model's output cannot be served: {error.Message}");
         }
         catch (ExternalException error) when (!IsDeviceFault(error))
         {
             var message = LibTorchErrors.Summarize(error.Message);
             return message.Contains("out of memory", StringComparison.OrdinalIgnoreCase)
-                ? new RunResult(null, new ServeError(ServeErrorKind.ResourceExhausted, $"The device ran out of memory: {message}"))
-                : new RunResult(null, new ServeError(ServeErrorKind.BadInput, $"The model rejected the input: {message}"));
+                ? new ServeError(ServeErrorKind.ResourceExhausted, $"The device ran out of memory: {message}")
+                : new ServeError(ServeErrorKind.BadInput, $"The model rejected the input: {message}");
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {

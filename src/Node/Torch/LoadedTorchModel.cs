@@ -56,7 +56,7 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
         if (runnable.Count > 0)
         {
             var device = lease.Device.ToTorch();
-            var inputs = runnable.Select(i => decoded[i].Request!.Inputs).ToArray();
+            var inputs = runnable.Select(i => decoded[i].Value!.Inputs).ToArray();
             (var results, deviceTime) = await lease.Executor.RunScopedAsync(() =>
             {
                 var started = Stopwatch.GetTimestamp();
@@ -69,7 +69,7 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
                 var i = runnable[r];
                 outcomes[i] = results[r] switch
                 {
-                    { Outputs: { } outputs } => Render(decoded[i].Request!, outputs),
+                    { Value: { } outputs } => Render(decoded[i].Value!, outputs),
                     { Error: { } error } => new InferenceOutcome.Failure(error),
                     _ => new InferenceOutcome.Failure(new ServeError(ServeErrorKind.Internal, "no result")),
                 };
@@ -80,19 +80,19 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
     }
 
     /// <summary>Decodes one request; whatever goes wrong fails that request alone, never the batch or the replica.</summary>
-    private Decoded Decode(InferenceInput input)
+    private Result<PreparedRequest> Decode(InferenceInput input)
     {
         try
         {
-            return new Decoded(handler.Prepare(input), null);
+            return handler.Prepare(input);
         }
         catch (ModelInputException error)
         {
-            return new Decoded(null, error.ToServeError());
+            return error.ToServeError();
         }
         catch (Exception error) when (error is not OutOfMemoryException)
         {
-            return new Decoded(null, new ServeError(ServeErrorKind.Internal, $"Decoding the request failed: {error.Message}"));
+            return new ServeError(ServeErrorKind.Internal, $"Decoding the request failed: {error.Message}");
         }
     }
 
@@ -128,7 +128,5 @@ public sealed class LoadedTorchModel(TorchModule module, IModelHandler handler, 
         lease.Dispose();
     }
 
-    private sealed record Decoded(PreparedRequest? Request, ServeError? Error);
-
-    private sealed record Prepared(LoadedTorchModel Owner, InferenceInput Input, Task<Decoded> Decoding) : IPreparedInput;
+    private sealed record Prepared(LoadedTorchModel Owner, InferenceInput Input, Task<Result<PreparedRequest>> Decoding) : IPreparedInput;
 }
