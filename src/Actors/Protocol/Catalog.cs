@@ -1,3 +1,5 @@
+// Registry and every node: start-up models and the catalog it publishes.
+
 namespace Serve.Actors.Protocol;
 
 /// <summary>Register model versions (at start-up, and from the management API later). Idempotent.</summary>

@@ -1,3 +1,5 @@
+// Gateway and replica (ModelActor): a request, its cancellation, and the answer.
+
 namespace Serve.Actors.Protocol;
 
 /// <summary>What a client sent, as the handler will see it.</summary>

@@ -1,3 +1,5 @@
+// Management APIs and registry: model commands, their results, and the events the registry persists.
+
 namespace Serve.Actors.Protocol;
 
 /// <summary>
@@ -37,9 +39,6 @@ public sealed record RegistryResult(ServeError? Error, string Message) : IServeM
 
     public static RegistryResult Refused(ServeErrorKind kind, string message) => new(new ServeError(kind, message), message);
 }
-
-/// <summary>Registry to replica: you are no longer wanted here (scaled down or unregistered).</summary>
-public sealed record StopReplica(ReplicaId Replica) : IWithReplicaId;
 
 /// <summary>What the registry persists: each change to the desired state.</summary>
 public abstract record RegistryEvent : IServeMessage;

@@ -1,3 +1,5 @@
+// Workers and registry: devices and hosted replicas; placement rules and their commands.
+
 using System.Text.RegularExpressions;
 
 namespace Serve.Actors.Protocol;

@@ -1,3 +1,5 @@
+// Registry and replica (ModelActor): wake, stop, status reports and definition lookups.
+
 namespace Serve.Actors.Protocol;
 
 /// <summary>The life of a replica, as reported to the registry and shown by the APIs.</summary>
@@ -48,6 +50,9 @@ public sealed record ReplicaStatus(
 /// <paramref name="Device"/> of your node when it has that device (null or absent: the node chooses).
 /// </summary>
 public sealed record EnsureReplica(ReplicaId Replica, ModelDefinition Definition, string? Device = null) : IWithReplicaId;
+
+/// <summary>Registry to replica: you are no longer wanted here (scaled down or unregistered).</summary>
+public sealed record StopReplica(ReplicaId Replica) : IWithReplicaId;
 
 /// <summary>Replica to registry: this is my state now.</summary>
 public sealed record ReplicaStatusReport(ReplicaStatus Status) : IServeMessage;

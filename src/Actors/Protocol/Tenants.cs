@@ -1,3 +1,5 @@
+// Management APIs and registry for tenants; the tenant tag a request carries to its replica.
+
 namespace Serve.Actors.Protocol;
 
 /// <summary>
