@@ -140,6 +140,22 @@ public sealed class SerializationTests(ClusterFixture cluster) : IClassFixture<C
     public void Types_outside_the_protocol_are_refused_when_sent() =>
         Assert.ThrowsAny<Exception>(() => cluster.System.Serialization.FindSerializerFor(Definition).ToBinary(new NotInTheProtocol("x")));
 
+    [Fact]
+    public void Akkas_json_serializer_is_gone_a_frame_naming_it_is_refused_unread_and_an_unbound_type_is_not_sent()
+    {
+        var serialization = cluster.System.Serialization;
+        // What Akka's JSON serializer would have read: a .NET type name to instantiate.
+        var frame = System.Text.Encoding.UTF8.GetBytes(
+            $$"""{"$type":"{{typeof(NotInTheProtocol).AssemblyQualifiedName}}","Command":"rm -rf /"}""");
+
+        Assert.IsType<UnboundTypeSerializer>(serialization.FindSerializerForType(typeof(object)));
+        var refused = Assert.ThrowsAny<Exception>(() =>
+            serialization.Deserialize(frame, UnboundTypeSerializer.JsonSerializerId, typeof(NotInTheProtocol).AssemblyQualifiedName));
+        Assert.Contains("Refused a message written with Akka's JSON serializer", refused.ToString(), StringComparison.Ordinal);
+        var unsent = Assert.ThrowsAny<Exception>(() => serialization.FindSerializerFor(new NotInTheProtocol("x")).ToBinary(new NotInTheProtocol("x")));
+        Assert.Contains(nameof(NotInTheProtocol), unsent.Message, StringComparison.Ordinal);
+    }
+
     public sealed record NotInTheProtocol(string Command);
 
     [Theory]

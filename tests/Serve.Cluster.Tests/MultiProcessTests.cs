@@ -70,6 +70,14 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
         }
 
         Assert.Equal(["worker-1", "worker-2"], servedBy.Order());
+
+        // Every message that crossed between the processes had a serializer of its own (none fell to the
+        // refusing stand-in for Akka's JSON serializer, which would have dropped it).
+        foreach (var process in new[] { cluster.Gateway }.Concat(cluster.Workers))
+        {
+            Assert.False(process.Logged("has no serializer bound"), process.Tail());
+            Assert.False(process.Logged("Refused a message written with Akka's JSON serializer"), process.Tail());
+        }
     }
 
     /// <summary>

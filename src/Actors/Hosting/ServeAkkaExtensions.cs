@@ -64,6 +64,9 @@ public static class ServeAkkaExtensions
                 $$"""
                 akka.cluster.split-brain-resolver.stable-after = {{(int)options.StableAfter.TotalMilliseconds}}ms
                 akka.cluster.singleton-proxy.log-singleton-identification-failure = off
+                # Akka's JSON serializer (bound to System.Object) instantiates the types a frame names: replaced
+                # by one that refuses both ways, under the same name and identifier.
+                akka.actor.serializers.json = "{{typeof(UnboundTypeSerializer).AssemblyQualifiedName}}"
                 # The one place for sharding's settings: the region (only its role is set in code) and the
                 # proxies read them.
                 akka.cluster.sharding {
