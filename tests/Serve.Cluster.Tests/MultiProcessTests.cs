@@ -153,4 +153,44 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
         var (leaving, _) = await LoseAWorkerAsync(cluster, client, worker => worker.Terminate(), "sent SIGTERM to", token);
         await Waiting.UntilAsync(() => leaving.HasExited, TimeSpan.FromSeconds(30), $"{leaving.Name} to exit after SIGTERM", cluster.Diagnostics);
     }
+
+    [Fact]
+    public async Task A_worker_paused_for_three_seconds_is_not_downed_and_keeps_its_replica()
+    {
+        var token = TestContext.Current.CancellationToken;
+        await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
+        using var client = cluster.InferenceClient(TimeSpan.FromSeconds(60));
+        var before = await StartedAndSpreadAsync(cluster, client, token);
+        var paused = cluster.Workers.Single(w => w.Name == before.Values.Order().Last());
+
+        paused.Pause();
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(3), token); // the fault itself: a 3 s freeze, as under a long GC pause
+        }
+        finally
+        {
+            paused.Resume();
+        }
+
+        output.WriteLine($"paused {paused.Name} (pid {paused.Id}) for 3 s");
+
+        // Longer than the split-brain resolver's stable-after (10 s): a decision to down the node would have
+        // been taken and acted on by then. Requests keep succeeding, and the replicas stay where they were.
+        var failures = new List<string>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            var (status, _, body) = await PredictAsync(client, token);
+            if (status != HttpStatusCode.OK)
+            {
+                failures.Add($"{clock.Elapsed.TotalSeconds:0.0}s {status}: {body}");
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n", failures) + "\n" + cluster.Diagnostics());
+        Assert.False(paused.HasExited, $"{paused.Name} exited after the pause\n{paused.Tail()}");
+        await Waiting.UntilAsync(async () => await PlacementAsync(cluster, token) is { Count: 2 } now && now.OrderBy(p => p.Key).SequenceEqual(before.OrderBy(p => p.Key)),
+            TimeSpan.FromSeconds(30), "both replicas serving where they were before the pause", cluster.Diagnostics);
+    }
 }

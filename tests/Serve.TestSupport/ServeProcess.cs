@@ -86,11 +86,18 @@ public sealed class ServeProcess : IAsyncDisposable
     }
 
     /// <summary>SIGTERM (by process id): the process shuts down gracefully, as on a planned restart.</summary>
-    public void Terminate()
+    public void Terminate() => Signal("-TERM");
+
+    /// <summary>SIGSTOP, then SIGCONT (by process id): the process freezes, as under a long GC or CPU pause.</summary>
+    public void Pause() => Signal("-STOP");
+
+    public void Resume() => Signal("-CONT");
+
+    private void Signal(string signal)
     {
         if (!_process.HasExited)
         {
-            using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            using var kill = Process.Start("kill", [signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
             kill?.WaitForExit();
         }
     }
