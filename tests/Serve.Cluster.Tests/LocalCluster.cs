@@ -11,9 +11,10 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly List<ServeProcess> _processes = [];
     private readonly string? _ownedStore;
 
-    private LocalCluster(int inferencePort, int managementPort, int grpcInferencePort, TestKeys keys, string? ownedStore)
+    private LocalCluster(int inferencePort, int managementPort, int grpcInferencePort, int clusterPort, TestKeys keys, string? ownedStore)
     {
         InferencePort = inferencePort;
+        ClusterPort = clusterPort;
         ManagementPort = managementPort;
         GrpcInferencePort = grpcInferencePort;
         Keys = keys;
@@ -43,6 +44,9 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public int ManagementPort { get; }
 
+    /// <summary>The gateway's cluster (Akka.Remote) port.</summary>
+    public int ClusterPort { get; }
+
     public ServeProcess Gateway => _processes[0];
 
     public IReadOnlyList<ServeProcess> Workers => [.. _processes.Skip(1)];
@@ -67,7 +71,7 @@ public sealed class LocalCluster : IAsyncDisposable
         // The key file lives with the store, so a cluster started again over it keeps its keys.
         var keyFile = Path.Combine(store, ".keys", "key_file.json");
         var keys = File.Exists(keyFile) ? ReadKeys(keyFile) : KeyFiles.Write(keyFile);
-        var cluster = new LocalCluster(ports[0], ports[1], ports[4], keys, ownsStore ? store : null);
+        var cluster = new LocalCluster(ports[0], ports[1], ports[4], ports[3], keys, ownsStore ? store : null);
         cluster._processes.Add(ServeProcess.Start("gateway", ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll"),
             new Dictionary<string, string> { ["Serve__Security__KeyFile"] = keyFile },
         [

@@ -14,6 +14,9 @@ namespace Serve.Actors.Hosting;
 /// </summary>
 public sealed class UnboundTypeSerializer : Serializer
 {
+    /// <summary>Akka's identifier for its JSON serializer.</summary>
+    public const int JsonSerializerId = 1;
+
     public UnboundTypeSerializer(ExtendedActorSystem system)
         : base(system)
     {
@@ -24,9 +27,6 @@ public sealed class UnboundTypeSerializer : Serializer
         : base(system)
     {
     }
-
-    /// <summary>Akka's identifier for its JSON serializer.</summary>
-    public const int JsonSerializerId = 1;
 
     public override int Identifier => JsonSerializerId;
 

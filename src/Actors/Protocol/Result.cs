@@ -6,8 +6,6 @@ namespace Serve.Actors.Protocol;
 /// </summary>
 public readonly record struct Result<T>(T? Value, ServeError? Error)
 {
-    public bool Failed => Error is not null;
-
     public static implicit operator Result<T>(T value) => new(value, null);
 
     public static implicit operator Result<T>(ServeError error) => new(default, error);

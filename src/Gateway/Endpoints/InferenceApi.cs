@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
@@ -53,13 +52,13 @@ public static class InferenceApi
     public static (string ContentType, byte[] Body) PredictionBody(InferenceOutput output) => output switch
     {
         DocumentOutput document => (document.ContentType, document.Body),
-        TensorOutput { NamedInputs: true } tensors => ("application/json", Json(writer =>
+        TensorOutput { NamedInputs: true } tensors => ("application/json", JsonBytes.Write(writer =>
         {
             writer.WriteStartObject();
             OipJson.WriteOutputs(writer, tensors.Tensors);
             writer.WriteEndObject();
         })),
-        TensorOutput tensors => ("application/json", Json(writer => WriteNestedLists(writer, tensors.Tensors))),
+        TensorOutput tensors => ("application/json", JsonBytes.Write(writer => WriteNestedLists(writer, tensors.Tensors))),
         var other => throw new InvalidOperationException($"unexpected output {other.GetType().Name}"),
     };
 
@@ -81,14 +80,4 @@ public static class InferenceApi
         writer.WriteEndArray();
     }
 
-    private static byte[] Json(Action<Utf8JsonWriter> write)
-    {
-        var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            write(writer);
-        }
-
-        return buffer.WrittenSpan.ToArray();
-    }
 }

@@ -1,6 +1,4 @@
-using System.Buffers;
 using System.Text;
-using System.Text.Json;
 using Serve.Actors.Protocol;
 using Serve.Actors.Tensors;
 using Serve.Node.Torch;
@@ -54,18 +52,6 @@ public static class HandlerData
         var bytes = new byte[values.LongLength * sizeof(long)];
         Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
         return new NamedTensor(name, TensorDataType.INT64, shape, bytes);
-    }
-
-    /// <summary>A JSON document written by <paramref name="write"/>, as UTF-8 bytes.</summary>
-    public static byte[] Json(Action<Utf8JsonWriter> write, bool indented = false)
-    {
-        var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = indented }))
-        {
-            write(writer);
-        }
-
-        return buffer.WrittenSpan.ToArray();
     }
 
     /// <summary>One JSON document per request row: the whole document for a TorchServe request, one BYTES element each over the Open Inference Protocol.</summary>

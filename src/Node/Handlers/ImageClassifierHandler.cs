@@ -91,7 +91,7 @@ public sealed class ImageClassifierHandler(string platform, IReadOnlyDictionary<
         return HandlerData.Documents(request, [.. Enumerable.Range(0, rows).Select(row => TopKJson(values, indices, row, k))]);
     }
 
-    private byte[] TopKJson(NamedTensor values, NamedTensor indices, int row, int k) => HandlerData.Json(writer =>
+    private byte[] TopKJson(NamedTensor values, NamedTensor indices, int row, int k) => JsonBytes.Write(writer =>
     {
         writer.WriteStartObject();
         for (var i = 0; i < k; i++)

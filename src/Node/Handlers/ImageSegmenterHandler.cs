@@ -52,6 +52,6 @@ public sealed class ImageSegmenterHandler(string platform, long maxImagePixels) 
 
         // One image: its [H][W][2] array, without the batch dimension.
         var image = pixels with { Shape = pixels.Shape[1..] };
-        return new DocumentOutput("application/json", HandlerData.Json(writer => TensorJson.WriteData(writer, image, nested: true)));
+        return new DocumentOutput("application/json", JsonBytes.Write(writer => TensorJson.WriteData(writer, image, nested: true)));
     }
 }

@@ -107,7 +107,7 @@ public sealed class ObjectDetectorHandler(string platform, IReadOnlyDictionary<i
         var classes = outputs[1];
         var scores = outputs[2];
         var count = (int)scores.Shape[0];
-        var document = HandlerData.Json(writer =>
+        var document = JsonBytes.Write(writer =>
         {
             writer.WriteStartArray();
             for (var i = 0; i < count; i++)

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.ML.Tokenizers;
 using Serve.Actors.Models;
 using Serve.Actors.Protocol;
+using Serve.Actors.Tensors;
 using Serve.Node.Torch;
 using static TorchSharp.torch;
 
@@ -123,7 +124,7 @@ public sealed class TextClassifierHandler : IModelHandler
         var probabilities = outputs[0];
         var rows = (int)probabilities.Shape[0];
         var classes = (int)probabilities.Shape[1];
-        return HandlerData.Documents(request, [.. Enumerable.Range(0, rows).Select(row => HandlerData.Json(writer =>
+        return HandlerData.Documents(request, [.. Enumerable.Range(0, rows).Select(row => JsonBytes.Write(writer =>
         {
             writer.WriteStartObject();
             for (var c = 0; c < classes; c++)
