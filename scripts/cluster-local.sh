@@ -13,6 +13,9 @@
 # Ports (override with the variables): inference 8080, management 8081, metrics 8082, gRPC inference
 # 7070 and management 7071 (TorchServe's),
 # cluster 4053 for the gateway and 4054.. for the workers.
+#
+# The nodes talk over mutual TLS with one cluster certificate, made on the first start in
+# .serve-local/cluster.p12 (with the worker's 'cluster-certificate' command) and kept for later starts.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +26,8 @@ metrics_port=${METRICS_PORT:-8082}
 grpc_inference_port=${GRPC_INFERENCE_PORT:-7070}
 grpc_management_port=${GRPC_MANAGEMENT_PORT:-7071}
 cluster_port=${CLUSTER_PORT:-4053}
-seed="akka.tcp://serve@127.0.0.1:$cluster_port"
+seed="akka.ssl.tcp://serve@127.0.0.1:$cluster_port"
+certificate="$state/cluster.p12"
 gateway_dll="$root/src/Gateway/bin/Release/net10.0/Serve.Gateway.dll"
 node_dll="$root/src/Node/bin/Release/net10.0/Serve.Node.dll"
 
@@ -50,6 +54,11 @@ start() {
   { dotnet build "$root/src/Gateway/Serve.Gateway.csproj" -c Release -nologo -v quiet \
       && dotnet build "$root/src/Node/Serve.Node.csproj" -c Release -nologo -v quiet; } >"$state/build.log" 2>&1 \
     || { log "build failed; see $state/build.log"; exit 1; }
+
+  if [ ! -f "$certificate" ]; then
+    dotnet "$node_dll" cluster-certificate "$certificate" >&2 || { log "could not create the cluster certificate"; exit 1; }
+  fi
+  export Serve__Cluster__Tls__Keystore="$certificate"
 
   local model_args=()
   if [ -n "${MODELS:-}" ]; then
@@ -119,7 +128,7 @@ status() {
     name=$(basename "$pidfile" .pid)
     i=${name#worker-}
     printf '%-10s %-8s %-7s %s\n' "$name" "$(cat "$pidfile")" "$(running "$pidfile" && echo up || echo down)" \
-      "cluster akka.tcp://serve@127.0.0.1:$((cluster_port + i))"
+      "cluster akka.ssl.tcp://serve@127.0.0.1:$((cluster_port + i))"
   done
   if curl -fsS -m 2 "http://127.0.0.1:$inference_port/v2/health/ready" >/dev/null 2>&1; then
     echo "ready: every model has a serving replica (logs in $state)"

@@ -57,6 +57,9 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
             // load presents them (the peer ignores them).
             models["Serve__Security__KeyFile"] = Path.Combine(store, ".keys", "key_file.json");
             var keys = KeyFiles.Write(models["Serve__Security__KeyFile"]);
+            // Cluster TLS stays on too: the gateway and the worker hold one certificate.
+            models["Serve__DataDirectory"] = Path.Combine(store, "data");
+            models["Serve__Cluster__Tls__Keystore"] = await ClusterCertificates.CreateAsync(Path.Combine(store, ".keys", "cluster.p12"));
             var standalone = ServeProcess.BuiltDll("Standalone", "Serve.Standalone.dll");
             var worker = ServeProcess.BuiltDll("Node", "Serve.Node.dll");
             var gateway = ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll");
@@ -70,7 +73,7 @@ public sealed class Comparison(TimeSpan warmUp, TimeSpan duration, TextWriter lo
             setups.Add(Setup.Start(model, "(d) Serve gateway + 1 worker", grpc: true, (port, grpcPort) =>
             {
                 var clusterPorts = FreePorts.Take(2);
-                var seed = $"akka.tcp://serve@127.0.0.1:{clusterPorts[0]}";
+                var seed = $"akka.ssl.tcp://serve@127.0.0.1:{clusterPorts[0]}";
                 return
                 [
                     ServeProcess.Start("gateway", gateway, models, [.. Listeners(port, grpcPort, clusterPorts[0]), "--seed", seed]),

@@ -11,6 +11,11 @@ if (args is [ModelPreflight.Switch, ..])
     return ModelPreflight.RunChild(args);
 }
 
+if (args is [ClusterCertificate.Verb, ..])
+{
+    return ClusterCertificate.RunCommand(args);
+}
+
 return await RunWorkerAsync(args);
 
 // A worker node: model replicas on this machine's devices, in the cluster of the gateways it is seeded with.

@@ -8,12 +8,12 @@ using Serve.Actors.Hosting;
 namespace Serve.Actors.Tests;
 
 /// <summary>A one-node cluster on a free port, wired with the production builder extensions, with these roles
-/// (default: gateway and worker).</summary>
+/// (default: gateway and worker). Plain akka.tcp: it never connects to another node.</summary>
 public abstract class ClusterTestKit(string name, params string[] roles) : Akka.Hosting.TestKit.TestKit(name)
 {
     protected override void ConfigureAkka(AkkaConfigurationBuilder builder, IServiceProvider provider) =>
         builder
-            .WithServeCluster(new ServeClusterOptions { Port = 0 }, roles.Length > 0 ? roles : [ServeRoles.Gateway, ServeRoles.Worker])
+            .WithServeCluster(new ServeClusterOptions { Port = 0, Plaintext = true }, roles.Length > 0 ? roles : [ServeRoles.Gateway, ServeRoles.Worker])
             .WithInMemoryJournal()
             .WithInMemorySnapshotStore();
 }
@@ -29,7 +29,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Services.AddAkka("fixture", (akka, _) =>
-            akka.WithServeCluster(new ServeClusterOptions { Port = 0 }, [ServeRoles.Gateway, ServeRoles.Worker]));
+            akka.WithServeCluster(new ServeClusterOptions { Port = 0, Plaintext = true }, [ServeRoles.Gateway, ServeRoles.Worker]));
         _host = builder.Build();
         await _host.StartAsync();
         System = _host.Services.GetRequiredService<ActorSystem>();

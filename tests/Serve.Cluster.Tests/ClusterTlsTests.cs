@@ -7,9 +7,10 @@ using System.Text.Json;
 namespace Serve.Cluster.Tests;
 
 /// <summary>
-/// Cluster TLS: a gateway and a worker holding the cluster's certificate form a cluster over mutual TLS and
-/// serve; a worker with the next certificate joins mid-rotation (every node trusts both); a worker with
-/// another certificate never becomes a member.
+/// Cluster TLS: on with no set-up (the founding gateway makes the certificate; a worker without a copy is
+/// refused at start-up, one with a copy joins). A gateway and a worker holding the cluster's certificate form a
+/// cluster over mutual TLS and serve; a worker with the next certificate joins mid-rotation (every node trusts
+/// both); a worker with another certificate never becomes a member.
 /// </summary>
 public sealed class ClusterTlsTests(ITestOutputHelper output)
 {
@@ -17,6 +18,49 @@ public sealed class ClusterTlsTests(ITestOutputHelper output)
 
     /// <summary>How long the intruder is watched: longer than a worker with the right certificate takes to join here.</summary>
     private static readonly TimeSpan IntruderWatch = TimeSpan.FromSeconds(15);
+
+    [Fact]
+    public async Task With_no_settings_the_gateway_makes_the_certificate_and_only_a_worker_given_a_copy_joins()
+    {
+        var token = TestContext.Current.CancellationToken;
+        var store = Directory.CreateTempSubdirectory("serve-cluster-tls-default-").FullName;
+        try
+        {
+            TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt"));
+            var data = Path.Combine(store, "data");
+            var keys = KeyFiles.Write(Path.Combine(data, "key_file.json"));
+            var ports = FreePorts.Take(8);
+            // The short seed form: the scheme (akka.ssl.tcp) and system name are filled in.
+            var seed = $"127.0.0.1:{ports[5]}";
+            await using var gateway = ServeProcess.Start("gateway", ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll"),
+                "--inference-address", $"http://127.0.0.1:{ports[0]}", "--management-address", $"http://127.0.0.1:{ports[1]}",
+                "--metrics-address", $"http://127.0.0.1:{ports[2]}", "--grpc-inference-address", $"http://127.0.0.1:{ports[3]}",
+                "--grpc-management-address", $"http://127.0.0.1:{ports[4]}", "--cluster-port", Port(ports[5]), "--seed", seed,
+                "--model-store", store, "--models", "tiny=tiny.pt", "--data-dir", data);
+            var certificate = Path.Combine(data, "cluster.p12");
+            await Waiting.UntilAsync(() => gateway.Logged($"Created the cluster certificate {certificate}"), Timeout,
+                "the gateway to create the cluster certificate", () => gateway.Tail());
+
+            // A worker with nothing set has no certificate in its own data directory: refused, with what to do.
+            await using var bare = ServeProcess.Start("bare-worker", ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
+                "--cluster-port", Port(ports[6]), "--seed", seed, "--model-store", store, "--data-dir", Path.Combine(store, "bare"));
+            Assert.NotEqual(0, await bare.ExitCodeAsync(Timeout));
+            Assert.True(bare.Logged("has no cluster certificate at"), bare.Tail());
+
+            await using var worker = ServeProcess.Start("worker", ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
+                new Dictionary<string, string> { ["Serve__Cluster__Tls__Keystore"] = certificate },
+                "--cluster-port", Port(ports[7]), "--seed", seed, "--model-store", store);
+            using var inference = KeyFiles.Client(new Uri($"http://127.0.0.1:{ports[0]}"), keys.Inference, TimeSpan.FromSeconds(30));
+            await Waiting.UntilAsync(async () => (await inference.PostAsync("/predictions/tiny", new StringContent(TestModels.OnesJson), token)).IsSuccessStatusCode,
+                Timeout, "tiny to serve on the worker holding the gateway's certificate", () => gateway.Tail() + worker.Tail());
+            Assert.True(gateway.Logged("runs mutual TLS"), gateway.Tail());
+            Assert.False(gateway.Logged("Cluster TLS is OFF"), gateway.Tail());
+        }
+        finally
+        {
+            Directory.Delete(store, recursive: true);
+        }
+    }
 
     [Fact]
     public async Task Only_nodes_with_a_certificate_the_cluster_trusts_join()

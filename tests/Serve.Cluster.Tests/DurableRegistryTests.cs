@@ -76,7 +76,7 @@ public sealed class DurableRegistryTests(ITestOutputHelper output)
         TorchScriptWriter.Identity(Path.Combine(store, "echo.pt"));
         string[] gatewayArguments = ["--Serve:EnableModelApi", "true", .. registryArguments];
 
-        await using (var first = LocalCluster.Start(workers: 2, store, gatewayArguments))
+        await using (var first = await LocalCluster.StartAsync(workers: 2, store, gatewayArguments))
         {
             using var management = first.ManagementClient(Timeout);
             await Waiting.UntilAsync(async () => (await management.GetAsync("/models", token)).IsSuccessStatusCode,
@@ -90,7 +90,7 @@ public sealed class DurableRegistryTests(ITestOutputHelper output)
             output.WriteLine("registered tiny 1.0 (2 replicas, pinned to worker-2) and 2.0 (default, scaled to 3); stopping every process");
         }
 
-        await using var second = LocalCluster.Start(workers: 2, store, gatewayArguments);
+        await using var second = await LocalCluster.StartAsync(workers: 2, store, gatewayArguments);
         using var inference = second.InferenceClient(Timeout);
         await Waiting.UntilAsync(async () => (await inference.GetAsync("/v2/models/tiny/versions/1.0/ready", token)).IsSuccessStatusCode
                                             && (await inference.GetAsync("/v2/models/tiny/versions/2.0/ready", token)).IsSuccessStatusCode,

@@ -21,7 +21,7 @@ public sealed class GrpcClusterTests
     public async Task ModelInfer_and_Predictions_go_through_the_gateway_process_to_the_model_on_a_worker_process()
     {
         var token = TestContext.Current.CancellationToken;
-        await using var cluster = LocalCluster.Start(workers: 1, "tiny=tiny.pt", store => TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt")));
+        await using var cluster = await LocalCluster.StartAsync(workers: 1, "tiny=tiny.pt", store => TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt")));
         using var http = cluster.InferenceClient(TimeSpan.FromSeconds(30));
         await Waiting.UntilAsync(async () => (await http.GetAsync("/v2/models/tiny/ready", token)).IsSuccessStatusCode,
             StartTimeout, "tiny to be ready on the worker", cluster.Diagnostics);
@@ -62,7 +62,7 @@ public sealed class GrpcClusterTests
     public async Task A_request_that_decodes_past_the_frame_between_nodes_is_refused_at_once_not_timed_out()
     {
         var token = TestContext.Current.CancellationToken;
-        await using var cluster = LocalCluster.Start(workers: 1, "tiny=tiny.pt", store => TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt")));
+        await using var cluster = await LocalCluster.StartAsync(workers: 1, "tiny=tiny.pt", store => TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt")));
         using var http = cluster.InferenceClient(TimeSpan.FromSeconds(60));
         await Waiting.UntilAsync(async () => (await http.GetAsync("/v2/models/tiny/ready", token)).IsSuccessStatusCode,
             StartTimeout, "tiny to be ready on the worker", cluster.Diagnostics);

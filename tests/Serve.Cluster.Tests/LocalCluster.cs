@@ -4,15 +4,19 @@ namespace Serve.Cluster.Tests;
 
 /// <summary>
 /// A gateway process and N worker processes on loopback, with free ports, over a model store the caller
-/// owns (so a test can stop a whole cluster and start another over the same store and data).
+/// owns (so a test can stop a whole cluster and start another over the same store and data). The nodes share
+/// one cluster certificate, made with the documented command and kept with the store: cluster TLS is on, as
+/// by default.
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
     private readonly List<ServeProcess> _processes = [];
     private readonly string? _ownedStore;
 
-    private LocalCluster(int inferencePort, int managementPort, int grpcInferencePort, int clusterPort, TestKeys keys, string? ownedStore)
+    private LocalCluster(int inferencePort, int managementPort, int grpcInferencePort, int clusterPort, TestKeys keys, string certificatePath,
+        string? ownedStore)
     {
+        CertificatePath = certificatePath;
         InferencePort = inferencePort;
         ClusterPort = clusterPort;
         ManagementPort = managementPort;
@@ -47,6 +51,12 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>The gateway's cluster (Akka.Remote) port.</summary>
     public int ClusterPort { get; }
 
+    /// <summary>Each worker's cluster port, in worker order.</summary>
+    public IReadOnlyList<int> WorkerClusterPorts { get; private init; } = [];
+
+    /// <summary>The cluster certificate (PKCS#12, no password) every node holds.</summary>
+    public string CertificatePath { get; }
+
     public ServeProcess Gateway => _processes[0];
 
     public IReadOnlyList<ServeProcess> Workers => [.. _processes.Skip(1)];
@@ -56,24 +66,33 @@ public sealed class LocalCluster : IAsyncDisposable
     public Uri ManagementAddress => new($"http://127.0.0.1:{ManagementPort}");
 
     /// <summary>A cluster over a new temporary model store, deleted with the cluster; start-up models from <paramref name="models"/>.</summary>
-    public static LocalCluster Start(int workers, string models, Action<string> prepareModelStore)
+    public static Task<LocalCluster> StartAsync(int workers, string models, Action<string> prepareModelStore)
     {
         var store = Directory.CreateTempSubdirectory("serve-cluster-").FullName;
         prepareModelStore(store);
-        return Start(workers, store, ["--models", models, "--data-dir", Path.Combine(store, "gateway-data")], ownsStore: true);
+        return StartAsync(workers, store, ["--models", models, "--data-dir", Path.Combine(store, "gateway-data")], ownsStore: true);
     }
 
     /// <summary>A cluster over <paramref name="store"/>, the gateway started with <paramref name="gatewayArguments"/>.</summary>
-    public static LocalCluster Start(int workers, string store, IReadOnlyList<string> gatewayArguments, bool ownsStore = false)
+    public static async Task<LocalCluster> StartAsync(int workers, string store, IReadOnlyList<string> gatewayArguments, bool ownsStore = false)
     {
         var ports = FreePorts.Take(6 + workers);
-        var seed = $"akka.tcp://serve@127.0.0.1:{ports[3]}";
-        // The key file lives with the store, so a cluster started again over it keeps its keys.
+        var seed = $"akka.ssl.tcp://serve@127.0.0.1:{ports[3]}";
+        // The key file and the certificate live with the store, so a cluster started again over it keeps them.
         var keyFile = Path.Combine(store, ".keys", "key_file.json");
         var keys = File.Exists(keyFile) ? ReadKeys(keyFile) : KeyFiles.Write(keyFile);
-        var cluster = new LocalCluster(ports[0], ports[1], ports[4], ports[3], keys, ownsStore ? store : null);
+        var certificate = Path.Combine(store, ".keys", "cluster.p12");
+        if (!File.Exists(certificate))
+        {
+            await ClusterCertificates.CreateAsync(certificate);
+        }
+
+        var cluster = new LocalCluster(ports[0], ports[1], ports[4], ports[3], keys, certificate, ownsStore ? store : null)
+        {
+            WorkerClusterPorts = [.. ports.Skip(6)],
+        };
         cluster._processes.Add(ServeProcess.Start("gateway", ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll"),
-            new Dictionary<string, string> { ["Serve__Security__KeyFile"] = keyFile },
+            new Dictionary<string, string> { ["Serve__Security__KeyFile"] = keyFile, ["Serve__Cluster__Tls__Keystore"] = certificate },
         [
             "--inference-address", $"http://127.0.0.1:{ports[0]}",
             "--management-address", $"http://127.0.0.1:{ports[1]}",
@@ -90,7 +109,7 @@ public sealed class LocalCluster : IAsyncDisposable
             // Each worker's placement name is its process name, so tests can pin to it and read describe.
             var name = $"worker-{i + 1}";
             cluster._processes.Add(ServeProcess.Start(name, ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
-                new Dictionary<string, string> { ["Serve__Node__Name"] = name },
+                new Dictionary<string, string> { ["Serve__Node__Name"] = name, ["Serve__Cluster__Tls__Keystore"] = certificate },
                 "--cluster-port", Port(ports[6 + i]),
                 "--seed", seed,
                 "--model-store", store));

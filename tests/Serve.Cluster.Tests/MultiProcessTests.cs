@@ -55,7 +55,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
     public async Task Each_worker_process_serves_one_replica_of_a_two_replica_model()
     {
         var token = TestContext.Current.CancellationToken;
-        await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
+        await using var cluster = await LocalCluster.StartAsync(workers: 2, Models, WriteTinyModel);
         using var client = cluster.InferenceClient(TimeSpan.FromSeconds(30));
         var placement = await StartedAndSpreadAsync(cluster, client, token);
 
@@ -129,7 +129,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
     public async Task Requests_keep_succeeding_when_a_worker_is_killed_and_its_replica_comes_back_on_the_survivor()
     {
         var token = TestContext.Current.CancellationToken;
-        await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
+        await using var cluster = await LocalCluster.StartAsync(workers: 2, Models, WriteTinyModel);
         using var client = cluster.InferenceClient(TimeSpan.FromSeconds(60));
         var (_, after) = await LoseAWorkerAsync(cluster, client, worker => worker.Kill(), "killed", token);
 
@@ -148,7 +148,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
     public async Task A_worker_stopped_with_sigterm_hands_its_replica_off_without_failing_a_request()
     {
         var token = TestContext.Current.CancellationToken;
-        await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
+        await using var cluster = await LocalCluster.StartAsync(workers: 2, Models, WriteTinyModel);
         using var client = cluster.InferenceClient(TimeSpan.FromSeconds(60));
         var (leaving, _) = await LoseAWorkerAsync(cluster, client, worker => worker.Terminate(), "sent SIGTERM to", token);
         await Waiting.UntilAsync(() => leaving.HasExited, TimeSpan.FromSeconds(30), $"{leaving.Name} to exit after SIGTERM", cluster.Diagnostics);
@@ -158,7 +158,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
     public async Task A_worker_paused_for_three_seconds_is_not_downed_and_keeps_its_replica()
     {
         var token = TestContext.Current.CancellationToken;
-        await using var cluster = LocalCluster.Start(workers: 2, Models, WriteTinyModel);
+        await using var cluster = await LocalCluster.StartAsync(workers: 2, Models, WriteTinyModel);
         using var client = cluster.InferenceClient(TimeSpan.FromSeconds(60));
         var before = await StartedAndSpreadAsync(cluster, client, token);
         var paused = cluster.Workers.Single(w => w.Name == before.Values.Order().Last());

@@ -20,7 +20,7 @@ public sealed class PlacementClusterTests(ITestOutputHelper output)
     public async Task A_model_pinned_to_one_worker_moves_to_the_other_without_failing_a_request()
     {
         var token = TestContext.Current.CancellationToken;
-        await using var cluster = LocalCluster.Start(workers: 2, "tiny=tiny.pt?replicas=2&nodes=worker-1",
+        await using var cluster = await LocalCluster.StartAsync(workers: 2, "tiny=tiny.pt?replicas=2&nodes=worker-1",
             store => TestModels.WriteLinRelu(Path.Combine(store, "tiny.pt")));
         using var inference = cluster.InferenceClient(Timeout);
         using var management = cluster.ManagementClient(Timeout);

@@ -28,7 +28,7 @@ public sealed class ClusterConfigurationTests
         var gateway = Deployment.EffectiveEnvironment(Deployment.Compose[Deployment.GatewayService]);
         var systemName = gateway.GetValueOrDefault("Serve__Cluster__SystemName") ?? DefaultSystemName;
         var gatewayPort = gateway.GetValueOrDefault("Serve__Cluster__Port") ?? DefaultClusterPort;
-        var expected = $"akka.tcp://{systemName}@{Deployment.GatewayService}:{gatewayPort}";
+        var expected = $"akka.ssl.tcp://{systemName}@{Deployment.GatewayService}:{gatewayPort}";
         var problems = new List<string>();
         foreach (var service in Deployment.Compose.Services.Values)
         {
@@ -48,6 +48,47 @@ public sealed class ClusterConfigurationTests
         }
 
         Deployment.AssertNone(problems, "cluster seeds (every node, the gateway included, joins through the gateway)");
+    }
+
+    [Fact]
+    public void Every_node_holds_the_gateways_cluster_certificate_from_one_volume_and_none_opts_out_of_tls()
+    {
+        var gateway = Deployment.Compose[Deployment.GatewayService];
+        var keystore = Deployment.EffectiveEnvironment(gateway).GetValueOrDefault("Serve__Cluster__Tls__Keystore");
+        var problems = new List<string>();
+        if (keystore is null)
+        {
+            Deployment.AssertNone(["gateway: no Serve__Cluster__Tls__Keystore, so the workers cannot be given its certificate"], "cluster TLS");
+            return;
+        }
+
+        var folder = keystore[..keystore.LastIndexOf('/')];
+        var source = gateway.Volumes.FirstOrDefault(v => v.Target == folder);
+        if (source is not { Source: not null, ReadOnly: false })
+        {
+            problems.Add($"{gateway}: {folder} (where it writes the cluster certificate) is not a writable volume");
+        }
+
+        foreach (var service in Deployment.Compose.Services.Values)
+        {
+            var environment = Deployment.EffectiveEnvironment(service);
+            if (environment.GetValueOrDefault("Serve__Cluster__Plaintext") is { } plaintext && plaintext != "false")
+            {
+                problems.Add($"{service}: Serve__Cluster__Plaintext={plaintext} turns cluster TLS off");
+            }
+
+            if (environment.GetValueOrDefault("Serve__Cluster__Tls__Keystore") != keystore)
+            {
+                problems.Add($"{service}: Serve__Cluster__Tls__Keystore is not the gateway's {keystore}");
+            }
+
+            if (service != gateway && !service.Volumes.Any(v => v.Target == folder && v.Source == source?.Source && v.ReadOnly))
+            {
+                problems.Add($"{service}: does not mount {source?.Source} read-only at {folder}, where the gateway's certificate is");
+            }
+        }
+
+        Deployment.AssertNone(problems, "cluster TLS (the gateway writes one certificate; every worker reads it)");
     }
 
     [Fact]

@@ -66,6 +66,7 @@ public static partial class ServeConfigurationKeys
         "Serve__Cluster__Tls__Keystore",
         "Serve__Cluster__Tls__KeystorePassword",
         "Serve__Cluster__Tls__TrustedThumbprints__0",
+        "Serve__Cluster__Plaintext",
         "Serve__Cluster__SystemName",
         "Serve__Cluster__Hostname",
         "Serve__Cluster__Port",

@@ -70,6 +70,22 @@ public sealed class ServeProcess : IAsyncDisposable
         return new ServeProcess(name, Process.Start(start) ?? throw new InvalidOperationException($"could not start {name}"));
     }
 
+    /// <summary>Waits for the process to end on its own (a command, or a node refused at start-up); its exit code.</summary>
+    public async Task<int> ExitCodeAsync(TimeSpan timeout)
+    {
+        using var wait = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(wait.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"{Name} still running after {timeout.TotalSeconds:0} s{Environment.NewLine}{Tail()}");
+        }
+
+        return _process.ExitCode;
+    }
+
     public bool Logged(string text) => _lines.Any(l => l.Contains(text, StringComparison.Ordinal));
 
     /// <summary>The last lines of output, for failure messages.</summary>

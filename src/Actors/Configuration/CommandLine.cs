@@ -30,6 +30,7 @@ public static class CommandLine
         ["--disable-token-auth"] = "Serve:Security:DisableTokenAuthorization",
         ["--dt"] = "Serve:Security:DisableTokenAuthorization",
         ["--enable-model-api"] = "Serve:EnableModelApi",
+        ["--cluster-plaintext"] = "Serve:Cluster:Plaintext",
     };
 
     /// <summary>

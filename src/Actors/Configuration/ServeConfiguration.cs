@@ -14,6 +14,11 @@ namespace Serve.Actors.Configuration;
 /// </summary>
 public static partial class ServeConfiguration
 {
+    /// <summary>Where a node keeps its state (journal, keys, the cluster certificate). Switch --data-dir.</summary>
+    public const string DataDirectoryKey = "Serve:DataDirectory";
+
+    public const string DefaultDataDirectory = "data";
+
     public static IHostApplicationBuilder AddServeConfiguration(this IHostApplicationBuilder builder, string[] args)
     {
         var configuration = builder.Configuration;

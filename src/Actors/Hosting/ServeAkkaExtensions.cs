@@ -30,7 +30,7 @@ public static class ServeAkkaExtensions
             SendBufferSize = options.MaximumFrameSizeBytes * 2,
             ReceiveBufferSize = options.MaximumFrameSizeBytes * 2,
         };
-        if (options.Tls.Enabled)
+        if (options.TlsEnabled)
         {
             var certificate = options.Tls.Load();
             remote.EnableSsl = true;
@@ -57,7 +57,7 @@ public static class ServeAkkaExtensions
             .WithClustering(new ClusterOptions
             {
                 Roles = [.. roles],
-                SeedNodes = options.Seeds.Length > 0 ? options.Seeds : null,
+                SeedNodes = options.Seeds.Length > 0 ? options.SeedAddresses : null,
                 SplitBrainResolver = SplitBrainResolverOption.Default,
             })
             .AddHocon(

@@ -18,10 +18,19 @@ public sealed class ServeClusterOptions
     public string? PublicHostname { get; set; }
 
     /// <summary>
-    /// Seed node addresses (<c>akka.tcp://serve@host:port</c>). Empty: this node forms a cluster of its own
-    /// (standalone). Env: Serve__Cluster__Seeds__0, Serve__Cluster__Seeds__1, ...
+    /// Seed nodes, as <c>host:port</c> or full addresses (<c>akka.ssl.tcp://serve@host:port</c>). Empty: this
+    /// node forms a cluster of its own (standalone). Env: Serve__Cluster__Seeds__0, Serve__Cluster__Seeds__1, ...
     /// </summary>
     public string[] Seeds { get; set; } = [];
+
+    /// <summary>The seeds as full addresses: a bare <c>host:port</c> gets this node's scheme and system name.</summary>
+    public string[] SeedAddresses => [.. Seeds.Select(seed => seed.Contains("://", StringComparison.Ordinal) ? seed : $"{Protocol}://{SystemName}@{seed}")];
+
+    /// <summary>This node's own address as other nodes name it.</summary>
+    public string SelfAddress => $"{Protocol}://{SystemName}@{PublicHostname ?? Hostname}:{Port}";
+
+    /// <summary>A node whose only seed is itself (or that has none) founds the cluster rather than joining one.</summary>
+    public bool FoundsCluster => SeedAddresses.All(seed => seed == SelfAddress);
 
     /// <summary>
     /// Largest remoting frame: bounds the largest request or response that crosses nodes. Must be the same
@@ -36,17 +45,26 @@ public sealed class ServeClusterOptions
     public long MaximumPayloadBytes => MaximumFrameSizeBytes - FrameOverheadBytes;
 
     /// <summary>
-    /// The cluster's certificate (PKCS#12), shared by every node: with it, remoting runs over mutual TLS and a
-    /// node is accepted only if it presents this very certificate (pinned by thumbprint) or a trusted one, so a process without
-    /// it can neither join nor send the cluster a message. Seeds are then <c>akka.ssl.tcp://</c> addresses.
+    /// The cluster's certificate (PKCS#12), shared by every node: remoting runs over mutual TLS and a node is
+    /// accepted only if it presents this very certificate (pinned by thumbprint) or a trusted one, so a process
+    /// without it can neither join nor send the cluster a message. Without a configured keystore a node uses
+    /// <c>cluster.p12</c> in its data directory, which the founding node creates on first start.
     /// <see cref="ClusterTlsOptions.TrustedThumbprints"/> adds certificates a node also accepts, for rotating
     /// the certificate one node at a time. Env: Serve__Cluster__Tls__Keystore, Serve__Cluster__Tls__KeystorePassword,
     /// Serve__Cluster__Tls__TrustedThumbprints__N.
     /// </summary>
     public ClusterTlsOptions Tls { get; set; } = new();
 
+    /// <summary>
+    /// The opt-out: plain, unauthenticated <c>akka.tcp</c>, where anything that reaches the port can join. Logged
+    /// as a warning at every start. Env: Serve__Cluster__Plaintext; switch --cluster-plaintext.
+    /// </summary>
+    public bool Plaintext { get; set; }
+
+    public bool TlsEnabled => !Plaintext;
+
     /// <summary>The seed address scheme: <c>akka.ssl.tcp</c> with cluster TLS, else <c>akka.tcp</c>.</summary>
-    public string Protocol => Tls.Enabled ? "akka.ssl.tcp" : "akka.tcp";
+    public string Protocol => TlsEnabled ? "akka.ssl.tcp" : "akka.tcp";
 
     /// <summary>How long membership must be stable before the split-brain resolver downs unreachable nodes.</summary>
     public TimeSpan StableAfter { get; set; } = TimeSpan.FromSeconds(10);
@@ -69,25 +87,19 @@ public sealed class ServeClusterOptions
             problems.Add($"Serve:Cluster:MaximumFrameSizeBytes must be at least 128000, not {MaximumFrameSizeBytes}");
         }
 
-        foreach (var seed in Seeds)
+        foreach (var seed in SeedAddresses)
         {
             if (!seed.StartsWith($"{Protocol}://{SystemName}@", StringComparison.Ordinal))
             {
-                problems.Add($"seed '{seed}' must look like {Protocol}://{SystemName}@host:port" +
-                             (Tls.Enabled ? " (cluster TLS is on)" : ""));
+                problems.Add($"seed '{seed}' must look like host:port or {Protocol}://{SystemName}@host:port" + (TlsEnabled
+                    ? " (cluster TLS is on; plain akka.tcp only with Serve:Cluster:Plaintext=true)"
+                    : " (Serve:Cluster:Plaintext is on)"));
             }
         }
 
-        if (Tls.Enabled)
+        if (TlsEnabled)
         {
-            try
-            {
-                using var certificate = Tls.Load();
-            }
-            catch (Exception error) when (error is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException)
-            {
-                problems.Add($"Serve:Cluster:Tls:Keystore {Tls.Keystore} could not be loaded: {error.Message}");
-            }
+            problems.AddRange(KeystoreProblems());
         }
 
         foreach (var thumbprint in Tls.TrustedThumbprints)
@@ -99,12 +111,50 @@ public sealed class ServeClusterOptions
             }
         }
 
-        if (Tls.TrustedThumbprints.Length > 0 && !Tls.Enabled)
+        if (Tls.TrustedThumbprints.Length > 0 && Plaintext)
         {
-            problems.Add("Serve:Cluster:Tls:TrustedThumbprints is set but cluster TLS is off (no Serve:Cluster:Tls:Keystore)");
+            problems.Add("Serve:Cluster:Tls:TrustedThumbprints is set but cluster TLS is off (Serve:Cluster:Plaintext)");
         }
 
         return problems;
+    }
+
+    private IEnumerable<string> KeystoreProblems()
+    {
+        if (string.IsNullOrEmpty(Tls.Keystore))
+        {
+            // Only a host that skips AddServeCluster (which fills in the data directory's file) gets here.
+            yield return "cluster TLS needs Serve:Cluster:Tls:Keystore (or Serve:Cluster:Plaintext=true)";
+            yield break;
+        }
+
+        if (!File.Exists(Tls.Keystore))
+        {
+            yield return $"cluster TLS is on and this node has no cluster certificate at {Tls.Keystore}. Every node needs a copy of the " +
+                         $"same one: copy the founding gateway's (its data directory's {ClusterCertificate.DefaultFileName}) and set " +
+                         $"Serve:Cluster:Tls:Keystore to it, or make one for all nodes with 'dotnet Serve.Node.dll {ClusterCertificate.Verb} PATH'. " +
+                         "Plain unauthenticated akka.tcp only with Serve:Cluster:Plaintext=true";
+            yield break;
+        }
+
+        string? error = null;
+        try
+        {
+            using var certificate = Tls.Load();
+            if (!certificate.HasPrivateKey)
+            {
+                error = "it holds no private key";
+            }
+        }
+        catch (Exception failure) when (failure is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException)
+        {
+            error = failure.Message;
+        }
+
+        if (error is not null)
+        {
+            yield return $"Serve:Cluster:Tls:Keystore {Tls.Keystore} could not be loaded: {error}";
+        }
     }
 }
 
@@ -114,8 +164,6 @@ public sealed class ClusterTlsOptions
     public string? Keystore { get; set; }
 
     public string? KeystorePassword { get; set; }
-
-    public bool Enabled => !string.IsNullOrEmpty(Keystore);
 
     /// <summary>
     /// Thumbprints (SHA-1, hex; colons and spaces ignored) of other certificates this node accepts from its

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Serve.Actors.Configuration;
 
 namespace Serve.Actors.Hosting;
 
@@ -18,7 +19,11 @@ public static class ServeClusterRegistration
         Action<AkkaConfigurationBuilder, IServiceProvider> configure)
     {
         services.AddValidatedOptions<ServeClusterOptions>(ServeClusterOptions.Section, o => [.. o.Validate(), .. SeedProblems(o, roles)]);
-        services.AddHostedService<ClusterExposureWarning>();
+        var certificates = new ClusterCertificateProvision();
+        services.AddSingleton(certificates);
+        services.PostConfigure<ServeClusterOptions>(options => certificates.Provide(
+            options, configuration[ServeConfiguration.DataDirectoryKey] ?? ServeConfiguration.DefaultDataDirectory, roles.Contains(ServeRoles.Gateway)));
+        services.AddHostedService<ClusterSecurityReport>();
         var systemName = configuration.GetSection(ServeClusterOptions.Section).Get<ServeClusterOptions>()?.SystemName ?? "serve";
         services.AddAkka(systemName, (akka, provider) =>
         {
@@ -41,36 +46,81 @@ public static class ServeClusterRegistration
             : [];
 }
 
-/// <summary>Warns at start-up when the cluster port is reachable from other hosts, naming the risk.</summary>
-public sealed partial class ClusterExposureWarning(IOptions<ServeClusterOptions> options, ILogger<ClusterExposureWarning> logger) : IHostedService
+/// <summary>
+/// Fills in the default keystore (<c>cluster.p12</c> in the data directory) when none is configured, and on
+/// the gateway that founds the cluster creates the keystore, default or configured, if it is not there yet
+/// (never replacing one). A joining node never makes its own: it would hold a certificate nobody trusts and
+/// fail every handshake, so it is refused at start-up with what to copy.
+/// </summary>
+public sealed class ClusterCertificateProvision
+{
+    /// <summary>The certificate this process created, if it did (reported at start-up).</summary>
+    public string? Created { get; private set; }
+
+    /// <param name="gateway">Whether this node has the gateway role: only a gateway founds a cluster.</param>
+    public void Provide(ServeClusterOptions options, string dataDirectory, bool gateway)
+    {
+        if (options.Plaintext)
+        {
+            return;
+        }
+
+        if (string.IsNullOrEmpty(options.Tls.Keystore))
+        {
+            options.Tls.Keystore = Path.GetFullPath(Path.Combine(dataDirectory, ClusterCertificate.DefaultFileName));
+        }
+
+        var path = options.Tls.Keystore;
+        // A password-protected keystore is the operator's own: never made here.
+        if (gateway && options.FoundsCluster && string.IsNullOrEmpty(options.Tls.KeystorePassword) && !File.Exists(path))
+        {
+            try
+            {
+                ClusterCertificate.Create(path);
+                Created = path;
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                // Another process sharing the file wrote it first: theirs is the one.
+            }
+        }
+    }
+}
+
+/// <summary>Says at start-up how the cluster port is protected, and warns loudly when it is not.</summary>
+public sealed partial class ClusterSecurityReport(
+    IOptions<ServeClusterOptions> options, ClusterCertificateProvision certificates, ILogger<ClusterSecurityReport> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var cluster = options.Value;
-        var loopback = System.Net.IPAddress.TryParse(cluster.Hostname, out var address)
-            ? System.Net.IPAddress.IsLoopback(address)
-            : cluster.Hostname == "localhost";
-        if (!loopback)
+        if (cluster.Plaintext)
         {
-            if (cluster.Tls.Enabled)
-            {
-                LogOpenWithTls(logger, cluster.Hostname);
-            }
-            else
-            {
-                LogOpenWithoutTls(logger, cluster.Hostname);
-            }
+            LogPlaintext(logger, cluster.Hostname, cluster.Port);
+            return Task.CompletedTask;
         }
 
+        if (certificates.Created is { } created)
+        {
+            LogCreated(logger, created);
+        }
+
+        LogTls(logger, cluster.Hostname, cluster.Port, cluster.Tls.Keystore!);
         return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The cluster port binds {Address}, not loopback, WITHOUT cluster TLS: any process that reaches it " +
-                                                       "can join the cluster and send it messages. Set Serve:Cluster:Tls:Keystore on every node, or keep the port on a private network")]
-    private static partial void LogOpenWithoutTls(ILogger logger, string address);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster TLS is OFF (Serve:Cluster:Plaintext): the cluster port {Address}:{Port} speaks plain, " +
+                                                       "unauthenticated akka.tcp, and any process that reaches it (every local user, on loopback) can join " +
+                                                       "the cluster and send it messages")]
+    private static partial void LogPlaintext(ILogger logger, string address, int port);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "The cluster port binds {Address} with cluster TLS: only nodes holding the cluster's certificate can join")]
-    private static partial void LogOpenWithTls(ILogger logger, string address);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Created the cluster certificate {Path}: every node that joins this cluster needs a copy " +
+                                                           "(Serve:Cluster:Tls:Keystore)")]
+    private static partial void LogCreated(ILogger logger, string path);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "The cluster port {Address}:{Port} runs mutual TLS with {Keystore}: only nodes holding " +
+                                                           "the cluster's certificate can connect")]
+    private static partial void LogTls(ILogger logger, string address, int port, string keystore);
 }

@@ -1,3 +1,4 @@
+using Serve.Actors.Configuration;
 using Serve.Actors.Protocol;
 
 namespace Serve.Gateway.Hosting;
@@ -70,7 +71,7 @@ public sealed class GatewayOptions
     public bool EnableModelApi { get; set; }
 
     /// <summary>Where Serve keeps its state (the registry's SQLite journal). Env: Serve__DataDirectory; switch --data-dir.</summary>
-    public string DataDirectory { get; set; } = "data";
+    public string DataDirectory { get; set; } = ServeConfiguration.DefaultDataDirectory;
 
     /// <summary>
     /// URLs models may be registered from (TorchServe's allowed_urls): regular expressions, each matched

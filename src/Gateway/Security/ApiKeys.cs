@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
+using Serve.Actors.Hosting;
 using Serve.Gateway.Hosting;
 
 namespace Serve.Gateway.Security;
@@ -176,14 +177,8 @@ public sealed class ApiKeys
         Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
         // A name of its own, so two processes sharing a key file never write the same staging file.
         var staging = $"{FilePath}.{Guid.NewGuid():N}.tmp";
-        var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            // Owner-only from the moment it exists, as TorchServe's key file.
-            create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var stream = new FileStream(staging, create))
+        // Owner-only from the moment it exists, as TorchServe's key file.
+        using (var stream = new FileStream(staging, OwnerOnlyFile.CreateNew()))
         {
             stream.Write(Encoding.UTF8.GetBytes(root.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
         }
