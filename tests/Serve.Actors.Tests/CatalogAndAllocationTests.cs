@@ -69,8 +69,8 @@ public sealed class CatalogAndAllocationTests() : ClusterTestKit("catalog", Serv
         Assert.NotNull(view.Current.Find("n", null));
     }
 
-    private ReplicaAllocationStrategy Strategy(CatalogView view, Func<string, bool> isMember) =>
-        new(view, Akka.Cluster.Cluster.Get(Sys).SelfAddress, TimeSpan.FromMilliseconds(200), isMember);
+    private ReplicaAllocationStrategy Strategy(CatalogView view, Func<string, bool> isWorker) =>
+        new(view, Akka.Cluster.Cluster.Get(Sys).SelfAddress, TimeSpan.FromMilliseconds(200), isWorker);
 
     private static CatalogView ViewWith(params CatalogEntry[] entries)
     {
@@ -108,11 +108,22 @@ public sealed class CatalogAndAllocationTests() : ClusterTestKit("catalog", Serv
     [Fact]
     public async Task Without_a_plan_or_with_a_node_that_left_the_policy_places_the_replica()
     {
+        var self = Akka.Cluster.Cluster.Get(Sys).SelfAddress.ToString();
         var local = CreateTestProbe().Ref;
         var allocations = ImmutableDictionary<IActorRef, IImmutableList<string>>.Empty.Add(local, ImmutableList<string>.Empty);
 
-        Assert.Equal(local, await Strategy(ViewWith(), _ => false).AllocateShard(local, "unplanned/1.0/0", allocations));
-        Assert.Equal(local, await Strategy(ViewWith(Planned("m", (0, Elsewhere))), _ => false).AllocateShard(local, "m/1.0/0", allocations));
+        Assert.Equal(local, await Strategy(ViewWith(), address => address == self).AllocateShard(local, "unplanned/1.0/0", allocations));
+        Assert.Equal(local, await Strategy(ViewWith(Planned("m", (0, Elsewhere))), address => address == self).AllocateShard(local, "m/1.0/0", allocations));
+    }
+
+    [Fact]
+    public async Task A_gateway_only_region_never_gets_a_replica_even_when_it_is_the_emptiest()
+    {
+        var gateway = CreateTestProbe().Ref;
+        var allocations = ImmutableDictionary<IActorRef, IImmutableList<string>>.Empty.Add(gateway, ImmutableList<string>.Empty);
+        var noWorker = Strategy(ViewWith(), _ => false);
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => noWorker.AllocateShard(gateway, "unplanned/1.0/0", allocations));
     }
 
     [Fact]

@@ -106,6 +106,54 @@ public sealed class RegistryStateTests
     }
 
     [Fact]
+    public void An_unreachable_nodes_replicas_are_replaced_on_reachable_nodes_under_new_indices_and_retire_once_those_serve()
+    {
+        var desired = Desired(Model(replicas: 2));
+        Report(Node(A, "a"), Node(B, "b"));
+        _book.Replan(desired, _observed.Nodes);
+        var onB = _book.PlanOf(Key).Assignments.Single(a => a.NodeAddress == B);
+
+        Assert.True(_observed.SetUnreachable(B, unreachable: true));
+        Assert.Equal([onB.Index], _book.ReplaceOn(B).Select(r => r.Index));
+        var replanned = _book.Replan(desired, _observed.PlacementNodes);
+
+        var replacement = Assert.Single(replanned.Wake);
+        Assert.NotEqual(onB.Index, replacement.Replica.Index);
+        Assert.Equal(A, _book.AssignmentOf(replacement.Replica)!.NodeAddress);
+        Assert.Empty(replanned.Stop);
+        Assert.True(_book.AssignmentOf(new ReplicaId("m", "1.0", onB.Index))!.Retiring);
+
+        // Both active replicas serve on A: the unreachable one is due to retire.
+        foreach (var active in _book.PlanOf(Key).Active)
+        {
+            _observed.Record(Status(active.Index, A));
+        }
+
+        Assert.Equal([onB.Index], _book.DueToRetire(_observed).Select(r => r.Index));
+    }
+
+    [Fact]
+    public void A_node_back_before_a_replacement_found_room_serves_its_replicas_again()
+    {
+        var desired = Desired(Model(replicas: 2, memoryMb: 10_000));
+        Report(Node(A, "a", memoryMb: 16_000), Node(B, "b", memoryMb: 16_000));
+        _book.Replan(desired, _observed.Nodes);
+
+        _observed.SetUnreachable(B, unreachable: true);
+        var replaced = _book.ReplaceOn(B);
+        var replanned = _book.Replan(desired, _observed.PlacementNodes);
+        Assert.Empty(replanned.Wake); // A has no room for a second 10 GB replica
+        Assert.Equal(1, _book.ActiveCount(Key));
+
+        _observed.SetUnreachable(B, unreachable: false);
+        _book.Reinstate(B, replaced, desired);
+        _book.Replan(desired, _observed.PlacementNodes);
+
+        Assert.Equal(2, _book.ActiveCount(Key));
+        Assert.False(_book.AssignmentOf(replaced.Single())!.Retiring);
+    }
+
+    [Fact]
     public void A_moved_replica_retires_only_after_its_replacement_serves_and_is_scheduled_once()
     {
         var desired = Desired(Model(replicas: 1));

@@ -73,6 +73,7 @@ public static partial class ServeConfigurationKeys
         "Serve__Cluster__PublicHostname",
         "Serve__Cluster__MaximumFrameSizeBytes",
         "Serve__Cluster__StableAfter",
+        "Serve__Cluster__HeartbeatPause",
 
         // NodeOptions (section Serve:Node).
         "Serve__Node__CpuSlots",

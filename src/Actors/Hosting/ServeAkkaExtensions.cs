@@ -63,6 +63,11 @@ public static class ServeAkkaExtensions
             .AddHocon(
                 $$"""
                 akka.cluster.split-brain-resolver.stable-after = {{(int)options.StableAfter.TotalMilliseconds}}ms
+                akka.cluster.failure-detector.acceptable-heartbeat-pause = {{(int)options.HeartbeatPause.TotalMilliseconds}}ms
+                # A singleton or shard of a downed node starts elsewhere this long after its removal (the default
+                # is stable-after again). Its purpose is to let the downed side stop its own copy first; the
+                # registry's journal refuses a second writer anyway, and a replica holds no state to diverge.
+                akka.cluster.down-removal-margin = 1s
                 akka.cluster.singleton-proxy.log-singleton-identification-failure = off
                 # Akka's JSON serializer (bound to System.Object) instantiates the types a frame names: replaced
                 # by one that refuses both ways, under the same name and identifier.
@@ -77,6 +82,12 @@ public static class ServeAkkaExtensions
                   # The LMDB durable store does not work with the LightningDB version served; nothing needs it.
                   distributed-data.durable.keys = []
                   rebalance-interval = 5s
+                  # A plain majority (the defaults add 3 and 5 nodes and count at least 5, so a small cluster needs
+                  # every node): with a worker unreachable, the coordinator must still allocate the shards of its
+                  # replacements.
+                  coordinator-state.write-majority-plus = 0
+                  coordinator-state.read-majority-plus = 0
+                  distributed-data.majority-min-cap = 1
                 }
                 """,
                 HoconAddMode.Prepend)
@@ -109,28 +120,41 @@ public static class ServeAkkaExtensions
         {
             system.ActorOf(InventoryReporter.Props(
                 () => registry.TryGet<ModelRegistry>(out var proxy) ? proxy : null, devices, hosted, nodeName), "inventory-reporter");
-            var sharding = ClusterSharding.Get(system);
-            // Everything else about sharding is in the HOCON of WithServeCluster, which proxies read too.
-            var shardingSettings = ClusterShardingSettings.Create(system).WithRole(ServeRoles.Worker);
-            var region = await sharding.StartAsync(
-                ReplicaMessageExtractor.TypeName,
-                entityId => ReplicaId.TryParse(entityId, out var replica)
-                    ? ModelActor.Props(replica, backend, registry.Get<ModelRegistry>(), settings, local)
-                    : throw new ArgumentException($"'{entityId}' is not a replica id (model/version/index)"),
-                shardingSettings,
-                new ReplicaMessageExtractor(),
-                new ReplicaAllocationStrategy(catalog, Cluster.Get(system).SelfAddress, TimeSpan.FromSeconds(2), address =>
-                    Cluster.Get(system).State.Members.Any(m =>
-                        m.Address.ToString() == address && m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up)),
-                HandOff.Instance);
-            registry.Register<ModelReplicaRegion>(region);
+            registry.Register<ModelReplicaRegion>(await StartReplicaRegionAsync(system, catalog, entityId => ReplicaId.TryParse(entityId, out var replica)
+                ? ModelActor.Props(replica, backend, registry.Get<ModelRegistry>(), settings, local)
+                : throw new ArgumentException($"'{entityId}' is not a replica id (model/version/index)")));
         });
     }
 
-    /// <summary>Gateway-only nodes reach the replicas on workers through a shard region proxy.</summary>
-    public static AkkaConfigurationBuilder WithModelReplicaProxy(this AkkaConfigurationBuilder builder) =>
-        builder.WithShardRegionProxy<ModelReplicaRegion>(
-            ReplicaMessageExtractor.TypeName, ServeRoles.Worker, new ReplicaMessageExtractor());
+    /// <summary>
+    /// Gateway-only nodes start the replica shard region too, hosting no replica (the allocation strategy
+    /// gives replicas to workers only): the region is how they send to replicas, and sharding's coordinator
+    /// runs on the oldest node of the region, normally the first gateway, where a worker's failure cannot
+    /// take it down. (With a region proxy it lived on the oldest worker: killing that worker stalled every
+    /// new replica until it was downed and the coordinator had moved.)
+    /// </summary>
+    public static AkkaConfigurationBuilder WithModelReplicaRouting(this AkkaConfigurationBuilder builder, CatalogView catalog) =>
+        builder.StartActors(async (system, registry) =>
+            registry.Register<ModelReplicaRegion>(await StartReplicaRegionAsync(system, catalog,
+                entityId => throw new InvalidOperationException($"replica {entityId} was sent to a gateway-only node, which hosts no replicas"))));
+
+    /// <summary>
+    /// The replica shard region on every node (no role: gateways host the coordinator, workers the replicas).
+    /// Everything else about sharding is in the HOCON of WithServeCluster, which every region reads.
+    /// </summary>
+    private static Task<IActorRef> StartReplicaRegionAsync(ActorSystem system, CatalogView catalog, Func<string, Props> entityProps)
+    {
+        var cluster = Cluster.Get(system);
+        return ClusterSharding.Get(system).StartAsync(
+            ReplicaMessageExtractor.TypeName,
+            entityProps,
+            ClusterShardingSettings.Create(system),
+            new ReplicaMessageExtractor(),
+            new ReplicaAllocationStrategy(catalog, cluster.SelfAddress, TimeSpan.FromSeconds(2), address =>
+                cluster.State.Members.Any(m => m.Address.ToString() == address && m.HasRole(ServeRoles.Worker)
+                                               && m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up)),
+            HandOff.Instance);
+    }
 
     /// <summary>
     /// The registry singleton (on the oldest gateway) and a proxy to it on this node. A persistent actor

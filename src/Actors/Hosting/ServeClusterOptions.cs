@@ -66,8 +66,19 @@ public sealed class ServeClusterOptions
     /// <summary>The seed address scheme: <c>akka.ssl.tcp</c> with cluster TLS, else <c>akka.tcp</c>.</summary>
     public string Protocol => TlsEnabled ? "akka.ssl.tcp" : "akka.tcp";
 
-    /// <summary>How long membership must be stable before the split-brain resolver downs unreachable nodes.</summary>
-    public TimeSpan StableAfter { get; set; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// How long heartbeats from a node may pause before the failure detector marks it unreachable (Akka's
+    /// acceptable-heartbeat-pause; its default is 3 s). Shorter finds a dead node sooner; a node frozen longer
+    /// (a GC or CPU pause) is marked unreachable too, and reachable again when it resumes.
+    /// </summary>
+    public TimeSpan HeartbeatPause { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// How long a node must stay unreachable, with nothing else changing, before the split-brain resolver
+    /// downs it (and singletons and shards on it move). Replicas do not wait for this: the registry replaces
+    /// those of a worker unreachable for 2 s. A pause longer than HeartbeatPause + StableAfter gets a node downed.
+    /// </summary>
+    public TimeSpan StableAfter { get; set; } = TimeSpan.FromSeconds(5);
 
     public IReadOnlyList<string> Validate()
     {
@@ -80,6 +91,11 @@ public sealed class ServeClusterOptions
         if (Port is < 0 or > 65535)
         {
             problems.Add($"Serve:Cluster:Port must be 0-65535, not {Port}");
+        }
+
+        if (HeartbeatPause < TimeSpan.FromSeconds(1) || StableAfter < TimeSpan.FromSeconds(1))
+        {
+            problems.Add($"Serve:Cluster:HeartbeatPause ({HeartbeatPause}) and StableAfter ({StableAfter}) must each be at least 1 s: shorter downs healthy nodes");
         }
 
         if (MaximumFrameSizeBytes < 128_000)

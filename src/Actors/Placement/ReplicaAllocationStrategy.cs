@@ -16,10 +16,12 @@ namespace Serve.Actors.Placement;
 /// registry moves replicas itself, starting the replacement before the old replica stops, which sharding's
 /// hand-off cannot do.
 /// Rebalancing only frees shards the plan no longer has (retired, scaled down, unregistered), so a replica
-/// that later takes such an index is placed afresh.
+/// that later takes such an index is placed afresh. Gateways run a shard region too, so that the coordinator
+/// (on the oldest node) lives where a worker's failure cannot take it, but only workers' regions are
+/// ever given a replica.
 /// </summary>
-/// <param name="isMember">Whether an address is a cluster member that is joining or up.</param>
-public sealed class ReplicaAllocationStrategy(CatalogView catalog, Address selfAddress, TimeSpan planWait, Func<string, bool> isMember)
+/// <param name="isWorker">Whether an address is a cluster member with the worker role, joining or up.</param>
+public sealed class ReplicaAllocationStrategy(CatalogView catalog, Address selfAddress, TimeSpan planWait, Func<string, bool> isWorker)
     : IShardAllocationStrategy
 {
     public async Task<IActorRef> AllocateShard(
@@ -32,13 +34,13 @@ public sealed class ReplicaAllocationStrategy(CatalogView catalog, Address selfA
                 return planned;
             }
 
-            if (isMember(node))
+            if (isWorker(node))
             {
                 throw new InvalidOperationException($"replica {replica} is planned on {node}, whose shard region has not registered yet");
             }
         }
 
-        return PlacementPolicy.ChooseRegion(shardId, AsReadOnly(currentShardAllocations), region => region.Path.ToString());
+        return PlacementPolicy.ChooseRegion(shardId, WorkerRegions(currentShardAllocations), region => region.Path.ToString());
     }
 
     public Task<IImmutableSet<string>> Rebalance(
@@ -93,7 +95,7 @@ public sealed class ReplicaAllocationStrategy(CatalogView catalog, Address selfA
     private string AddressOf(IActorRef region) =>
         (region.Path.Address.HasGlobalScope ? region.Path.Address : selfAddress).ToString();
 
-    private static Dictionary<IActorRef, IReadOnlyList<string>> AsReadOnly(
+    private Dictionary<IActorRef, IReadOnlyList<string>> WorkerRegions(
         IImmutableDictionary<IActorRef, IImmutableList<string>> allocations) =>
-        allocations.ToDictionary(a => a.Key, a => (IReadOnlyList<string>)a.Value);
+        allocations.Where(a => isWorker(AddressOf(a.Key))).ToDictionary(a => a.Key, a => (IReadOnlyList<string>)a.Value);
 }

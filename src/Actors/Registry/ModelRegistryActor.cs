@@ -16,6 +16,13 @@ public sealed record RegistrySettings(
     /// <summary>How long planning waits after a new worker reports, so workers starting together are planned together.</summary>
     public TimeSpan NewWorkerSettle { get; init; } = TimeSpan.FromMilliseconds(300);
 
+    /// <summary>
+    /// How long a worker stays unreachable before its replicas are replaced on the reachable workers, without
+    /// waiting for the split-brain resolver to down it. Longer than a reachability blip (a GC or CPU pause of
+    /// a few seconds makes a node unreachable briefly), much shorter than downing.
+    /// </summary>
+    public TimeSpan ReplaceUnreachableAfter { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>The clock the settle and inventory waits are measured on (a fake one in tests).</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
@@ -59,6 +66,9 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
     private bool _replanPending;
     private long _revision;
 
+    // Replicas replaced because their worker was unreachable, by worker: reinstated if it comes back first.
+    private readonly Dictionary<string, List<ReplicaId>> _replacedOn = new(StringComparer.Ordinal);
+
     public ModelRegistryActor(IActorRef replicaRegion, RegistrySettings settings)
     {
         _replicaRegion = replicaRegion;
@@ -92,6 +102,9 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         Command<ResolveModel>(m => Sender.Tell(new ModelResolved(m.Key, _desired.Find(m.Key))));
         Command<ReplicaStatusReport>(m => UpdateStatus(m.Status));
         Command<ClusterEvent.MemberRemoved>(m => ForgetNode(m.Member.Address.ToString()));
+        Command<ClusterEvent.UnreachableMember>(m => Unreachable(m.Member));
+        Command<ClusterEvent.ReachableMember>(m => Reachable(m.Member));
+        Command<ReplaceUnreachable>(m => ReplaceOnUnreachable(m.Address));
         Command<ClusterEvent.MemberJoined>(m => WorkerArriving(m.Member));
         Command<ClusterEvent.MemberUp>(m => WorkerArriving(m.Member));
         Command<ReplanTick>(_ => Replan());
@@ -132,7 +145,8 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         }
 
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-            typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.MemberJoined), typeof(ClusterEvent.MemberUp));
+            typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.MemberJoined), typeof(ClusterEvent.MemberUp),
+            typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember));
         Timers.StartPeriodicTimer(ReconcileTimer, ReconcileTick.Instance, _settings.ReconcileInterval);
         Timers.StartPeriodicTimer(PublishTimer, PublishTick.Instance, _settings.PublishInterval);
         _log.Info("Model registry started (incarnation {0}) with {1} model version(s) from the journal", _incarnation, _desired.Models.Count);
@@ -230,7 +244,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         }
 
         var placed = events.OfType<ModelVersionPlaced>().Select(p => p.Key).ToHashSet();
-        return _plans.WhyNoRoom(trial, changed, placed, _observed.Nodes);
+        return _plans.WhyNoRoom(trial, changed, placed, _observed.PlacementNodes);
     }
 
     /// <summary>Persists the events, applies each, acts on the cluster, then answers.</summary>
@@ -277,7 +291,7 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
 
         var wasPending = _replanPending;
         _replanPending = false;
-        var change = _plans.Replan(_desired, _observed.Nodes);
+        var change = _plans.Replan(_desired, _observed.PlacementNodes);
         foreach (var why in change.NewlyUnplaced)
         {
             _log.Warning("Placement: {0}", why);
@@ -420,8 +434,55 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         Replan();
     }
 
+    private void Unreachable(Member member)
+    {
+        var address = member.Address.ToString();
+        if (member.HasRole(ServeRoles.Worker) && _observed.SetUnreachable(address, unreachable: true))
+        {
+            _log.Warning("Worker {0} is unreachable; its replicas are replaced elsewhere if it stays so for {1}", address, _settings.ReplaceUnreachableAfter);
+            Timers.StartSingleTimer($"unreachable:{address}", new ReplaceUnreachable(address), _settings.ReplaceUnreachableAfter);
+        }
+    }
+
+    private void Reachable(Member member)
+    {
+        var address = member.Address.ToString();
+        if (!_observed.SetUnreachable(address, unreachable: false))
+        {
+            return;
+        }
+
+        Timers.Cancel($"unreachable:{address}");
+        if (_replacedOn.Remove(address, out var replaced))
+        {
+            _log.Info("Worker {0} is reachable again; its {1} replaced replica(s) retire once their replacements serve", address, replaced.Count);
+            _plans.Reinstate(address, replaced, _desired);
+        }
+
+        Replan();
+        Changed();
+    }
+
+    private void ReplaceOnUnreachable(string address)
+    {
+        if (!_observed.IsUnreachable(address))
+        {
+            return;
+        }
+
+        var replaced = _plans.ReplaceOn(address);
+        if (replaced.Count > 0)
+        {
+            _replacedOn[address] = [.. _replacedOn.GetValueOrDefault(address) ?? [], .. replaced];
+            _log.Warning("Worker {0} still unreachable: replacing {1} on the reachable workers", address, string.Join(", ", replaced));
+            Replan();
+            Changed();
+        }
+    }
+
     private void ForgetNode(string address)
     {
+        _replacedOn.Remove(address);
         var known = _observed.ForgetNode(address);
         var placed = _plans.ForgetNode(address);
         if (known || placed > 0)
@@ -455,6 +516,8 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
     private CatalogSnapshot Snapshot() => CatalogProjection.Project(_incarnation, _revision, _desired, _plans, _observed, _replanPending);
 
     private sealed record RetireReplica(ReplicaId Replica);
+
+    private sealed record ReplaceUnreachable(string Address);
 
     private sealed record ReplanTick
     {

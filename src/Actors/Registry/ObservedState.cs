@@ -43,7 +43,19 @@ public sealed class ObservedState(RegistrySettings settings)
     private readonly HashSet<string> _removed = new(StringComparer.Ordinal);
     private DateTimeOffset _settledAfter = DateTimeOffset.MinValue;
 
+    // Nodes the failure detector cannot reach now (they may come back, or be downed).
+    private readonly HashSet<string> _unreachable = new(StringComparer.Ordinal);
+
     public IReadOnlyCollection<NodeInventory> Nodes => _nodes.Values;
+
+    /// <summary>The nodes new replicas may go to: those reported and reachable.</summary>
+    public IReadOnlyCollection<NodeInventory> PlacementNodes => [.. _nodes.Values.Where(n => !_unreachable.Contains(n.Address))];
+
+    public bool IsUnreachable(string address) => _unreachable.Contains(address);
+
+    /// <summary>The failure detector lost (true) or regained (false) a node; true when that changed anything.</summary>
+    public bool SetUnreachable(string address, bool unreachable) =>
+        unreachable ? _unreachable.Add(address) : _unreachable.Remove(address);
 
     public ReplicaStatus? StatusOf(ReplicaId replica) => _statuses.GetValueOrDefault(replica);
 
@@ -117,6 +129,7 @@ public sealed class ObservedState(RegistrySettings settings)
 
         var hadDevices = _nodes.Remove(address);
         _workersUp.Remove(address);
+        _unreachable.Remove(address);
         _removed.Add(address);
         return gone.Count > 0 || hadDevices;
     }

@@ -186,6 +186,56 @@ public sealed class PlanBook
         return adopted;
     }
 
+    /// <summary>
+    /// A node unreachable for a while (likely dead, not yet downed): its active replicas become replaced ones,
+    /// so the next plan places replacements, under new indices, on the nodes still reachable. A replica has
+    /// one index and so one shard: a replacement never duplicates it. Returns the replicas replaced.
+    /// </summary>
+    public IReadOnlyList<ReplicaId> ReplaceOn(string address)
+    {
+        var replaced = new List<ReplicaId>();
+        foreach (var (key, plan) in _plans.ToList())
+        {
+            var on = plan.Assignments.Where(a => a.NodeAddress == address && !a.Retiring).ToList();
+            if (on.Count == 0)
+            {
+                continue;
+            }
+
+            replaced.AddRange(on.Select(a => new ReplicaId(key.Name, key.Version, a.Index)));
+            _plans[key] = plan with
+            {
+                Assignments = [.. plan.Assignments.Select(a => a.NodeAddress == address ? a with { Retiring = true } : a)],
+            };
+        }
+
+        return replaced;
+    }
+
+    /// <summary>
+    /// The node is reachable again: of its replicas replaced by <see cref="ReplaceOn"/>, those whose model
+    /// version still lacks active replicas (no room was found for a replacement) serve again; the others
+    /// retire once their replacements serve, as after any move.
+    /// </summary>
+    public void Reinstate(string address, IEnumerable<ReplicaId> replaced, DesiredState desired)
+    {
+        foreach (var replica in replaced)
+        {
+            if (_plans.GetValueOrDefault(replica.Key) is not { } plan || desired.Find(replica.Key) is not { } definition
+                || AssignmentOf(replica) is not { Retiring: true } assignment || assignment.NodeAddress != address
+                || plan.Active.Count() >= definition.Replicas)
+            {
+                continue;
+            }
+
+            _retiring.Remove(replica);
+            _plans[replica.Key] = plan with
+            {
+                Assignments = [.. plan.Assignments.Select(a => a.Index == replica.Index ? a with { Retiring = false } : a)],
+            };
+        }
+    }
+
     /// <summary>A node left: its replicas leave the plan (to be placed again); returns how many it held.</summary>
     public int ForgetNode(string address)
     {

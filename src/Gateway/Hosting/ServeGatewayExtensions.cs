@@ -85,7 +85,7 @@ public static class ServeGatewayExtensions
     {
         if (!hostsReplicas)
         {
-            akka.WithModelReplicaProxy();
+            akka.WithModelReplicaRouting(services.GetRequiredService<CatalogView>());
         }
 
         return akka
