@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Serve.Actors.Configuration;
 using Serve.Actors.Hosting;
 
 namespace Serve.Actors.Tests;
@@ -29,6 +30,19 @@ public sealed class ClusterOptionsTests
     {
         Assert.Equal(["akka.ssl.tcp://serve@10.0.0.1:4053"], new ServeClusterOptions { Seeds = ["10.0.0.1:4053"] }.SeedAddresses);
         Assert.Equal(["akka.tcp://serve@10.0.0.1:4053"], new ServeClusterOptions { Seeds = ["10.0.0.1:4053"], Plaintext = true }.SeedAddresses);
+    }
+
+    [Fact]
+    public void The_cluster_plaintext_switch_is_the_opt_out_and_nothing_else_turns_tls_off()
+    {
+        static ServeClusterOptions Bound(params string[] args) =>
+            new ConfigurationBuilder().AddServeCommandLine(args).Build()
+                .GetSection(ServeClusterOptions.Section).Get<ServeClusterOptions>() ?? new ServeClusterOptions();
+
+        Assert.True(Bound("--cluster-plaintext", "--cluster-port", "4060").Plaintext);
+        Assert.Equal(4060, Bound("--cluster-plaintext", "--cluster-port", "4060").Port);
+        Assert.False(Bound("--cluster-port", "4060").Plaintext);
+        Assert.Equal("akka.ssl.tcp", Bound().Protocol);
     }
 
     [Fact]

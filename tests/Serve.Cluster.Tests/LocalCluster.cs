@@ -11,6 +11,9 @@ namespace Serve.Cluster.Tests;
 public sealed class LocalCluster : IAsyncDisposable
 {
     private readonly List<ServeProcess> _processes = [];
+
+    // How each worker was started, to start it again in its place (same name, port and settings).
+    private readonly List<Func<ServeProcess>> _workerStarts = [];
     private readonly string? _ownedStore;
 
     private LocalCluster(int inferencePort, int managementPort, int grpcInferencePort, int clusterPort, TestKeys keys, string certificatePath,
@@ -108,11 +111,14 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             // Each worker's placement name is its process name, so tests can pin to it and read describe.
             var name = $"worker-{i + 1}";
-            cluster._processes.Add(ServeProcess.Start(name, ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
+            var port = ports[6 + i];
+            var start = () => ServeProcess.Start(name, ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
                 new Dictionary<string, string> { ["Serve__Node__Name"] = name, ["Serve__Cluster__Tls__Keystore"] = certificate },
-                "--cluster-port", Port(ports[6 + i]),
+                "--cluster-port", Port(port),
                 "--seed", seed,
-                "--model-store", store));
+                "--model-store", store);
+            cluster._workerStarts.Add(start);
+            cluster._processes.Add(start());
         }
 
         return cluster;
@@ -133,6 +139,21 @@ public sealed class LocalCluster : IAsyncDisposable
                 .Select(m => m.GetProperty("name").GetString()!);
             return names.IsSubsetOf(reported);
         }, timeout, $"workers {string.Join(", ", names)} to join and report their devices", Diagnostics);
+    }
+
+    /// <summary>
+    /// A planned restart of worker <paramref name="index"/> (0-based): SIGTERM, wait for it to exit, start it
+    /// again with the same name, port and settings. Returns the new process.
+    /// </summary>
+    public async Task<ServeProcess> RestartWorkerAsync(int index, TimeSpan timeout)
+    {
+        var old = _processes[index + 1];
+        old.Terminate();
+        await old.ExitCodeAsync(timeout);
+        var started = _workerStarts[index]();
+        _processes[index + 1] = started;
+        await old.DisposeAsync();
+        return started;
     }
 
     public string Diagnostics() => string.Join(Environment.NewLine, _processes.Select(p => p.Tail()));

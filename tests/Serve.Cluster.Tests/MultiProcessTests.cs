@@ -165,6 +165,47 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_rolling_restart_of_every_worker_under_load_fails_no_request()
+    {
+        var token = TestContext.Current.CancellationToken;
+        await using var cluster = await LocalCluster.StartAsync(workers: 2, Models, WriteTinyModel);
+        using var client = cluster.InferenceClient(TimeSpan.FromSeconds(60));
+        await StartedAndSpreadAsync(cluster, client, token);
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(token);
+        var failures = new List<string>();
+        var sent = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var traffic = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var (status, _, body) = await PredictAsync(client, token);
+                sent++;
+                if (status != HttpStatusCode.OK)
+                {
+                    failures.Add($"{clock.Elapsed.TotalSeconds:0.0}s {status}: {body}");
+                }
+            }
+        }, token);
+
+        // One worker at a time, as an operator would: the next only once both replicas serve, one on each worker.
+        for (var i = 0; i < cluster.Workers.Count; i++)
+        {
+            var restarted = await cluster.RestartWorkerAsync(i, TimeSpan.FromSeconds(30));
+            await Waiting.UntilAsync(async () => await PlacementAsync(cluster, token) is { Count: 2 } now && now.Values.Distinct().Count() == 2,
+                StartTimeout, $"{restarted.Name} back, and one replica serving on each worker", cluster.Diagnostics);
+            output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: {restarted.Name} restarted (pid {restarted.Id}) and serving one replica again");
+        }
+
+        await stop.CancelAsync();
+        await traffic;
+        output.WriteLine($"{sent} requests during the rolling restart, {failures.Count} failed");
+        Assert.True(failures.Count == 0, string.Join("\n", failures.Take(20)) + "\n" + cluster.Diagnostics());
+        Assert.True(sent > 0);
+    }
+
+    [Fact]
     public async Task A_worker_paused_for_three_seconds_is_not_downed_and_keeps_its_replica()
     {
         var token = TestContext.Current.CancellationToken;
