@@ -70,6 +70,18 @@ public sealed class ModelActorTests() : ClusterTestKit("model-actor")
     }
 
     [Fact]
+    public async Task A_replica_asked_by_a_registry_that_starts_reports_its_state_to_that_registry()
+    {
+        var (actor, _) = Start(Definition());
+        await _backend.LoadNextAsync();
+        var starting = CreateTestProbe();
+
+        actor.Tell(ReportNow.Instance, starting.Ref);
+
+        Assert.Equal(Replica, starting.ExpectMsg<ReplicaStatusReport>(Wait).Status.Replica);
+    }
+
+    [Fact]
     public async Task Decoding_starts_ahead_for_one_batch_of_queued_requests_and_the_rest_wait_undecoded()
     {
         var (actor, model, blocker) = await StartBusyAsync(Definition(batchSize: 2));

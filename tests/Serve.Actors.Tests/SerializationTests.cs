@@ -45,6 +45,7 @@ public sealed class SerializationTests(ClusterFixture cluster) : IClassFixture<C
         new RegisterModels([Definition]),
         new ModelsRegistered("abc", ["resnet18/1.0"], ["x: bad"], ["old/1.0"]),
         GetCatalog.Instance,
+        ReportNow.Instance,
         new CatalogSnapshot("abc", 4, [new CatalogEntry(Definition, true, [Status])]),
         Definition with { Placement = new ModelPlacement(["gpu-a"], ["cuda:1"], Spread: true), DeviceMemoryMb = 1500 },
         new EnsureReplica(Replica, Definition, "cuda:1"),

@@ -16,12 +16,19 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
 
     /// <summary>
-    /// A regression bound, not the aim: the aim is 10 s, and 13-18 s was measured here. Singletons move only
-    /// once the dead gateway is downed and removed, and the dead one was the leader, so the split-brain
-    /// resolver's stable-after runs only from when the next leader sees it unreachable; then the registry
-    /// recovers from its journal and waits up to 5 s for the workers' next device reports before it places.
+    /// The aim is 10 s for the registry singleton to answer on the other gateway. Measured here: 8.0-9.2 s
+    /// with this test alone, 10.7 s with the rest of the suite running beside it (heartbeats jitter under
+    /// load, and the failure detector waits longer). The dead gateway is found unreachable after about 3 s,
+    /// downed 3 s later (stable-after) and removed, with a 1 s margin, before the singleton starts on the
+    /// next oldest gateway. Bounded at 12 s so that load alone does not fail the test.
     /// </summary>
-    private static readonly TimeSpan FailoverWithin = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan RegistryWithin = TimeSpan.FromSeconds(12);
+
+    /// <summary>
+    /// A new replica also needs the shard coordinator (moved by the same downing) and a model load: 8.6-9.6 s
+    /// measured alone, 11.6 s beside the suite.
+    /// </summary>
+    private static readonly TimeSpan NewReplicaWithin = TimeSpan.FromSeconds(15);
 
     [Fact]
     public async Task Killing_the_oldest_gateway_fails_no_request_to_the_other_and_the_registry_and_coordinator_move()
@@ -78,7 +85,8 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
 
             string Diagnostics() => string.Join(Environment.NewLine, processes.Select(p => p.Tail()));
             using var inference = KeyFiles.Client(Uri(second.Inference), keys.Inference, TimeSpan.FromSeconds(30));
-            using var management = KeyFiles.Client(Uri(second.Management), keys.Management, TimeSpan.FromSeconds(3));
+            // A short timeout: a call sent to the registry while it moves is lost, and the next one goes out sooner.
+            using var management = KeyFiles.Client(Uri(second.Management), keys.Management, TimeSpan.FromSeconds(1));
             await Waiting.UntilAsync(async () => await ReadyReplicasAsync(management, token) == 2, StartTimeout,
                 "both replicas READY, described through the second gateway", Diagnostics);
 
@@ -124,7 +132,7 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
                     }
                     catch (TaskCanceledException) when (!token.IsCancellationRequested)
                     {
-                        // The registry is moving: the call outlived the client's 3 s.
+                        // The registry is moving: the call outlived the client's 1 s.
                     }
                 }
                 else if (await ReadyReplicasAsync(management, token) == 3)
@@ -142,9 +150,10 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
             output.WriteLine($"{sent} requests to gateway-2, {failures.Count} failed; the registry answered {registryAnswered?.TotalSeconds:0.0} s " +
                              $"and a new replica was READY {newReplicaReady?.TotalSeconds:0.0} s after the kill");
             Assert.True(failures.Count == 0, string.Join("\n", failures.Take(20)) + "\n" + Diagnostics());
-            Assert.True(newReplicaReady is { } ready && ready <= FailoverWithin,
-                $"registry answered after {registryAnswered?.TotalSeconds:0.0} s, new replica READY after {newReplicaReady?.TotalSeconds:0.0} s " +
-                $"(bound: {FailoverWithin.TotalSeconds:0} s)\n{Diagnostics()}");
+            Assert.True(registryAnswered is { } answered && answered <= RegistryWithin,
+                $"registry answered after {registryAnswered?.TotalSeconds:0.0} s (bound: {RegistryWithin.TotalSeconds:0} s)\n{Diagnostics()}");
+            Assert.True(newReplicaReady is { } ready && ready <= NewReplicaWithin,
+                $"new replica READY after {newReplicaReady?.TotalSeconds:0.0} s (bound: {NewReplicaWithin.TotalSeconds:0} s)\n{Diagnostics()}");
         }
         finally
         {

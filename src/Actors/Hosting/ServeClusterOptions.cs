@@ -76,9 +76,12 @@ public sealed class ServeClusterOptions
     /// <summary>
     /// How long a node must stay unreachable, with nothing else changing, before the split-brain resolver
     /// downs it (and singletons and shards on it move). Replicas do not wait for this: the registry replaces
-    /// those of a worker unreachable for 2 s. A pause longer than HeartbeatPause + StableAfter gets a node downed.
+    /// those of a worker unreachable for 2 s. The registry singleton and sharding's coordinator do: a gateway
+    /// killed is replaced within about HeartbeatPause + StableAfter + 3 s. A node frozen (GC, CPU starvation,
+    /// SIGSTOP) longer than about HeartbeatPause + StableAfter + 1 s is downed and must restart; raise this
+    /// where such pauses happen, at the cost of slower gateway failover.
     /// </summary>
-    public TimeSpan StableAfter { get; set; } = TimeSpan.FromSeconds(5);
+    public TimeSpan StableAfter { get; set; } = TimeSpan.FromSeconds(3);
 
     public IReadOnlyList<string> Validate()
     {

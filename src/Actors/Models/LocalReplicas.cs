@@ -19,6 +19,9 @@ public sealed class LocalReplicas
 
     public bool TryGet(ReplicaId replica, out IActorRef actor) => _replicas.TryGetValue(replica, out actor!);
 
+    /// <summary>Every replica listed now.</summary>
+    public IReadOnlyCollection<IActorRef> All => [.. _replicas.Values];
+
     internal void Add(ReplicaId replica, IActorRef actor) => _replicas[replica] = actor;
 
     internal void Remove(ReplicaId replica, IActorRef actor)

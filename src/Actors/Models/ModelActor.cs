@@ -153,6 +153,7 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         Receive<BatchCrashed>(OnBatchCrashed);
         Receive<ResolveTick>(_ => _registry.Tell(new ResolveModel(_replica.Key)));
         Receive<ReportStatusTick>(_ => ReportStatus());
+        Receive<ReportNow>(_ => ReportStatus(Sender));
         Receive<HandOff>(_ => BeginHandOff());
         Receive<StopReplica>(_ =>
         {
@@ -465,11 +466,12 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         }
     }
 
-    private void ReportStatus()
+    /// <param name="registry">A registry that asked (<see cref="ReportNow"/>); otherwise the proxy.</param>
+    private void ReportStatus(IActorRef? registry = null)
     {
         var model = _model.Current;
         _reportedSignature = model?.Signature;
-        _registry.Tell(new ReplicaStatusReport(new ReplicaStatus(_replica, _lifecycle.State, _nodeAddress,
+        (registry ?? _registry).Tell(new ReplicaStatusReport(new ReplicaStatus(_replica, _lifecycle.State, _nodeAddress,
             model?.Device ?? string.Empty, _reportedSignature, _lifecycle.Restarts, _lifecycle.LastError, _lifecycle.SinceUtc)
         {
             MemoryBytes = model?.MemoryBytes ?? -1,

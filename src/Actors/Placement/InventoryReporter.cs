@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Cluster;
+using Serve.Actors.Models;
 using Serve.Actors.Protocol;
 
 namespace Serve.Actors.Placement;
@@ -7,21 +8,27 @@ namespace Serve.Actors.Placement;
 /// <summary>
 /// On each worker: tells the registry this node's name, devices and the replicas it holds once the node is
 /// up and every few seconds after (a registry that takes over learns them within one interval and adopts
-/// the running replicas; the in-use figures stay fresh).
+/// the running replicas; the in-use figures stay fresh), and at once when a registry that starts asks
+/// (<see cref="ReportNow"/>).
 /// </summary>
 public sealed class InventoryReporter : ReceiveActor, IWithTimers
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
 
+    /// <summary>Its name under /user on every worker: a registry that starts asks it by path.</summary>
+    public const string ActorName = "inventory-reporter";
+
     private readonly Func<IActorRef?> _registry;
     private readonly Func<DeviceCapacity[]> _devices;
     private readonly Func<HostedReplica[]> _hosted;
     private readonly string? _name;
+    private readonly LocalReplicas _replicas;
 
     /// <param name="registry">The registry proxy, once this node has one (the standalone server registers
     /// it after the worker's actors start).</param>
-    public InventoryReporter(Func<IActorRef?> registry, Func<DeviceCapacity[]> devices, Func<HostedReplica[]> hosted, string? name)
+    public InventoryReporter(Func<IActorRef?> registry, Func<DeviceCapacity[]> devices, Func<HostedReplica[]> hosted, string? name, LocalReplicas replicas)
     {
+        _replicas = replicas;
         _registry = registry;
         _devices = devices;
         _hosted = hosted;
@@ -40,12 +47,21 @@ public sealed class InventoryReporter : ReceiveActor, IWithTimers
                 Timers.StartPeriodicTimer("report", Report.Instance, Interval);
             }
         });
+        Receive<ReportNow>(ask =>
+        {
+            Sender.Tell(Inventory());
+            foreach (var replica in _replicas.All)
+            {
+                replica.Tell(ask, Sender);
+            }
+        });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(Func<IActorRef?> registry, Func<DeviceCapacity[]> devices, Func<HostedReplica[]> hosted, string? name) =>
-        Akka.Actor.Props.Create(() => new InventoryReporter(registry, devices, hosted, name));
+    public static Props Props(
+        Func<IActorRef?> registry, Func<DeviceCapacity[]> devices, Func<HostedReplica[]> hosted, string? name, LocalReplicas replicas) =>
+        Akka.Actor.Props.Create(() => new InventoryReporter(registry, devices, hosted, name, replicas));
 
     /// <summary>
     /// Reports begin once this node is up: workers that join together become up together, so the registry

@@ -73,6 +73,17 @@ public sealed record NodeInventory(string Address, string Name, DeviceCapacity[]
         pin == Name || pin == Address || (Uri.TryCreate(Address, UriKind.Absolute, out var uri) && pin == $"{uri.Host}:{uri.Port}");
 }
 
+/// <summary>
+/// Registry to each worker's <see cref="Placement.InventoryReporter"/> when it starts (it took over from
+/// another gateway, or the cluster is new): report the devices, the hosted replicas and their states now,
+/// straight to the sender. Otherwise the registry learns them at the next interval, through proxies that
+/// find a new singleton only a second or more after it starts.
+/// </summary>
+public sealed record ReportNow : IServeMessage
+{
+    public static ReportNow Instance { get; } = new();
+}
+
 /// <summary>A replica a worker holds, on which device.</summary>
 public sealed record HostedReplica(ReplicaId Replica, string Device);
 

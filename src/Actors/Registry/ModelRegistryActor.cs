@@ -4,6 +4,7 @@ using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Event;
 using Akka.Persistence;
 using Serve.Actors.Hosting;
+using Serve.Actors.Placement;
 using Serve.Actors.Protocol;
 
 namespace Serve.Actors.Registry;
@@ -138,10 +139,14 @@ public sealed class ModelRegistryActor : ReceivePersistentActor, IWithTimers
         }
 
         // The workers already in the cluster (this registry took over): placement waits for their reports,
-        // which also say which replicas they hold.
+        // which also say which replicas they hold. Asked now, they answer within a round trip.
         foreach (var member in Cluster.Get(Context.System).State.Members)
         {
             WorkerArriving(member);
+            if (member.HasRole(ServeRoles.Worker) && member.Status == MemberStatus.Up)
+            {
+                Context.ActorSelection(new RootActorPath(member.Address) / "user" / InventoryReporter.ActorName).Tell(ReportNow.Instance);
+            }
         }
 
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,

@@ -1,4 +1,8 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
 using Akka.Hosting;
+using Akka.Persistence;
 using Akka.Persistence.Hosting;
 using Akka.Persistence.Sql.Hosting;
 
@@ -39,7 +43,10 @@ public static class RegistryJournal
 {
     public const string SqliteFile = "registry.db";
 
-    /// <summary>The journal and snapshot store for the registry singleton (only gateways run it).</summary>
+    /// <summary>
+    /// The journal and snapshot store for the registry singleton (only gateways run it), read once at start
+    /// on every gateway (<see cref="JournalWarmup"/>).
+    /// </summary>
     public static AkkaConfigurationBuilder WithRegistryJournal(this AkkaConfigurationBuilder akka, RegistryOptions options, string dataDirectory)
     {
         switch (options.Journal)
@@ -47,11 +54,37 @@ public static class RegistryJournal
             case "memory":
                 return akka.WithInMemoryJournal().WithInMemorySnapshotStore();
             case "postgresql":
-                return akka.WithSqlPersistence(connectionString: options.ConnectionString!, providerName: "PostgreSQL.15", autoInitialize: true);
+                return akka.WithSqlPersistence(connectionString: options.ConnectionString!, providerName: "PostgreSQL.15", autoInitialize: true)
+                    .WithActors((system, _) => system.ActorOf(JournalWarmup.Props(), "journal-warmup"));
             default:
                 Directory.CreateDirectory(dataDirectory);
                 var file = Path.GetFullPath(Path.Combine(dataDirectory, SqliteFile));
-                return akka.WithSqlPersistence(connectionString: $"Data Source={file}", providerName: "SQLite.MS", autoInitialize: true);
+                return akka.WithSqlPersistence(connectionString: $"Data Source={file}", providerName: "SQLite.MS", autoInitialize: true)
+                    .WithActors((system, _) => system.ActorOf(JournalWarmup.Props(), "journal-warmup"));
         }
     }
+}
+
+/// <summary>
+/// Recovers an empty persistence id and stops: it opens the journal's connection, creates its tables and
+/// compiles its queries while nothing waits. Without it a standby gateway pays that (1.5 s measured here)
+/// when the registry singleton moves to it, with every management call waiting. It writes nothing.
+/// </summary>
+public sealed class JournalWarmup : ReceivePersistentActor
+{
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    public JournalWarmup()
+    {
+        Recover<RecoveryCompleted>(_ =>
+        {
+            Context.GetLogger().Debug("Registry journal read in {0} ms at start", _clock.ElapsedMilliseconds);
+            Context.Stop(Self);
+        });
+        Recover<object>(_ => { });
+    }
+
+    public override string PersistenceId => "serve-journal-warmup";
+
+    public static Props Props() => Akka.Actor.Props.Create(() => new JournalWarmup());
 }
