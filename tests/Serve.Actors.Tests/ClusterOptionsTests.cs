@@ -33,6 +33,22 @@ public sealed class ClusterOptionsTests
     }
 
     [Fact]
+    public void Remembered_members_follow_the_configured_seeds_and_never_name_this_node()
+    {
+        var file = Path.Combine(Directory.CreateTempSubdirectory("serve-members-").FullName, KnownMembers.DefaultFileName);
+        var options = new ServeClusterOptions { Port = 4053, Seeds = ["127.0.0.1:4053"], MembersFile = file };
+        Assert.Equal(["akka.ssl.tcp://serve@127.0.0.1:4053"], KnownMembers.SeedsWithRemembered(options));
+
+        KnownMembers.Write(file, ["akka.ssl.tcp://serve@127.0.0.1:5001", "akka.ssl.tcp://serve@127.0.0.1:4053"]);
+        Assert.Equal(["akka.ssl.tcp://serve@127.0.0.1:4053", "akka.ssl.tcp://serve@127.0.0.1:5001"], KnownMembers.SeedsWithRemembered(options));
+
+        // Only a hint: a damaged file is as good as none.
+        File.WriteAllText(file, "{not json");
+        Assert.Equal(["akka.ssl.tcp://serve@127.0.0.1:4053"], KnownMembers.SeedsWithRemembered(options));
+        Directory.Delete(Path.GetDirectoryName(file)!, recursive: true);
+    }
+
+    [Fact]
     public void The_cluster_plaintext_switch_is_the_opt_out_and_nothing_else_turns_tls_off()
     {
         static ServeClusterOptions Bound(params string[] args) =>

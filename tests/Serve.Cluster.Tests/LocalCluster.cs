@@ -14,6 +14,7 @@ public sealed class LocalCluster : IAsyncDisposable
 
     // How each worker was started, to start it again in its place (same name, port and settings).
     private readonly List<Func<ServeProcess>> _workerStarts = [];
+    private Func<ServeProcess> _gatewayStart = null!;
     private readonly string? _ownedStore;
 
     private LocalCluster(int inferencePort, int managementPort, int grpcInferencePort, int clusterPort, TestKeys keys, string certificatePath,
@@ -94,7 +95,7 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             WorkerClusterPorts = [.. ports.Skip(6)],
         };
-        cluster._processes.Add(ServeProcess.Start("gateway", ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll"),
+        cluster._gatewayStart = () => ServeProcess.Start("gateway", ServeProcess.BuiltDll("Gateway", "Serve.Gateway.dll"),
             new Dictionary<string, string> { ["Serve__Security__KeyFile"] = keyFile, ["Serve__Cluster__Tls__Keystore"] = certificate },
         [
             "--inference-address", $"http://127.0.0.1:{ports[0]}",
@@ -106,7 +107,8 @@ public sealed class LocalCluster : IAsyncDisposable
             "--seed", seed,
             "--model-store", store,
             .. gatewayArguments,
-        ]));
+        ]);
+        cluster._processes.Add(cluster._gatewayStart());
         for (var i = 0; i < workers; i++)
         {
             // Each worker's placement name is its process name, so tests can pin to it and read describe.
@@ -154,6 +156,20 @@ public sealed class LocalCluster : IAsyncDisposable
         _processes[index + 1] = started;
         await old.DisposeAsync();
         return started;
+    }
+
+    /// <summary>
+    /// Kills the gateway with SIGKILL, waits for it to exit and starts it again with the same ports and
+    /// settings (its data directory included). Returns the new process.
+    /// </summary>
+    public async Task<ServeProcess> KillAndRestartGatewayAsync(TimeSpan timeout)
+    {
+        var old = _processes[0];
+        old.Kill();
+        await old.ExitCodeAsync(timeout);
+        _processes[0] = _gatewayStart();
+        await old.DisposeAsync();
+        return _processes[0];
     }
 
     public string Diagnostics() => string.Join(Environment.NewLine, _processes.Select(p => p.Tail()));

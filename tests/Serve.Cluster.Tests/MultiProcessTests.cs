@@ -226,7 +226,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
 
         output.WriteLine($"paused {paused.Name} (pid {paused.Id}) for 3 s");
 
-        // Longer than the split-brain resolver's stable-after (5 s) and the registry's wait before replacing an
+        // Longer than the split-brain resolver's stable-after (3 s) and the registry's wait before replacing an
         // unreachable worker's replicas (2 s): either would have acted by then. Requests keep succeeding, and
         // the replicas stay where they were.
         var failures = new List<string>();
@@ -244,5 +244,38 @@ public sealed class MultiProcessTests(ITestOutputHelper output)
         Assert.False(paused.HasExited, $"{paused.Name} exited after the pause\n{paused.Tail()}");
         await Waiting.UntilAsync(async () => await PlacementAsync(cluster, token) is { Count: 2 } now && now.OrderBy(p => p.Key).SequenceEqual(before.OrderBy(p => p.Key)),
             TimeSpan.FromSeconds(30), "both replicas serving where they were before the pause", cluster.Diagnostics);
+    }
+
+    [Fact]
+    public async Task A_gateway_killed_and_started_again_alone_rejoins_the_running_workers_and_their_replicas()
+    {
+        var token = TestContext.Current.CancellationToken;
+        await using var cluster = await LocalCluster.StartAsync(workers: 2, Models, WriteTinyModel);
+        using var client = cluster.InferenceClient(TimeSpan.FromSeconds(60));
+        var before = await StartedAndSpreadAsync(cluster, client, token);
+        var workers = cluster.Workers.ToDictionary(w => w.Name, w => w.Id);
+        int Loads() => cluster.Workers.Sum(w => w.Lines.Count(l => l.Contains("loading TorchScript", StringComparison.Ordinal)));
+        var loadsBefore = Loads();
+
+        // The gateway is the cluster's only seed: without what it remembers it would found a cluster of one,
+        // and the workers, still members of the old cluster, would never join it.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var gateway = await cluster.KillAndRestartGatewayAsync(TimeSpan.FromSeconds(30));
+        output.WriteLine($"killed the gateway and started it again (pid {gateway.Id})");
+
+        await Waiting.UntilAsync(async () => await PlacementAsync(cluster, token) is { Count: 2 } now && now.OrderBy(p => p.Key).SequenceEqual(before.OrderBy(p => p.Key)),
+            StartTimeout, "the restarted gateway to describe both replicas serving where they were", cluster.Diagnostics);
+        output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s after the kill: both replicas described READY where they were");
+        for (var i = 0; i < 20; i++)
+        {
+            var (status, _, body) = await PredictAsync(client, token);
+            Assert.True(status == HttpStatusCode.OK, $"{status}: {body}\n{cluster.Diagnostics()}");
+        }
+
+        // The same worker processes. Their replicas are adopted, not loaded again: reported, not asserted, since
+        // on a loaded machine a worker briefly unreachable has a replica replaced and reloaded for good reason.
+        Assert.Equal(workers, cluster.Workers.Where(w => !w.HasExited).ToDictionary(w => w.Name, w => w.Id));
+        output.WriteLine($"model loads on the workers: {loadsBefore} before the restart, {Loads()} after");
+        Assert.True(gateway.Logged("member(s) last seen"), gateway.Tail());
     }
 }

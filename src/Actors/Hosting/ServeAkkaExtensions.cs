@@ -57,7 +57,7 @@ public static class ServeAkkaExtensions
             .WithClustering(new ClusterOptions
             {
                 Roles = [.. roles],
-                SeedNodes = options.Seeds.Length > 0 ? options.SeedAddresses : null,
+                SeedNodes = options.Seeds.Length > 0 ? KnownMembers.SeedsWithRemembered(options) : null,
                 SplitBrainResolver = SplitBrainResolverOption.Default,
             })
             .AddHocon(
@@ -109,6 +109,11 @@ public static class ServeAkkaExtensions
         {
             // No seeds: a cluster of one (standalone). Join ourselves once remoting knows its real port.
             builder.WithActors((system, _) => Cluster.Get(system).Join(Cluster.Get(system).SelfAddress));
+        }
+
+        if (options.MembersFile is { Length: > 0 } membersFile)
+        {
+            builder.WithActors((system, _) => system.ActorOf(KnownMembersWriter.Props(membersFile), "known-members"));
         }
 
         return builder;

@@ -29,6 +29,14 @@ public sealed class ServeClusterOptions
     /// <summary>This node's own address as other nodes name it.</summary>
     public string SelfAddress => $"{Protocol}://{SystemName}@{PublicHostname ?? Hostname}:{Port}";
 
+    /// <summary>
+    /// Where a gateway keeps the addresses of the cluster's other members, and adds them to its seeds at the
+    /// next start, so that started again alone it rejoins the running workers (<see cref="KnownMembers"/>).
+    /// Gateways with seeds default to <c>cluster-members.json</c> in the data directory; empty: nothing kept.
+    /// Env: Serve__Cluster__MembersFile.
+    /// </summary>
+    public string? MembersFile { get; set; }
+
     /// <summary>A node whose only seed is itself (or that has none) founds the cluster rather than joining one.</summary>
     public bool FoundsCluster => SeedAddresses.All(seed => seed == SelfAddress);
 

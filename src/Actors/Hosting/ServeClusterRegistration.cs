@@ -21,8 +21,16 @@ public static class ServeClusterRegistration
         services.AddValidatedOptions<ServeClusterOptions>(ServeClusterOptions.Section, o => [.. o.Validate(), .. SeedProblems(o, roles)]);
         var certificates = new ClusterCertificateProvision();
         services.AddSingleton(certificates);
-        services.PostConfigure<ServeClusterOptions>(options => certificates.Provide(
-            options, configuration[ServeConfiguration.DataDirectoryKey] ?? ServeConfiguration.DefaultDataDirectory, roles.Contains(ServeRoles.Gateway)));
+        var dataDirectory = configuration[ServeConfiguration.DataDirectoryKey] ?? ServeConfiguration.DefaultDataDirectory;
+        var gateway = roles.Contains(ServeRoles.Gateway);
+        services.PostConfigure<ServeClusterOptions>(options =>
+        {
+            certificates.Provide(options, dataDirectory, gateway);
+            if (gateway && options.MembersFile is null && options.Seeds.Length > 0)
+            {
+                options.MembersFile = Path.GetFullPath(Path.Combine(dataDirectory, KnownMembers.DefaultFileName));
+            }
+        });
         services.AddHostedService<ClusterSecurityReport>();
         var systemName = configuration.GetSection(ServeClusterOptions.Section).Get<ServeClusterOptions>()?.SystemName ?? "serve";
         services.AddAkka(systemName, (akka, provider) =>
