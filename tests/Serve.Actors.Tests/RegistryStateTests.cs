@@ -56,6 +56,19 @@ public sealed class RegistryStateTests
     }
 
     [Fact]
+    public void A_run_time_registration_naming_an_absolute_path_is_refused_and_start_up_configuration_may()
+    {
+        var outside = Model(1) with { Source = new TorchScriptSource("/etc/models/m.pt") };
+        var refused = new DesiredState().Register(outside, fromConfiguration: false);
+        Assert.Equal(ServeErrorKind.BadInput, refused.Result.Error?.Kind);
+        Assert.Contains("absolute path", refused.Result.Error?.Message);
+        Assert.Empty(refused.Events);
+        Assert.Equal(ServeErrorKind.BadInput, new DesiredState().Register(Model(1) with { LabelsPath = "/etc/passwd" }, fromConfiguration: false).Result.Error?.Kind);
+
+        Assert.Null(new DesiredState().Register(outside, fromConfiguration: true).Result.Error);
+    }
+
+    [Fact]
     public void The_first_plan_wakes_every_replica_on_its_device_and_the_same_plan_again_changes_nothing()
     {
         var desired = Desired(Model(replicas: 2));

@@ -77,8 +77,12 @@ public sealed class LocalCluster : IAsyncDisposable
         return StartAsync(workers, store, ["--models", models, "--data-dir", Path.Combine(store, "gateway-data")], ownsStore: true);
     }
 
-    /// <summary>A cluster over <paramref name="store"/>, the gateway started with <paramref name="gatewayArguments"/>.</summary>
-    public static async Task<LocalCluster> StartAsync(int workers, string store, IReadOnlyList<string> gatewayArguments, bool ownsStore = false)
+    /// <summary>
+    /// A cluster over <paramref name="store"/>, the gateway started with <paramref name="gatewayArguments"/>,
+    /// worker i (0-based) with the extra environment <paramref name="workerEnvironment"/> gives it.
+    /// </summary>
+    public static async Task<LocalCluster> StartAsync(int workers, string store, IReadOnlyList<string> gatewayArguments, bool ownsStore = false,
+        Func<int, IReadOnlyDictionary<string, string>>? workerEnvironment = null)
     {
         var ports = FreePorts.Take(6 + workers);
         var seed = $"akka.ssl.tcp://serve@127.0.0.1:{ports[3]}";
@@ -114,8 +118,13 @@ public sealed class LocalCluster : IAsyncDisposable
             // Each worker's placement name is its process name, so tests can pin to it and read describe.
             var name = $"worker-{i + 1}";
             var port = ports[6 + i];
-            var start = () => ServeProcess.Start(name, ServeProcess.BuiltDll("Node", "Serve.Node.dll"),
-                new Dictionary<string, string> { ["Serve__Node__Name"] = name, ["Serve__Cluster__Tls__Keystore"] = certificate },
+            var environment = new Dictionary<string, string> { ["Serve__Node__Name"] = name, ["Serve__Cluster__Tls__Keystore"] = certificate };
+            foreach (var (key, value) in workerEnvironment?.Invoke(i) ?? new Dictionary<string, string>())
+            {
+                environment[key] = value;
+            }
+
+            var start = () => ServeProcess.Start(name, ServeProcess.BuiltDll("Node", "Serve.Node.dll"), environment,
                 "--cluster-port", Port(port),
                 "--seed", seed,
                 "--model-store", store);

@@ -18,7 +18,7 @@ public sealed class TorchFixture : IDisposable
         var options = new NodeOptions { CpuSlots = 1, MaxImagePixels = 10_000_000 };
         TorchRuntime.Initialize(options);
         Devices = new DeviceManager(TorchRuntime.DiscoverDevices(options));
-        Backend = new TorchBackend(Devices, new ModelPaths(ModelStore), new ModelPreflight(options, NullLogger<ModelPreflight>.Instance),
+        Backend = new TorchBackend(Devices, new ModelPaths(ModelStore, Fixtures.SharedDirectory is { } shared ? [shared] : []), new ModelPreflight(options, NullLogger<ModelPreflight>.Instance),
             options, NullLogger<TorchBackend>.Instance);
 
         TestModels.WriteLinRelu(Path.Combine(ModelStore, "linrelu.pt"));

@@ -112,6 +112,11 @@ public sealed record ModelDefinition(
 
     public ModelDefinition WithReplicas(int replicas) => this with { Replicas = replicas };
 
+    /// <summary>Every file a worker opens for this model: the model or weights, the labels, the vocabulary.</summary>
+    public IEnumerable<string> Files =>
+        new[] { Source switch { TorchScriptSource s => s.Path, BuiltInSource b => b.WeightsPath, _ => null }, LabelsPath, VocabPath }
+            .OfType<string>();
+
     /// <summary>Returns the problems that make this definition unusable; empty when it is valid.</summary>
     public IReadOnlyList<string> Validate()
     {

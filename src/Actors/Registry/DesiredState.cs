@@ -120,6 +120,14 @@ public sealed class DesiredState
             return Decision.Refuse(ServeErrorKind.BadInput, string.Join("; ", problems));
         }
 
+        // The management API names files in the model store only; an absolute path can come from an
+        // operator's start-up configuration alone, so one in any other command is refused whoever sent it.
+        if (!fromConfiguration && definition.Files.FirstOrDefault(Path.IsPathRooted) is { } rooted)
+        {
+            return Decision.Refuse(ServeErrorKind.BadInput,
+                $"model file '{rooted}' is an absolute path: models registered at run time are named relative to the model store");
+        }
+
         if (!_models.ContainsKey(definition.Key) && OverQuota(limits, added: definition, replaced: null) is { } overQuota)
         {
             return overQuota;

@@ -15,6 +15,13 @@ public sealed class NodeOptions
     public int CpuSlots { get; set; } = 1;
 
     /// <summary>
+    /// Directories outside the model store this worker may load model files from. Definitions arrive over the
+    /// cluster, so a worker opens an absolute path only inside its model store or one of these (the standalone
+    /// server also allows the files of its own start-up models). Env: Serve__Node__ModelDirectories__0, ...
+    /// </summary>
+    public string[] ModelDirectories { get; set; } = [];
+
+    /// <summary>
     /// The name placement pins use for this worker. Empty: its cluster host:port. Env: Serve__Node__Name.
     /// </summary>
     public string? Name { get; set; }
@@ -83,6 +90,9 @@ public sealed class NodeOptions
         {
             problems.Add($"Serve:Node:CpuSlots must be 1-256, not {CpuSlots}");
         }
+
+        problems.AddRange(ModelDirectories.Where(d => !Path.IsPathRooted(d))
+            .Select(d => $"Serve:Node:ModelDirectories must be absolute paths, not '{d}'"));
 
         if (DeviceMemoryMb < 0)
         {

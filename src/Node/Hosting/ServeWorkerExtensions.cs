@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Serve.Actors.Hosting;
 using Serve.Actors.Models;
+using Serve.Actors.Protocol;
 using Serve.Actors.Registry;
 using Serve.Node.Torch;
 
@@ -23,7 +24,12 @@ public static partial class ServeWorkerExtensions
             LogDevices(logger, [.. devices.Select(d => d.Name)], intra, interop);
             return new DeviceManager(devices);
         });
-        services.AddSingleton(_ => new ModelPaths(configuration["Serve:ModelStore"]));
+        // In the standalone server the start-up models are this process's own configuration: their files are
+        // allowed wherever they are. A worker-only node has none and allows its store and ModelDirectories.
+        services.AddSingleton(sp => new ModelPaths(
+            configuration["Serve:ModelStore"],
+            sp.GetRequiredService<IOptions<NodeOptions>>().Value.ModelDirectories,
+            (sp.GetService<IReadOnlyList<ModelDefinition>>() ?? []).SelectMany(d => d.Files)));
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<NodeOptions>>().Value);
         services.AddSingleton<ModelPreflight>();
         services.AddSingleton<IInferenceBackend, TorchBackend>();
