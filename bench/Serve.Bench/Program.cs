@@ -5,6 +5,8 @@ using Serve.Bench;
 //   dotnet run -c Release --project bench/Serve.Bench -- compare [--models tiny,resnet18] [--rounds 3] [--duration 8] [--warmup 2]
 //   dotnet run -c Release --project bench/Serve.Bench -- raw --model tiny|resnet18 [--seconds 4]
 //   dotnet run -c Release --project bench/Serve.Bench -- noisy [--flood 32] [--quiet-rate 3] [--batch 1] [--duration 15] [--warmup 3]
+//   dotnet run -c Release --project bench/Serve.Bench -- chaos [--clients 8]
+//   dotnet run -c Release --project bench/Serve.Bench -- soak [--minutes 30] [--load 0.8]
 //   dotnet run -c Release --project bench/Serve.Bench -- load --url http://127.0.0.1:8080/predictions/m --payload f --content-type t [--key K]
 //       [--concurrency 16] [--duration 10] [--warmup 3]
 string Option(string name, string fallback)
@@ -96,7 +98,22 @@ switch (args.FirstOrDefault())
         await ReportAsync("noisy", NoisyNeighbour.Table(noisyRows));
         return 0;
 
+    case "chaos":
+        var faults = await new Chaos(Console.Out).RunAsync(IntOption("clients", 8), cancel.Token);
+        await ReportAsync("chaos", Chaos.Table(faults));
+        return 0;
+
+    case "soak":
+        var samples = await new Soak(Console.Out).RunAsync(TimeSpan.FromMinutes(IntOption("minutes", 30)),
+            double.Parse(Option("load", "0.8"), CultureInfo.InvariantCulture), cancel.Token);
+        var plot = Path.Combine(Fixtures.RepositoryRoot, "bench", "results", $"soak-{DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}.png");
+        Directory.CreateDirectory(Path.GetDirectoryName(plot)!);
+        Soak.Plot(plot, samples);
+        await ReportAsync("soak", Soak.Table(samples));
+        Console.WriteLine($"plot: {plot}");
+        return 0;
+
     default:
-        Console.Error.WriteLine("usage: Serve.Bench compare [--models tiny,resnet18] | load --url URL --payload FILE ... | peer ...");
+        Console.Error.WriteLine("usage: Serve.Bench compare [--models tiny,resnet18] | chaos | soak [--minutes 30] | load --url URL --payload FILE ... | peer ...");
         return 2;
 }
