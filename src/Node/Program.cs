@@ -27,5 +27,6 @@ static async Task<int> RunWorkerAsync(string[] args)
     builder.Services.AddServeCluster(builder.Configuration, [ServeRoles.Worker], (akka, services) => akka
         .WithServeWorker(services, hostsRegistry: false));
     await builder.Build().RunAsync();
-    return 0;
+    // 0, or ProcessPoisonWatcher.ExitCode when a broken device stopped the process.
+    return Environment.ExitCode;
 }

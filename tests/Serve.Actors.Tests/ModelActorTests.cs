@@ -210,11 +210,11 @@ public sealed class ModelActorTests() : ClusterTestKit("model-actor")
         var (actor, registry) = Start(Definition());
         var model = await _backend.LoadNextAsync();
         actor.Tell(Request("doomed"), TestActor);
-        (await model.NextBatchAsync()).Completion.SetException(new ModelExecutionException("CUDA error: an illegal memory access"));
+        (await model.NextBatchAsync()).Completion.SetException(new ModelExecutionException("CUDA error: too many resources requested for launch"));
 
         var failed = ExpectMsg<InferenceFailed>(Wait);
         Assert.Equal(ServeErrorKind.ModelFailed, failed.Error.Kind);
-        Assert.Contains("illegal memory access", failed.Error.Message);
+        Assert.Contains("too many resources", failed.Error.Message);
         ExpectState(registry, ReplicaState.Restarting);
 
         var reloaded = await _backend.LoadNextAsync();
@@ -223,6 +223,28 @@ public sealed class ModelActorTests() : ClusterTestKit("model-actor")
         actor.Tell(Request("after"), TestActor);
         (await reloaded.NextBatchAsync()).Succeed();
         Assert.Equal("after", ExpectMsg<InferenceSucceeded>(Wait).RequestId);
+    }
+
+    [Fact]
+    public async Task A_device_broken_for_the_process_fails_the_replica_for_good_and_asks_for_a_new_process()
+    {
+        var poisoned = CreateTestProbe();
+        Sys.EventStream.Subscribe(poisoned.Ref, typeof(ProcessPoisoned));
+        var (actor, registry) = Start(Definition());
+        var model = await _backend.LoadNextAsync();
+        actor.Tell(Request("doomed"), TestActor);
+        (await model.NextBatchAsync()).Completion.SetException(new DeviceFaultException("cuda:0", "CUDA error: device-side assert triggered"));
+
+        Assert.Contains("device-side assert", ExpectMsg<InferenceFailed>(Wait).Error.Message);
+        var failed = ExpectState(registry, ReplicaState.Failed);
+        Assert.Contains("the worker process restarts", failed.LastError);
+        Assert.Equal(Replica, poisoned.ExpectMsg<ProcessPoisoned>(Wait).Replica);
+        Assert.Single(model.Disposed);
+
+        // Not reloaded in place: the device would fail again until the process is new.
+        actor.Tell(Request("after"), TestActor);
+        Assert.Equal(ServeErrorKind.Unavailable, ExpectMsg<InferenceFailed>(Wait).Error.Kind);
+        Assert.False(_backend.Loads.Reader.TryRead(out _), "no reload on a broken device");
     }
 
     [Fact]

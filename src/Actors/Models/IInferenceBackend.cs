@@ -64,3 +64,17 @@ public sealed class ModelLoadException(string message, Exception? inner = null, 
 
 /// <summary>The model failed while running, not because of its input; the replica restarts.</summary>
 public sealed class ModelExecutionException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// A fault that breaks <see cref="Device"/> for the whole process: a CUDA device-side assert or illegal
+/// memory access sticks to the process's CUDA context until the process exits, so every later call on that
+/// device fails too and reloading the replica in place cannot help. The replica fails for good and the
+/// worker publishes <see cref="ProcessPoisoned"/>: its process must restart.
+/// </summary>
+public sealed class DeviceFaultException(string device, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public string Device { get; } = device;
+}
+
+/// <summary>On the local event stream: a replica hit a <see cref="DeviceFaultException"/>; only a new process recovers.</summary>
+public sealed record ProcessPoisoned(ReplicaId Replica, string Device, string Cause);

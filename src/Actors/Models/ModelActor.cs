@@ -291,6 +291,15 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
         BecomeCurrentState();
     }
 
+    private void FailForGood(string cause)
+    {
+        _model.Release(batchRunning: _runningBatch is not null);
+        _lifecycle.FailForGood(cause);
+        Answer(_queue.Drain(ServeErrors.ReplicaUnavailable(_replica, cause)));
+        _log.Error("Replica {0}: {1}", _replica, cause);
+        BecomeCurrentState();
+    }
+
     private void Reject(string cause)
     {
         _model.Release(batchRunning: _runningBatch is not null);
@@ -431,10 +440,20 @@ public sealed class ModelActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (_lifecycle.IsCurrent(crashed.Generation))
+        if (!_lifecycle.IsCurrent(crashed.Generation))
         {
-            Fail($"failed while running: {cause}");
+            return;
         }
+
+        if (((crashed.Error as AggregateException)?.InnerException ?? crashed.Error) is DeviceFaultException fault)
+        {
+            // Not reloaded here: the device is broken for this process. The worker restarts the process.
+            FailForGood($"device {fault.Device} is broken for this process ({cause}); the worker process restarts");
+            Context.System.EventStream.Publish(new ProcessPoisoned(_replica, fault.Device, cause));
+            return;
+        }
+
+        Fail($"failed while running: {cause}");
     }
 
     private void BeginHandOff()

@@ -117,6 +117,14 @@ public sealed class ReplicaLifecycle(ReplicaId replica, RestartBackoff backoff, 
         return backoff.DelayAfter(ConsecutiveFailures);
     }
 
+    /// <summary>Failed at once, no backoff and no retry (the device is broken for this process).</summary>
+    public void FailForGood(string cause)
+    {
+        ConsecutiveFailures++;
+        LastError = cause;
+        Enter(ReplicaState.Failed);
+    }
+
     /// <summary>The model file cannot be used: Rejected, no backoff and no retry, until the definition changes.</summary>
     public void Reject(string cause)
     {

@@ -58,6 +58,12 @@ public static partial class ServeWorkerExtensions
             FairScheduling = options.FairScheduling,
         };
         var devices = services.GetRequiredService<DeviceManager>();
+        var lifetime = services.GetRequiredService<IHostApplicationLifetime>();
+        akka.WithActors((system, _) => system.ActorOf(ProcessPoisonWatcher.Props(_ =>
+        {
+            Environment.ExitCode = ProcessPoisonWatcher.ExitCode;
+            lifetime.StopApplication();
+        }), "process-poison-watcher"));
         return akka.WithModelReplicaShards(services.GetRequiredService<IInferenceBackend>(), settings,
             services.GetRequiredService<LocalReplicas>(), devices.Inventory, devices.Hosted, options.Name, catalog);
     }

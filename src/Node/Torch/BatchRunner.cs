@@ -21,7 +21,36 @@ public sealed record ModelSteps(Func<Tensor[], Tensor[]> ToModelInputs, Func<Ten
 /// </summary>
 public static class BatchRunner
 {
+    /// <exception cref="DeviceFaultException">The device is broken for this process (a sticky CUDA error).</exception>
     public static Result<NamedTensor[]>[] Run(
+        TorchModule module, Device device, IReadOnlyList<NamedTensor[]> requests, bool batchAlongFirstDim,
+        ModelSteps steps, IReadOnlyList<string> outputNames)
+    {
+        try
+        {
+            return RunGroups(module, device, requests, batchAlongFirstDim, steps, outputNames);
+        }
+        catch (Exception error) when ((error as ExternalException ?? error.InnerException as ExternalException) is { } cuda
+                                      && BreaksTheProcess(cuda.Message))
+        {
+            throw new DeviceFaultException(device.ToString(), LibTorchErrors.Summarize(cuda.Message), error);
+        }
+    }
+
+    /// <summary>
+    /// CUDA errors that stick to the process's context: after one, every call on the device fails until
+    /// the process exits (PyTorch's own advice is to restart it). Other CUDA errors restart the replica.
+    /// </summary>
+    internal static bool BreaksTheProcess(string message) =>
+        StickyCudaErrors.Any(sticky => message.Contains(sticky, StringComparison.OrdinalIgnoreCase));
+
+    private static readonly string[] StickyCudaErrors =
+    [
+        "device-side assert triggered", "an illegal memory access was encountered", "misaligned address",
+        "an illegal instruction was encountered", "unspecified launch failure", "uncorrectable ECC error",
+    ];
+
+    private static Result<NamedTensor[]>[] RunGroups(
         TorchModule module, Device device, IReadOnlyList<NamedTensor[]> requests, bool batchAlongFirstDim,
         ModelSteps steps, IReadOnlyList<string> outputNames)
     {
